@@ -1,0 +1,45 @@
+//! `latchkey-local`: every function's routes on one socket, on whatever adapters the
+//! configuration names (the embedded ones by default), so a laptop runs the code that ships.
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::await_holding_lock,
+    clippy::dbg_macro
+)]
+
+use axum::Router;
+use latchkey::Services;
+use latchkey::config::Config;
+use latchkey::domain::tenants::{DevTenant, TenantSettings, ensure_dev_tenant};
+use std::sync::Arc;
+
+pub const NAME: &str = "latchkey-local";
+
+/// The routes of every HTTP function, behind the shared layers.
+pub fn gateway(services: Arc<Services>) -> Router {
+    let routes = Router::new()
+        .merge(latchkey_auth::routes(&services))
+        .merge(latchkey_passkeys::routes(&services))
+        .merge(latchkey_status::routes(&services));
+    latchkey::http::service(routes, services, NAME)
+}
+
+/// Creates the development tenant on first start (see `ensure_dev_tenant`).
+pub async fn bootstrap(services: &Services, config: &Config) -> Result<DevTenant, latchkey::domain::Error> {
+    let settings = TenantSettings {
+        name: "Development".to_owned(),
+        rp_id: "localhost".to_owned(),
+        allowed_origins: config.local.dev_origins.clone(),
+    };
+    ensure_dev_tenant(
+        services,
+        settings,
+        config.local.dev_tenant_id.as_deref(),
+        config.local.dev_secret_key.as_ref().map(|s| s.as_str()),
+    )
+    .await
+}

@@ -1,0 +1,27 @@
+//! `cargo run -p latchkey-local`: the whole API on 127.0.0.1:8787 (or `LATCHKEY_LISTEN`).
+use latchkey::{Config, Services};
+use std::net::SocketAddr;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::from_env()?;
+    latchkey::logging::init(&config.log_filter);
+    let services = Services::from_config(&config).await?;
+    let dev = latchkey_local::bootstrap(&services, &config).await?;
+    let listener = tokio::net::TcpListener::bind(config.local.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("Latchkey is listening on {base}");
+    println!("  base URL:   {base}/v1");
+    println!("  tenant id:  {}", dev.tenant_id);
+    match &dev.new_secret_key {
+        Some(key) => println!("  secret key: {key}  (shown once)"),
+        None => println!("  secret key: (made on first start; set LATCHKEY_DEV_SECRET_KEY to fix one)"),
+    }
+    let app = latchkey_local::gateway(services);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! Configuration, read from the environment once at cold start. Every variable Latchkey reads is
+//! listed here; a bad value stops the process with a message naming the variable (never its
+//! value, which may be a secret).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `LATCHKEY_TABLE` | unset | DynamoDB table name; when unset, the embedded SQLite store `<data dir>/latchkey.db` |
+//! | `LATCHKEY_KMS_KEY_ID` | unset | KMS key id, ARN or alias wrapping data keys; when unset, the local key file `<data dir>/master.key` (created 0600) |
+//! | `LATCHKEY_SECRET_ID` | unset | Secrets Manager secret (JSON object, `root` field); when unset, `LATCHKEY_LOCAL_SECRET_<NAME>` variables, else `<data dir>/secrets.json` (created 0600) |
+//! | `LATCHKEY_LOCAL_SECRET_<NAME>` | unset | a local secret's value (UTF-8), e.g. `LATCHKEY_LOCAL_SECRET_ROOT` |
+//! | `LATCHKEY_DATA_DIR` | `.latchkey` | folder for the embedded store, key file and secrets (created 0700) |
+//! | `LATCHKEY_LOG` | `info` | log filter (tracing `EnvFilter` syntax) |
+//! | `LATCHKEY_MAX_BODY_BYTES` | `65536` | largest request body accepted; larger gets 413 |
+//! | `LATCHKEY_DATA_KEY_CACHE_SECS` | `300` | how long an unwrapped data key stays cached |
+//! | `LATCHKEY_DATA_KEY_CACHE_SIZE` | `1000` | how many unwrapped data keys are cached at most |
+//! | `LATCHKEY_SECRET_CACHE_SECS` | `300` | how long Secrets Manager values stay cached |
+//! | `LATCHKEY_LISTEN` | `127.0.0.1:8787` | `latchkey-local` only: address to serve on |
+//! | `LATCHKEY_DEV_ORIGINS` | `http://localhost:*` | `latchkey-local` only: comma-separated origins of the development tenant |
+//! | `LATCHKEY_DEV_TENANT_ID` | random on first start | `latchkey-local` only: fixes the development tenant's id |
+//! | `LATCHKEY_DEV_SECRET_KEY` | random on first start | `latchkey-local` only: fixes its secret key (`lk_<16 hex>_<secret>`) |
+//!
+//! The AWS SDK reads its own variables as usual (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use time::Duration;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Sqlite { path: PathBuf },
+    DynamoDb { table: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeysConfig {
+    LocalFile { path: PathBuf },
+    Kms { key_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsConfig {
+    Local { file: PathBuf },
+    SecretsManager { secret_id: String },
+}
+
+/// Settings of the local gateway alone.
+#[derive(Clone)]
+pub struct LocalConfig {
+    pub listen: SocketAddr,
+    pub dev_origins: Vec<String>,
+    pub dev_tenant_id: Option<String>,
+    pub dev_secret_key: Option<Zeroizing<String>>,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub keys: KeysConfig,
+    pub secrets: SecretsConfig,
+    pub data_dir: PathBuf,
+    pub log_filter: String,
+    pub max_body_bytes: usize,
+    pub data_key_cache_ttl: Duration,
+    pub data_key_cache_size: usize,
+    pub secret_cache_ttl: Duration,
+    pub env_secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    pub local: LocalConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("store", &self.store)
+            .field("keys", &self.keys)
+            .field("secrets", &self.secrets)
+            .field("data_dir", &self.data_dir)
+            .field("log_filter", &self.log_filter)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("env_secrets", &self.env_secrets.keys().collect::<Vec<_>>())
+            .field("listen", &self.local.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+fn bad(var: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut vars = BTreeMap::new();
+        for (k, v) in std::env::vars_os() {
+            if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+                if k.starts_with("LATCHKEY_") {
+                    vars.insert(k.to_owned(), v.to_owned());
+                }
+            } else if k.to_string_lossy().starts_with("LATCHKEY_") {
+                return Err(bad(&k.to_string_lossy(), "is not valid UTF-8"));
+            }
+        }
+        Self::from_vars(&vars)
+    }
+
+    /// Reads configuration from the given variables (tests pass their own).
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| -> Result<Option<&str>, ConfigError> {
+            match vars.get(name).map(String::as_str) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => Err(bad(name, "is set but empty")),
+                Some(v) => Ok(Some(v)),
+            }
+        };
+        let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            match get(name)? {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(bad(
+                        name,
+                        format!("must be a whole number from {} to {}", range.start(), range.end()),
+                    )),
+                },
+            }
+        };
+        for name in vars.keys() {
+            if !KNOWN.contains(&name.as_str()) && !name.starts_with(SECRET_PREFIX) {
+                return Err(bad(name, "is not a Latchkey setting (see shared/src/config.rs)"));
+            }
+        }
+
+        let data_dir = PathBuf::from(get("LATCHKEY_DATA_DIR")?.unwrap_or(".latchkey"));
+        let store = match get("LATCHKEY_TABLE")? {
+            Some(table) => StoreConfig::DynamoDb {
+                table: table.to_owned(),
+            },
+            None => StoreConfig::Sqlite {
+                path: data_dir.join("latchkey.db"),
+            },
+        };
+        let keys = match get("LATCHKEY_KMS_KEY_ID")? {
+            Some(key_id) => KeysConfig::Kms {
+                key_id: key_id.to_owned(),
+            },
+            None => KeysConfig::LocalFile {
+                path: data_dir.join("master.key"),
+            },
+        };
+        let secrets = match get("LATCHKEY_SECRET_ID")? {
+            Some(id) => SecretsConfig::SecretsManager {
+                secret_id: id.to_owned(),
+            },
+            None => SecretsConfig::Local {
+                file: data_dir.join("secrets.json"),
+            },
+        };
+        let log_filter = get("LATCHKEY_LOG")?.unwrap_or("info").to_owned();
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            return Err(bad("LATCHKEY_LOG", "is not a valid log filter"));
+        }
+        let listen = match get("LATCHKEY_LISTEN")? {
+            None => SocketAddr::from(([127, 0, 0, 1], 8787)),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad("LATCHKEY_LISTEN", "must be an address like 127.0.0.1:8787"))?,
+        };
+        let dev_origins = match get("LATCHKEY_DEV_ORIGINS")? {
+            None => vec!["http://localhost:*".to_owned()],
+            Some(v) => {
+                let origins: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if origins.is_empty()
+                    || origins
+                        .iter()
+                        .any(|o| !(o.starts_with("https://") || o.starts_with("http://localhost")))
+                {
+                    return Err(bad(
+                        "LATCHKEY_DEV_ORIGINS",
+                        "must list https:// origins (http:// only for localhost)",
+                    ));
+                }
+                origins
+            }
+        };
+        let dev_tenant_id = get("LATCHKEY_DEV_TENANT_ID")?.map(str::to_owned);
+        if let Some(id) = &dev_tenant_id
+            && !crate::domain::tenants::valid_tenant_id(id)
+        {
+            return Err(bad(
+                "LATCHKEY_DEV_TENANT_ID",
+                "must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_'",
+            ));
+        }
+        let dev_secret_key = get("LATCHKEY_DEV_SECRET_KEY")?.map(|s| Zeroizing::new(s.to_owned()));
+        if let Some(k) = &dev_secret_key
+            && crate::domain::tenants::key_id_of(k).is_none()
+        {
+            return Err(bad(
+                "LATCHKEY_DEV_SECRET_KEY",
+                "must look like lk_<16 lowercase hex>_<at least 22 characters>",
+            ));
+        }
+        let env_secrets = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with(SECRET_PREFIX))
+            .map(|(k, v)| (k.clone(), Zeroizing::new(v.as_bytes().to_vec())))
+            .collect();
+
+        Ok(Self {
+            store,
+            keys,
+            secrets,
+            data_dir,
+            log_filter,
+            max_body_bytes: number("LATCHKEY_MAX_BODY_BYTES", 65_536, 1_024..=10_485_760)? as usize,
+            data_key_cache_ttl: Duration::seconds(
+                number("LATCHKEY_DATA_KEY_CACHE_SECS", 300, 0..=86_400)? as i64,
+            ),
+            data_key_cache_size: number("LATCHKEY_DATA_KEY_CACHE_SIZE", 1_000, 0..=1_000_000)?
+                as usize,
+            secret_cache_ttl: Duration::seconds(
+                number("LATCHKEY_SECRET_CACHE_SECS", 300, 0..=86_400)? as i64,
+            ),
+            env_secrets,
+            local: LocalConfig {
+                listen,
+                dev_origins,
+                dev_tenant_id,
+                dev_secret_key,
+            },
+        })
+    }
+
+    /// Whether any adapter talks to AWS (and the SDK configuration must be loaded).
+    pub fn uses_aws(&self) -> bool {
+        matches!(self.store, StoreConfig::DynamoDb { .. })
+            || matches!(self.keys, KeysConfig::Kms { .. })
+            || matches!(self.secrets, SecretsConfig::SecretsManager { .. })
+    }
+}
+
+const SECRET_PREFIX: &str = "LATCHKEY_LOCAL_SECRET_";
+
+const KNOWN: [&str; 13] = [
+    "LATCHKEY_TABLE",
+    "LATCHKEY_KMS_KEY_ID",
+    "LATCHKEY_SECRET_ID",
+    "LATCHKEY_DATA_DIR",
+    "LATCHKEY_LOG",
+    "LATCHKEY_MAX_BODY_BYTES",
+    "LATCHKEY_DATA_KEY_CACHE_SECS",
+    "LATCHKEY_DATA_KEY_CACHE_SIZE",
+    "LATCHKEY_SECRET_CACHE_SECS",
+    "LATCHKEY_LISTEN",
+    "LATCHKEY_DEV_ORIGINS",
+    "LATCHKEY_DEV_TENANT_ID",
+    "LATCHKEY_DEV_SECRET_KEY",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_aws_settings_means_embedded_defaults_under_dot_latchkey() {
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::Sqlite {
+                path: PathBuf::from(".latchkey/latchkey.db")
+            }
+        );
+        assert!(matches!(c.keys, KeysConfig::LocalFile { .. }));
+        assert!(matches!(c.secrets, SecretsConfig::Local { .. }));
+        assert!(!c.uses_aws());
+        assert_eq!(c.local.listen.to_string(), "127.0.0.1:8787");
+    }
+
+    #[test]
+    fn aws_settings_select_aws_adapters() {
+        let c = Config::from_vars(&vars(&[
+            ("LATCHKEY_TABLE", "t"),
+            ("LATCHKEY_KMS_KEY_ID", "alias/k"),
+            ("LATCHKEY_SECRET_ID", "s"),
+        ]))
+        .unwrap();
+        assert!(c.uses_aws());
+        assert_eq!(c.store, StoreConfig::DynamoDb { table: "t".into() });
+    }
+
+    #[test]
+    fn bad_values_fail_loudly_naming_the_variable_not_the_value() {
+        for (k, v) in [
+            ("LATCHKEY_MAX_BODY_BYTES", "lots"),
+            ("LATCHKEY_LISTEN", "nowhere"),
+            ("LATCHKEY_DEV_SECRET_KEY", "hunter2-not-a-key"),
+            ("LATCHKEY_DEV_ORIGINS", "http://evil.example"),
+            ("LATCHKEY_TABLE", ""),
+            ("LATCHKEY_TYPO", "1"),
+        ] {
+            let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert_eq!(err.var, k);
+            if !v.is_empty() {
+                assert!(!err.to_string().contains(v), "{err} leaks the value");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let c = Config::from_vars(&vars(&[
+            ("LATCHKEY_LOCAL_SECRET_ROOT", "very-secret-root"),
+            ("LATCHKEY_DEV_SECRET_KEY", "lk_0123456789abcdef_abcdefghijklmnopqrstuvwxyz"),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret-root"));
+        assert!(!shown.contains("abcdefghijklmnop"));
+    }
+}

@@ -1,0 +1,70 @@
+//! The domain: what Latchkey does, on the ports alone. Nothing here imports an AWS crate or
+//! `lambda_http`.
+pub mod audit;
+pub mod tenants;
+
+use crate::crypto::envelope::SealError;
+use crate::ports::keys::KeyError;
+use crate::ports::secrets::SecretsError;
+use crate::ports::store::StoreError;
+
+/// Every error the domain returns. [`crate::http::error`] maps each to the wire, once.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Bad input; the message is safe to show the caller (no personal data, no secrets).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("too many requests")]
+    TooManyRequests,
+    /// Something failed inside; the message is for logs only.
+    #[error("internal: {0}")]
+    Internal(String),
+    /// A backend (store, KMS, Secrets Manager) failed or could not be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Error::Unavailable(m),
+            StoreError::InvalidCursor => Error::Invalid("invalid cursor".into()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Unavailable(m) => Error::Unavailable(m),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SealError> for Error {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Key(k) => k.into(),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SecretsError> for Error {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Unavailable(m) => Error::Unavailable(m),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Tenants and their secret API keys (the parts the foundation needs: creating them; the rest of
+//! the lifecycle lives with the Server and Management APIs).
+//!
+//! A secret key reads `lk_{key id}_{secret}`. The key id makes lookup one read of
+//! `KEY#{key id}`; the store holds only HMAC-SHA256(API-key pepper, whole secret), never the
+//! secret, and the secret is shown once, at creation.
+use crate::crypto::envelope::WrappedKey;
+use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::domain::Error;
+use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, WriteOp};
+use crate::runtime::Services;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+pub const KEY_PREFIX: &str = "lk_";
+const KEY_ID_LEN: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub name: String,
+    /// The WebAuthn relying-party id (a registrable domain, or `localhost`).
+    pub rp_id: String,
+    /// Origins allowed to run ceremonies; `http://localhost:*` allows any localhost port.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub settings: TenantSettings,
+    pub data_key: WrappedKey,
+}
+
+pub fn tenant_pk(tenant_id: &str) -> String {
+    format!("T#{tenant_id}")
+}
+
+pub fn key_pk(key_id: &str) -> String {
+    format!("KEY#{key_id}")
+}
+
+/// Tenant ids appear in keys and URLs: 3–64 of `[A-Za-z0-9_-]`.
+pub fn valid_tenant_id(id: &str) -> bool {
+    (3..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Splits a secret key into its key id, if it has the shape of one.
+pub fn key_id_of(secret: &str) -> Option<&str> {
+    let rest = secret.strip_prefix(KEY_PREFIX)?;
+    let (id, tail) = rest.split_at_checked(KEY_ID_LEN)?;
+    let secret_part = tail.strip_prefix('_')?;
+    let id_ok = id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    (id_ok && secret_part.len() >= 22).then_some(id)
+}
+
+pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<Tenant>, Error> {
+    let Some(item) = services.store.get(&tenant_pk(tenant_id), "TENANT").await? else {
+        return Ok(None);
+    };
+    let data_key = WrappedKey::decode(tenant_id, item.str("dataKey").unwrap_or_default())?;
+    let allowed_origins = item
+        .attrs
+        .get("allowedOrigins")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(Tenant {
+        id: tenant_id.to_owned(),
+        settings: TenantSettings {
+            name: item.str("name").unwrap_or_default().to_owned(),
+            rp_id: item.str("rpId").unwrap_or_default().to_owned(),
+            allowed_origins,
+        },
+        data_key,
+    }))
+}
+
+/// Creates a tenant with a fresh data key. `extra` operations (a marker, say) commit with it.
+pub async fn create_tenant(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    settings: TenantSettings,
+    extra: Vec<WriteOp>,
+) -> Result<Tenant, Error> {
+    if !valid_tenant_id(tenant_id) {
+        return Err(Error::Invalid(
+            "tenant id must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_'".into(),
+        ));
+    }
+    let data_key = services.envelope.new_tenant_key(tenant_id).await?;
+    let now = services.clock.now().format(&Rfc3339).map_err(|e| Error::Internal(e.to_string()))?;
+    let item = Item::new(tenant_pk(tenant_id), "TENANT")
+        .with("name", settings.name.clone())
+        .with("rpId", settings.rp_id.clone())
+        .with("allowedOrigins", settings.allowed_origins.clone())
+        .with("dataKey", data_key.encoded())
+        .with("createdAt", now);
+    let mut ops = vec![WriteOp::Put {
+        item,
+        condition: Condition::Absent,
+    }];
+    ops.extend(extra);
+    let change = Change {
+        action: "tenant.create",
+        target: format!("tenant:{tenant_id}"),
+        summary: json!({ "rpId": settings.rp_id, "origins": settings.allowed_origins.len() }),
+        ops,
+    };
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok(Tenant {
+            id: tenant_id.to_owned(),
+            settings,
+            data_key,
+        }),
+        Err(CommitError::Condition { index: 0, .. }) => Err(Error::Conflict("tenant exists")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a secret key for `tenant_id` and returns it; it is not recoverable afterwards.
+/// `chosen` fixes the secret (it must have the shape `lk_{16 hex}_{22+ chars}`), for scripts.
+pub async fn create_api_key(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    chosen: Option<&str>,
+) -> Result<(String, String), Error> {
+    let secret = match chosen {
+        Some(s) => s.to_owned(),
+        None => format!(
+            "{KEY_PREFIX}{}_{}",
+            services.random.hex_id(KEY_ID_LEN / 2),
+            services.random.token(32)
+        ),
+    };
+    let key_id = key_id_of(&secret)
+        .ok_or_else(|| Error::Invalid("secret key must look like lk_<16 hex>_<secret>".into()))?
+        .to_owned();
+    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
+    let hash = hex(&pepper.mac(secret.as_bytes()));
+    let now = services.clock.now().format(&Rfc3339).map_err(|e| Error::Internal(e.to_string()))?;
+    let item = Item::new(key_pk(&key_id), "KEY")
+        .with("tenantId", tenant_id)
+        .with("hash", hash)
+        .with("createdAt", now);
+    let change = Change {
+        action: "api_key.create",
+        target: format!("api_key:{key_id}"),
+        summary: json!({}),
+        ops: vec![
+            WriteOp::Check {
+                pk: tenant_pk(tenant_id),
+                sk: "TENANT".into(),
+                condition: Condition::Exists,
+            },
+            WriteOp::Put {
+                item,
+                condition: Condition::Absent,
+            },
+        ],
+    };
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok((key_id, secret)),
+        Err(CommitError::Condition { index: 0, .. }) => Err(Error::NotFound("tenant")),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("api key exists")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the local gateway prints on start.
+#[derive(Debug, Clone)]
+pub struct DevTenant {
+    pub tenant_id: String,
+    /// The secret key, only when it was made on this start.
+    pub new_secret_key: Option<String>,
+}
+
+const DEV_MARKER_PK: &str = "DEV";
+
+/// Makes sure the development tenant exists, creating it (and a secret key) on first start.
+/// `fixed_id` and `fixed_secret` pin them, for scripts.
+pub async fn ensure_dev_tenant(
+    services: &Services,
+    settings: TenantSettings,
+    fixed_id: Option<&str>,
+    fixed_secret: Option<&str>,
+) -> Result<DevTenant, Error> {
+    let ctx = AuditContext::system("local-bootstrap", services.random.hex_id(8));
+    let marker = services.store.get(DEV_MARKER_PK, "TENANT").await?;
+    let tenant_id = match (fixed_id, marker.as_ref().and_then(|m| m.str("tenantId"))) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(id)) => id.to_owned(),
+        (None, None) => format!("dev-{}", services.random.hex_id(6)),
+    };
+    let mut created = false;
+    if get_tenant(services, &tenant_id).await?.is_none() {
+        let marker = Item::new(DEV_MARKER_PK, "TENANT").with("tenantId", tenant_id.clone());
+        create_tenant(
+            services,
+            &ctx,
+            &tenant_id,
+            settings,
+            vec![WriteOp::Put {
+                item: marker,
+                condition: Condition::None,
+            }],
+        )
+        .await?;
+        created = true;
+    }
+    let new_secret_key = match fixed_secret {
+        Some(secret) => {
+            let key_id = key_id_of(secret).ok_or_else(|| {
+                Error::Invalid("LATCHKEY_DEV_SECRET_KEY must look like lk_<16 hex>_<secret>".into())
+            })?;
+            match services.store.get(&key_pk(key_id), "KEY").await? {
+                Some(existing) if existing.str("tenantId") == Some(tenant_id.as_str()) => None,
+                Some(_) => return Err(Error::Conflict("that key id belongs to another tenant")),
+                None => Some(create_api_key(services, &ctx, &tenant_id, Some(secret)).await?.1),
+            }
+        }
+        None if created => Some(create_api_key(services, &ctx, &tenant_id, None).await?.1),
+        None => None,
+    };
+    Ok(DevTenant {
+        tenant_id,
+        new_secret_key,
+    })
+}

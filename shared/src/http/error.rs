@@ -1,0 +1,169 @@
+//! The one table from domain error to HTTP status and wire body (`../shared/API.md` §3):
+//! `{"error": code, "errorCode": code, "errorDescription": text}` with
+//! `Content-Type: application/json` exactly (the Python SDK compares the header as a string).
+//! Internal details are logged with the request id and never returned.
+use crate::domain::Error;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Every kind of error the API returns, with its status, code and default description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Unauthorized,
+    ExpiredToken,
+    InvalidCredential,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests,
+    Internal,
+    Unavailable,
+}
+
+pub const UNAUTHORIZED_DESCRIPTION: &str =
+    "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
+
+impl ErrorKind {
+    pub fn table(self) -> (StatusCode, &'static str, &'static str) {
+        use ErrorKind::*;
+        match self {
+            InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request", "The request is invalid."),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", UNAUTHORIZED_DESCRIPTION),
+            ExpiredToken => (StatusCode::UNAUTHORIZED, "expired_token", "The token has expired."),
+            InvalidCredential => (
+                StatusCode::BAD_REQUEST,
+                "invalid_credential",
+                "The credential could not be verified.",
+            ),
+            Forbidden => (StatusCode::FORBIDDEN, "forbidden", "The request is not allowed."),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", "The resource was not found."),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "The method is not allowed on this resource.",
+            ),
+            Conflict => (StatusCode::CONFLICT, "conflict", "The resource changed; retry the request."),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "The request body must be JSON.",
+            ),
+            TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests; slow down.",
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "An unexpected error occurred.",
+            ),
+            Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "The service is temporarily unavailable; retry later.",
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    /// Shown to the caller; must carry no personal data or secret.
+    pub description: Option<String>,
+    /// Logged, never shown.
+    pub internal: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireError<'a> {
+    error: &'a str,
+    error_code: &'a str,
+    error_description: &'a str,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            description: None,
+            internal: None,
+        }
+    }
+
+    pub fn invalid(description: impl Into<String>) -> Self {
+        Self {
+            description: Some(description.into()),
+            ..Self::new(ErrorKind::InvalidRequest)
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorKind::Unauthorized)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorKind::NotFound)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(ErrorKind::MethodNotAllowed)
+    }
+
+    pub fn too_large() -> Self {
+        Self::new(ErrorKind::PayloadTooLarge)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (kind, description, internal) = match e {
+            Error::NotFound(what) => (ErrorKind::NotFound, Some(format!("The {what} was not found.")), None),
+            Error::Invalid(m) => (ErrorKind::InvalidRequest, Some(m), None),
+            Error::Conflict(m) => (ErrorKind::Conflict, Some(format!("Conflict: {m}.")), None),
+            Error::Unauthorized => (ErrorKind::Unauthorized, None, None),
+            Error::Forbidden => (ErrorKind::Forbidden, None, None),
+            Error::TooManyRequests => (ErrorKind::TooManyRequests, None, None),
+            Error::Internal(m) => (ErrorKind::Internal, None, Some(m)),
+            Error::Unavailable(m) => (ErrorKind::Unavailable, None, Some(m)),
+        };
+        Self {
+            kind,
+            description,
+            internal,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, default) = self.kind.table();
+        if let Some(internal) = &self.internal {
+            tracing::error!(error_code = code, detail = %internal, "request failed");
+        }
+        let body = WireError {
+            error: code,
+            error_code: code,
+            error_description: self.description.as_deref().unwrap_or(default),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (status, bytes).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,119 @@
+//! What happens to every request before and after its handler: a request id (the caller's
+//! `x-request-id` when it is a plain token, else a new random one), the body limit (413 in the
+//! wire format), the source address, one JSON log line per request, and security headers on
+//! every response.
+use crate::http::error::ApiError;
+use crate::ports::random::RandomExt as _;
+use crate::runtime::Services;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument as _;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Who is asking, for audit events and logs. Handlers take it with `Extension<RequestMeta>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub source_ip: Option<String>,
+}
+
+fn caller_request_id(req: &Request) -> Option<String> {
+    let v = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
+    let ok = (8..=64).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| v.to_owned())
+}
+
+fn source_ip(req: &Request) -> Option<String> {
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        return Some(addr.ip().to_string());
+    }
+    use lambda_http::request::RequestContext;
+    match req.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+pub async fn entry(State(services): State<Arc<Services>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = caller_request_id(&req).unwrap_or_else(|| services.random.hex_id(16));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", |m| m.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        route = %route,
+    );
+    let meta = RequestMeta {
+        request_id: request_id.clone(),
+        source_ip: source_ip(&req),
+    };
+    let mut response = async {
+        match limit_body(req, services.max_body_bytes).await {
+            Ok(mut req) => {
+                req.extensions_mut().insert(meta);
+                next.run(req).await
+            }
+            Err(e) => e.into_response(),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=63072000; includeSubDomains; preload"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let status = response.status().as_u16();
+    let latency_us = started.elapsed().as_micros() as u64;
+    span.in_scope(|| tracing::info!(status, latency_us, "request"));
+    response
+}
+
+/// Reads the body up to `max` bytes; a declared or actual larger body is refused with 413.
+async fn limit_body(req: Request, max: usize) -> Result<Request, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::too_large()),
+        Err(_) => return Err(ApiError::invalid("The request body could not be read.")),
+    };
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}

@@ -1,0 +1,29 @@
+//! Latchkey's common crate: the domain, the ports it needs, the adapters behind them (embedded and
+//! AWS), and the HTTP layer every function shares.
+//!
+//! Layout follows `DESIGN.md` §2: `domain/` never imports an AWS crate or `lambda_http`; `ports/`
+//! are the small traits the domain asks for; `adapters/` implement them; `http/` maps domain errors
+//! to the wire format once. [`runtime::Services`] picks the adapters once, at cold start, from
+//! [`config::Config`].
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::await_holding_lock,
+    clippy::dbg_macro
+)]
+
+pub mod adapters;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod logging;
+pub mod ports;
+pub mod runtime;
+
+pub use config::Config;
+pub use runtime::Services;

@@ -1,0 +1,63 @@
+//! Envelope keys: a key-encryption key that never leaves its vault (KMS, or a local key file)
+//! wraps 256-bit data keys, each bound to an encryption context. The field cipher built on this
+//! port is in [`crate::crypto`].
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use zeroize::Zeroizing;
+
+/// A 256-bit data key in the clear. Zeroed on drop; never logged, never stored.
+pub type PlainKey = Zeroizing<[u8; 32]>;
+
+/// Name-value pairs a wrapped key is bound to. Unwrapping under a different context fails.
+/// (KMS logs the context in CloudTrail, so it holds identifiers, never personal data.)
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyContext(pub BTreeMap<String, String>);
+
+impl KeyContext {
+    pub fn tenant(tenant_id: &str) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert("latchkey:tenant".to_owned(), tenant_id.to_owned());
+        Self(map)
+    }
+
+    /// A stable byte encoding (sorted, length-prefixed) for adapters that authenticate the
+    /// context themselves.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in &self.0 {
+            for s in [k, v] {
+                out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+        out
+    }
+}
+
+pub struct DataKey {
+    pub plaintext: PlainKey,
+    /// The data key encrypted under the vault's key; safe to store.
+    pub wrapped: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The wrapped key, its context or the ciphertext was not what was sealed.
+    #[error("decryption refused")]
+    Refused,
+    #[error("malformed ciphertext")]
+    Malformed,
+    /// The vault failed or could not be reached. For logs, never for clients.
+    #[error("key vault unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait KeyVault: Send + Sync {
+    async fn generate_data_key(&self, context: &KeyContext) -> Result<DataKey, KeyError>;
+    async fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        context: &KeyContext,
+    ) -> Result<PlainKey, KeyError>;
+}

@@ -1,0 +1,12 @@
+//! The ports the domain depends on. Each is a small trait; adapters live in [`crate::adapters`].
+pub mod clock;
+pub mod keys;
+pub mod random;
+pub mod secrets;
+pub mod store;
+
+pub use clock::Clock;
+pub use keys::KeyVault;
+pub use random::Random;
+pub use secrets::Secrets;
+pub use store::Store;
