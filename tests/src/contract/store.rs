@@ -1,0 +1,264 @@
+//! The Store contract.
+use latchkey::ports::store::{Condition, Item, Query, Store, StoreError, WriteOp};
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn round_trips_items(store: Arc<dyn Store>) {
+    let mut item = Item::new("P#1", "S#1")
+        .with("name", "thing")
+        .with("count", 42)
+        .with("ratio", 0.5)
+        .with("flag", true)
+        .with("nothing", serde_json::Value::Null)
+        .with("list", json!(["a", 1, {"b": [true]}]))
+        .with("nested", json!({"x": {"y": "z"}, "n": -7}))
+        .with_ttl(1_900_000_000)
+        .with_version(3);
+    item.gsi1 = Some(("G#1".into(), "GS#1".into()));
+    store.put(item.clone(), Condition::None).await.unwrap();
+    assert_eq!(store.get("P#1", "S#1").await.unwrap(), Some(item));
+    assert_eq!(store.get("P#1", "S#2").await.unwrap(), None);
+    assert_eq!(store.get("P#2", "S#1").await.unwrap(), None);
+}
+
+pub async fn conditional_put_conflicts(store: Arc<dyn Store>) {
+    let item = Item::new("P#c", "S").with("n", 1);
+    store.put(item.clone(), Condition::Absent).await.unwrap();
+    let again = store.put(item.clone().with("n", 2), Condition::Absent).await;
+    assert_eq!(
+        again,
+        Err(StoreError::ConditionFailed {
+            pk: "P#c".into(),
+            sk: "S".into()
+        })
+    );
+    assert_eq!(store.get("P#c", "S").await.unwrap().unwrap().u64("n"), Some(1));
+
+    let stale = store
+        .put(item.clone().with("n", 3).with_version(2), Condition::Version(7))
+        .await;
+    assert!(matches!(stale, Err(StoreError::ConditionFailed { .. })));
+    store
+        .put(item.clone().with("n", 4).with_version(2), Condition::Version(1))
+        .await
+        .unwrap();
+    let stored = store.get("P#c", "S").await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.u64("n")), (2, Some(4)));
+
+    let missing = store.put(Item::new("P#none", "S"), Condition::Exists).await;
+    assert!(matches!(missing, Err(StoreError::ConditionFailed { .. })));
+    assert_eq!(store.get("P#none", "S").await.unwrap(), None);
+}
+
+pub async fn refuses_bad_items(store: Arc<dyn Store>) {
+    let reserved = Item::new("P", "S").with("pk", "x");
+    assert!(matches!(
+        store.put(reserved, Condition::None).await,
+        Err(StoreError::InvalidItem(_))
+    ));
+    assert!(matches!(
+        store.put(Item::new("", "S"), Condition::None).await,
+        Err(StoreError::InvalidItem(_))
+    ));
+}
+
+/// Of 8 tasks deleting the same item under `Exists`, exactly one gets it.
+pub async fn delete_returning_old_is_single_use(store: Arc<dyn Store>) {
+    let item = Item::new("P#race", "CH").with("state", "ceremony");
+    store.put(item.clone(), Condition::Absent).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.delete("P#race", "CH", Condition::Exists).await
+        }));
+    }
+    let mut won = Vec::new();
+    let mut lost = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Some(old)) => won.push(old),
+            Err(StoreError::ConditionFailed { .. }) => lost += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, vec![item]);
+    assert_eq!(lost, 7);
+    assert_eq!(store.get("P#race", "CH").await.unwrap(), None);
+    // Without a condition, deleting nothing returns nothing.
+    assert_eq!(store.delete("P#race", "CH", Condition::None).await.unwrap(), None);
+}
+
+pub async fn paginates_one_partition_by_prefix(store: Arc<dyn Store>) {
+    for i in 0..25 {
+        store
+            .put(Item::new("P#page", format!("A#{i:03}")).with("i", i), Condition::Absent)
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        store
+            .put(Item::new("P#page", format!("B#{i:03}")), Condition::Absent)
+            .await
+            .unwrap();
+        store
+            .put(Item::new("P#other", format!("A#{i:03}")), Condition::Absent)
+            .await
+            .unwrap();
+    }
+    let query = Query::partition("P#page").prefix("A#").limit(10);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    let mut cursor = None;
+    loop {
+        let page = store.query(query.clone().after(cursor)).await.unwrap();
+        pages += 1;
+        seen.extend(page.items.iter().map(|i| i.u64("i").unwrap()));
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+        assert!(pages < 10, "pagination does not end");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, (0..25).collect::<Vec<u64>>());
+
+    let first = store.query(query.clone().descending()).await.unwrap();
+    assert_eq!(first.items.first().unwrap().sk, "A#024");
+    let second = store
+        .query(query.clone().descending().after(first.cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(second.items.first().unwrap().sk, "A#014");
+
+    let whole = store.query(Query::partition("P#page").limit(100)).await.unwrap();
+    assert_eq!((whole.items.len(), whole.cursor), (30, None));
+
+    // A cursor belongs to its query.
+    let page = store.query(query.clone()).await.unwrap();
+    let foreign = Query::partition("P#other").prefix("A#").after(page.cursor.clone());
+    assert_eq!(store.query(foreign).await, Err(StoreError::InvalidCursor));
+    let garbage = query.clone().after(Some("not-a-cursor".into()));
+    assert_eq!(store.query(garbage).await, Err(StoreError::InvalidCursor));
+}
+
+/// A transaction whose second condition fails writes nothing and names that condition.
+pub async fn failed_transaction_writes_nothing_and_names_the_condition(store: Arc<dyn Store>) {
+    store.put(Item::new("P#tx", "Y"), Condition::Absent).await.unwrap();
+    store.put(Item::new("P#tx", "Z"), Condition::Absent).await.unwrap();
+    let ops = vec![
+        WriteOp::Put {
+            item: Item::new("P#tx", "X").with("new", true),
+            condition: Condition::Absent,
+        },
+        WriteOp::Put {
+            item: Item::new("P#tx", "Y").with("new", true),
+            condition: Condition::Absent,
+        },
+        WriteOp::Delete {
+            pk: "P#tx".into(),
+            sk: "Z".into(),
+            condition: Condition::None,
+        },
+    ];
+    assert_eq!(
+        store.transact(ops).await,
+        Err(StoreError::TransactionConditionFailed {
+            index: 1,
+            pk: "P#tx".into(),
+            sk: "Y".into()
+        })
+    );
+    assert_eq!(store.get("P#tx", "X").await.unwrap(), None);
+    assert_eq!(store.get("P#tx", "Y").await.unwrap().unwrap().attrs.get("new"), None);
+    assert!(store.get("P#tx", "Z").await.unwrap().is_some());
+
+    // A failing check alone stops the others too.
+    let ops = vec![
+        WriteOp::Delete {
+            pk: "P#tx".into(),
+            sk: "Z".into(),
+            condition: Condition::Exists,
+        },
+        WriteOp::Check {
+            pk: "P#tx".into(),
+            sk: "Y".into(),
+            condition: Condition::Version(9),
+        },
+    ];
+    assert!(matches!(
+        store.transact(ops).await,
+        Err(StoreError::TransactionConditionFailed { index: 1, .. })
+    ));
+    assert!(store.get("P#tx", "Z").await.unwrap().is_some());
+}
+
+pub async fn transaction_applies_every_write(store: Arc<dyn Store>) {
+    store.put(Item::new("P#ok", "old"), Condition::Absent).await.unwrap();
+    store.put(Item::new("P#ok", "keep"), Condition::Absent).await.unwrap();
+    let ops = vec![
+        WriteOp::Put {
+            item: Item::new("P#ok", "new").with("v2", 1),
+            condition: Condition::Absent,
+        },
+        WriteOp::Delete {
+            pk: "P#ok".into(),
+            sk: "old".into(),
+            condition: Condition::Version(1),
+        },
+        WriteOp::Check {
+            pk: "P#ok".into(),
+            sk: "keep".into(),
+            condition: Condition::Exists,
+        },
+    ];
+    store.transact(ops).await.unwrap();
+    assert!(store.get("P#ok", "new").await.unwrap().is_some());
+    assert_eq!(store.get("P#ok", "old").await.unwrap(), None);
+
+    let too_many: Vec<WriteOp> = (0..101)
+        .map(|i| WriteOp::Put {
+            item: Item::new("P#many", format!("{i}")),
+            condition: Condition::None,
+        })
+        .collect();
+    assert!(matches!(store.transact(too_many).await, Err(StoreError::InvalidItem(_))));
+    let twice = vec![
+        WriteOp::Put {
+            item: Item::new("P#dup", "a"),
+            condition: Condition::None,
+        },
+        WriteOp::Delete {
+            pk: "P#dup".into(),
+            sk: "a".into(),
+            condition: Condition::None,
+        },
+    ];
+    assert!(matches!(store.transact(twice).await, Err(StoreError::InvalidItem(_))));
+}
+
+/// Runs every store contract, each on a fresh store from `fresh`.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($fresh:expr $(, #[$attr:meta])*) => {
+        mod store_contract {
+            use super::*;
+            use latchkey_tests::contract::store as c;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn round_trips_items() { c::round_trips_items($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn conditional_put_conflicts() { c::conditional_put_conflicts($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn refuses_bad_items() { c::refuses_bad_items($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn delete_returning_old_is_single_use() { c::delete_returning_old_is_single_use($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn paginates_one_partition_by_prefix() { c::paginates_one_partition_by_prefix($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn failed_transaction_writes_nothing_and_names_the_condition() { c::failed_transaction_writes_nothing_and_names_the_condition($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn transaction_applies_every_write() { c::transaction_applies_every_write($fresh().await).await }
+        }
+    };
+}

@@ -1,0 +1,117 @@
+//! Every port contract on the embedded adapters: SQLite, the local key file, local secrets.
+//! Needs nothing but Rust.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey::adapters::local_keys::LocalKeyVault;
+use latchkey::adapters::local_secrets::LocalSecrets;
+use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::ports::random::OsRandom;
+use latchkey::ports::{KeyVault, Secrets, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// A store in a real file (WAL and all), in a fresh folder under the system temp dir.
+async fn fresh_sqlite() -> Arc<dyn Store> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    Arc::new(SqliteStore::open(&dir.join("store.db")).unwrap())
+}
+
+async fn fresh_local_vault() -> Arc<dyn KeyVault> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    Arc::new(LocalKeyVault::open(&dir.join("master.key"), Arc::new(OsRandom)).unwrap())
+}
+
+latchkey_tests::store_contract_tests!(fresh_sqlite);
+latchkey_tests::key_contract_tests!(fresh_local_vault);
+
+mod audit_contract {
+    use super::*;
+    use latchkey_tests::contract::audit as c;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_hundred_mutations_from_four_tasks_verify() {
+        c::concurrent_commits_form_one_verified_chain(fresh_sqlite().await, "t-chain", 4, 50).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tampering_is_named() {
+        c::tampering_is_named(fresh_sqlite().await, "t-tamper").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failed_change_leaves_no_event() {
+        c::failed_change_leaves_no_event(fresh_sqlite().await, "t-fail").await
+    }
+}
+
+#[test]
+fn store_survives_reopening() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    rt.block_on(async {
+        use latchkey::ports::store::{Condition, Item};
+        let store = SqliteStore::open(&path).unwrap();
+        store.put(Item::new("P", "S").with("x", 1), Condition::Absent).await.unwrap();
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.get("P", "S").await.unwrap().unwrap().u64("x"), Some(1));
+    });
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn key_file_is_created_owner_only_and_reused() {
+    use latchkey::ports::keys::KeyContext;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let first = LocalKeyVault::open(&path, Arc::new(OsRandom)).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key = first.generate_data_key(&KeyContext::tenant("t")).await.unwrap();
+    // A restart opens the same file and unwraps what the first process wrapped.
+    let second = LocalKeyVault::open(&path, Arc::new(OsRandom)).unwrap();
+    let plain = second
+        .decrypt_data_key(&key.wrapped, &KeyContext::tenant("t"))
+        .await
+        .unwrap();
+    assert_eq!(plain, key.plaintext);
+    // A different key file cannot.
+    let other = LocalKeyVault::open(&dir.path().join("other.key"), Arc::new(OsRandom)).unwrap();
+    assert!(
+        other
+            .decrypt_data_key(&key.wrapped, &KeyContext::tenant("t"))
+            .await
+            .is_err()
+    );
+    std::fs::write(dir.path().join("short.key"), b"too short").unwrap();
+    assert!(LocalKeyVault::open(&dir.path().join("short.key"), Arc::new(OsRandom)).is_err());
+}
+
+#[tokio::test]
+async fn local_secrets_come_from_the_environment_or_a_private_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.json");
+    let env = BTreeMap::from([(
+        "LATCHKEY_LOCAL_SECRET_PINNED".to_owned(),
+        Zeroizing::new(b"from-env".to_vec()),
+    )]);
+    let secrets = LocalSecrets::new(env, Some(file.clone()), Arc::new(OsRandom));
+    assert_eq!(secrets.get("pinned").await.unwrap().current.as_slice(), b"from-env");
+    assert!(!file.exists(), "an environment secret is not written anywhere");
+
+    let root = secrets.get("root").await.unwrap();
+    assert_eq!(root.current.len(), 32);
+    assert!(root.previous.is_none());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // The next process reads the same value back.
+    let again = LocalSecrets::new(BTreeMap::new(), Some(file), Arc::new(OsRandom));
+    assert_eq!(again.get("root").await.unwrap().current, root.current);
+}
