@@ -1,0 +1,136 @@
+//! The README's run command, as a user runs it: start the binary on a fresh data folder, read
+//! what it prints, call `GET /health` over TCP, restart it, and check what the first start left.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Running {
+    child: Child,
+    base: String,
+    tenant_id: String,
+    secret_line: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey-local"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LATCHKEY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("LATCHKEY_DATA_DIR", data_dir)
+        .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .env("LATCHKEY_LOG", "warn")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while lines.len() < 4 {
+        lines.push(rx.recv_timeout(Duration::from_secs(60)).expect("the banner within 60 s"));
+    }
+    let field = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+            .trim()
+            .to_owned()
+    };
+    Running {
+        base: field("Latchkey is listening on"),
+        tenant_id: field("tenant id:"),
+        secret_line: field("secret key:"),
+        child,
+    }
+}
+
+fn http_get(base: &str, path: &str) -> String {
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn run_command_serves_health_and_creates_the_dev_tenant_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path(), &[]);
+    assert!(first.base.starts_with("http://127.0.0.1:"));
+    let response = http_get(&first.base, "/health");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"status\":\"ok\""));
+    assert!(response.to_ascii_lowercase().contains("content-type: application/json\r\n"));
+    assert!(first.tenant_id.starts_with("dev-"));
+    assert!(first.secret_line.starts_with("lk_"), "{}", first.secret_line);
+    assert!(first.secret_line.ends_with("(shown once)"));
+    drop(first);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for file in ["master.key", "secrets.json"] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    let second = start(dir.path(), &[]);
+    assert!(!second.secret_line.starts_with("lk_"), "the secret is shown once only");
+    assert!(http_get(&second.base, "/health").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn fixed_dev_tenant_and_key_are_used_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "lk_00112233aabbccdd_scripted-secret-for-tests-0001";
+    let env = [
+        ("LATCHKEY_DEV_TENANT_ID", "scripted-tenant"),
+        ("LATCHKEY_DEV_SECRET_KEY", secret),
+    ];
+    let first = start(dir.path(), &env);
+    assert_eq!(first.tenant_id, "scripted-tenant");
+    assert!(first.secret_line.starts_with(secret));
+    drop(first);
+    let again = start(dir.path(), &env);
+    assert_eq!(again.tenant_id, "scripted-tenant");
+    assert!(!again.secret_line.starts_with("lk_"));
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
+        .env("LATCHKEY_DATA_DIR", dir.path())
+        .env("LATCHKEY_MAX_BODY_BYTES", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LATCHKEY_MAX_BODY_BYTES"), "{err}");
+}
