@@ -122,21 +122,27 @@ impl Config {
                 Some(v) => Ok(Some(v)),
             }
         };
-        let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            match get(name)? {
+        let number =
+            |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match get(name)? {
                 None => Ok(default),
                 Some(v) => match v.parse::<u64>() {
                     Ok(n) if range.contains(&n) => Ok(n),
                     _ => Err(bad(
                         name,
-                        format!("must be a whole number from {} to {}", range.start(), range.end()),
+                        format!(
+                            "must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
                     )),
                 },
-            }
-        };
+            };
         for name in vars.keys() {
             if !KNOWN.contains(&name.as_str()) && !name.starts_with(SECRET_PREFIX) {
-                return Err(bad(name, "is not a Latchkey setting (see shared/src/config.rs)"));
+                return Err(bad(
+                    name,
+                    "is not a Latchkey setting (see shared/src/config.rs)",
+                ));
             }
         }
 
@@ -228,14 +234,18 @@ impl Config {
             data_dir,
             log_filter,
             max_body_bytes: number("LATCHKEY_MAX_BODY_BYTES", 65_536, 1_024..=10_485_760)? as usize,
-            data_key_cache_ttl: Duration::seconds(
-                number("LATCHKEY_DATA_KEY_CACHE_SECS", 300, 0..=86_400)? as i64,
-            ),
+            data_key_cache_ttl: Duration::seconds(number(
+                "LATCHKEY_DATA_KEY_CACHE_SECS",
+                300,
+                0..=86_400,
+            )? as i64),
             data_key_cache_size: number("LATCHKEY_DATA_KEY_CACHE_SIZE", 1_000, 0..=1_000_000)?
                 as usize,
-            secret_cache_ttl: Duration::seconds(
-                number("LATCHKEY_SECRET_CACHE_SECS", 300, 0..=86_400)? as i64,
-            ),
+            secret_cache_ttl: Duration::seconds(number(
+                "LATCHKEY_SECRET_CACHE_SECS",
+                300,
+                0..=86_400,
+            )? as i64),
             env_secrets,
             local: LocalConfig {
                 listen,
@@ -332,7 +342,10 @@ mod tests {
     fn debug_output_never_shows_secrets() {
         let c = Config::from_vars(&vars(&[
             ("LATCHKEY_LOCAL_SECRET_ROOT", "very-secret-root"),
-            ("LATCHKEY_DEV_SECRET_KEY", "lk_0123456789abcdef_abcdefghijklmnopqrstuvwxyz"),
+            (
+                "LATCHKEY_DEV_SECRET_KEY",
+                "lk_0123456789abcdef_abcdefghijklmnopqrstuvwxyz",
+            ),
         ]))
         .unwrap();
         let shown = format!("{c:?}");

@@ -80,7 +80,11 @@ impl Services {
         };
         let embedded = !matches!(
             (&config.store, &config.keys, &config.secrets),
-            (StoreConfig::DynamoDb { .. }, KeysConfig::Kms { .. }, SecretsConfig::SecretsManager { .. })
+            (
+                StoreConfig::DynamoDb { .. },
+                KeysConfig::Kms { .. },
+                SecretsConfig::SecretsManager { .. }
+            )
         );
         if embedded {
             private_dir(&config.data_dir).map_err(|e| {
@@ -90,9 +94,9 @@ impl Services {
         let missing = || StartupError("AWS configuration was not loaded".into());
 
         let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Sqlite { path } => Arc::new(
-                SqliteStore::open(path).map_err(|e| StartupError(e.to_string()))?,
-            ),
+            StoreConfig::Sqlite { path } => {
+                Arc::new(SqliteStore::open(path).map_err(|e| StartupError(e.to_string()))?)
+            }
             StoreConfig::DynamoDb { table } => Arc::new(DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws.as_ref().ok_or_else(missing)?),
                 table,

@@ -30,7 +30,10 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn fresh_dynamo() -> Arc<dyn Store> {
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws().await), unique("lk-test"));
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws().await),
+        unique("lk-test"),
+    );
     store.create_table().await.unwrap();
     Arc::new(store)
 }
@@ -103,22 +106,50 @@ async fn warm_cache_sends_kms_no_requests() {
     let counted = aws_sdk_kms::config::Builder::from(&config)
         .interceptor(CountRequests(Arc::clone(&sent)))
         .build();
-    let vault = Arc::new(KmsKeyVault::new(aws_sdk_kms::Client::from_conf(counted), key_id));
+    let vault = Arc::new(KmsKeyVault::new(
+        aws_sdk_kms::Client::from_conf(counted),
+        key_id,
+    ));
     let clock = latchkey_tests::test_clock();
-    let envelope = Envelope::new(vault, Arc::new(OsRandom), clock.clone(), Duration::minutes(5), 10);
+    let envelope = Envelope::new(
+        vault,
+        Arc::new(OsRandom),
+        clock.clone(),
+        Duration::minutes(5),
+        10,
+    );
     let key = envelope.new_tenant_key("t-wire").await.unwrap();
     assert_eq!(sent.load(Ordering::SeqCst), 1);
     for i in 0..50 {
         let item = format!("U#{i}");
-        let at = FieldContext { tenant_id: "t-wire", item: &item, field: "email" };
+        let at = FieldContext {
+            tenant_id: "t-wire",
+            item: &item,
+            field: "email",
+        };
         let sealed = envelope.seal(&key, at, b"jane@example.com").await.unwrap();
-        assert_eq!(envelope.open(&key, at, &sealed).await.unwrap(), b"jane@example.com");
+        assert_eq!(
+            envelope.open(&key, at, &sealed).await.unwrap(),
+            b"jane@example.com"
+        );
     }
-    assert_eq!(sent.load(Ordering::SeqCst), 1, "warm cache must send KMS nothing");
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        1,
+        "warm cache must send KMS nothing"
+    );
     clock.advance(Duration::minutes(10));
-    let at = FieldContext { tenant_id: "t-wire", item: "U#0", field: "email" };
+    let at = FieldContext {
+        tenant_id: "t-wire",
+        item: "U#0",
+        field: "email",
+    };
     envelope.seal(&key, at, b"x").await.unwrap();
-    assert_eq!(sent.load(Ordering::SeqCst), 2, "after the TTL one Decrypt unwraps again");
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        2,
+        "after the TTL one Decrypt unwraps again"
+    );
 }
 
 /// After a rotation the new value is current, and what the previous value made still verifies.
@@ -136,11 +167,15 @@ async fn secrets_manager_rotation_keeps_the_previous_version_valid() {
         .await
         .unwrap();
     let clock = latchkey_tests::test_clock();
-    let secrets = SecretsManagerSecrets::new(client.clone(), &name, Duration::minutes(5), clock.clone());
+    let secrets =
+        SecretsManagerSecrets::new(client.clone(), &name, Duration::minutes(5), clock.clone());
     let before = secrets.get("root").await.unwrap();
     assert_eq!(before.current.as_slice(), b"first-root-value-0123456789");
     assert!(before.previous.is_none());
-    let old_tag = purpose_keys(&secrets, Purpose::ApiKeyPepper).await.unwrap().mac(b"lk_secret");
+    let old_tag = purpose_keys(&secrets, Purpose::ApiKeyPepper)
+        .await
+        .unwrap()
+        .mac(b"lk_secret");
 
     client
         .put_secret_value()
@@ -158,9 +193,19 @@ async fn secrets_manager_rotation_keeps_the_previous_version_valid() {
     clock.advance(Duration::minutes(6));
     let after = secrets.get("root").await.unwrap();
     assert_eq!(after.current.as_slice(), b"second-root-value-9876543210");
-    assert_eq!(after.previous.as_deref().map(|p| p.as_slice()), Some(&b"first-root-value-0123456789"[..]));
+    assert_eq!(
+        after.previous.as_deref().map(|p| p.as_slice()),
+        Some(&b"first-root-value-0123456789"[..])
+    );
     let keys = purpose_keys(&secrets, Purpose::ApiKeyPepper).await.unwrap();
-    assert!(keys.verify(b"lk_secret", &old_tag), "previous version must still verify");
-    assert_ne!(keys.mac(b"lk_secret"), old_tag, "new hashes use the new version");
+    assert!(
+        keys.verify(b"lk_secret", &old_tag),
+        "previous version must still verify"
+    );
+    assert_ne!(
+        keys.mac(b"lk_secret"),
+        old_tag,
+        "new hashes use the new version"
+    );
     assert!(secrets.get("missing-name").await.is_err());
 }

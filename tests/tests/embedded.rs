@@ -53,10 +53,16 @@ fn store_survives_reopening() {
     rt.block_on(async {
         use latchkey::ports::store::{Condition, Item};
         let store = SqliteStore::open(&path).unwrap();
-        store.put(Item::new("P", "S").with("x", 1), Condition::Absent).await.unwrap();
+        store
+            .put(Item::new("P", "S").with("x", 1), Condition::Absent)
+            .await
+            .unwrap();
         drop(store);
         let again = SqliteStore::open(&path).unwrap();
-        assert_eq!(again.get("P", "S").await.unwrap().unwrap().u64("x"), Some(1));
+        assert_eq!(
+            again.get("P", "S").await.unwrap().unwrap().u64("x"),
+            Some(1)
+        );
     });
 }
 
@@ -70,7 +76,10 @@ async fn key_file_is_created_owner_only_and_reused() {
     let first = LocalKeyVault::open(&path, Arc::new(OsRandom)).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let key = first.generate_data_key(&KeyContext::tenant("t")).await.unwrap();
+    let key = first
+        .generate_data_key(&KeyContext::tenant("t"))
+        .await
+        .unwrap();
     // A restart opens the same file and unwraps what the first process wrapped.
     let second = LocalKeyVault::open(&path, Arc::new(OsRandom)).unwrap();
     let plain = second
@@ -99,8 +108,14 @@ async fn local_secrets_come_from_the_environment_or_a_private_file() {
         Zeroizing::new(b"from-env".to_vec()),
     )]);
     let secrets = LocalSecrets::new(env, Some(file.clone()), Arc::new(OsRandom));
-    assert_eq!(secrets.get("pinned").await.unwrap().current.as_slice(), b"from-env");
-    assert!(!file.exists(), "an environment secret is not written anywhere");
+    assert_eq!(
+        secrets.get("pinned").await.unwrap().current.as_slice(),
+        b"from-env"
+    );
+    assert!(
+        !file.exists(),
+        "an environment secret is not written anywhere"
+    );
 
     let root = secrets.get("root").await.unwrap();
     assert_eq!(root.current.len(), 32);

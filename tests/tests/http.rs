@@ -53,10 +53,18 @@ fn get(uri: &str) -> Request<Body> {
 }
 
 fn assert_wire_error(status: StatusCode, headers: &http::HeaderMap, body: &Value, code: &str) {
-    assert_eq!(headers[header::CONTENT_TYPE], "application/json", "exactly, no charset");
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/json",
+        "exactly, no charset"
+    );
     assert_eq!(body["error"], code, "{status} {body}");
     assert_eq!(body["errorCode"], code);
-    assert!(body["errorDescription"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        body["errorDescription"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -65,7 +73,12 @@ async fn health_answers_with_security_headers_and_a_request_id() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
-    assert!(headers[header::STRICT_TRANSPORT_SECURITY].to_str().unwrap().starts_with("max-age="));
+    assert!(
+        headers[header::STRICT_TRANSPORT_SECURITY]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
@@ -106,10 +119,16 @@ async fn unknown_routes_and_methods_get_wire_errors() {
 #[tokio::test]
 async fn a_caller_request_id_is_kept_only_when_it_is_a_plain_token() {
     let app = latchkey_local::gateway(services());
-    let req = Request::get("/health").header("x-request-id", "abc-123_DEF-456").body(Body::empty()).unwrap();
+    let req = Request::get("/health")
+        .header("x-request-id", "abc-123_DEF-456")
+        .body(Body::empty())
+        .unwrap();
     let (_, headers, _) = send(app.clone(), req).await;
     assert_eq!(headers["x-request-id"], "abc-123_DEF-456");
-    let req = Request::get("/health").header("x-request-id", "a b\"c;d=e/f").body(Body::empty()).unwrap();
+    let req = Request::get("/health")
+        .header("x-request-id", "a b\"c;d=e/f")
+        .body(Body::empty())
+        .unwrap();
     let (_, headers, _) = send(app, req).await;
     assert_ne!(headers["x-request-id"], "a b\"c;d=e/f");
 }
@@ -121,12 +140,14 @@ fn echo_app(services: Arc<Services>) -> Router {
     }
     let routes = Router::new().route(
         "/v1/users/{user_id}",
-        post(|Path(_user): Path<String>, WireJson(body): WireJson<Body>| async move {
-            if body.email.is_empty() {
-                return Err(ApiError::invalid("email is required"));
-            }
-            Ok(axum::Json(serde_json::json!({"ok": true})))
-        }),
+        post(
+            |Path(_user): Path<String>, WireJson(body): WireJson<Body>| async move {
+                if body.email.is_empty() {
+                    return Err(ApiError::invalid("email is required"));
+                }
+                Ok(axum::Json(serde_json::json!({"ok": true})))
+            },
+        ),
     );
     latchkey::http::service(routes, services, "test")
 }
@@ -149,10 +170,14 @@ async fn bodies_over_the_limit_get_413_whether_declared_or_not() {
     let (status, _, _) = send(app.clone(), undeclared).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    let bad = Request::post("/v1/users/u1").body(Body::from("{not json")).unwrap();
+    let bad = Request::post("/v1/users/u1")
+        .body(Body::from("{not json"))
+        .unwrap();
     let (status, headers, body) = send(app.clone(), bad).await;
     assert_wire_error(status, &headers, &body, "invalid_request");
-    let ok = Request::post("/v1/users/u1").body(Body::from(r#"{"email":"a@b.c","extra":1}"#)).unwrap();
+    let ok = Request::post("/v1/users/u1")
+        .body(Body::from(r#"{"email":"a@b.c","extra":1}"#))
+        .unwrap();
     assert_eq!(send(app, ok).await.0, StatusCode::OK);
 }
 
@@ -164,11 +189,16 @@ fn futures_stream(bytes: Vec<u8>) -> Body {
     Body::from_stream(tokio_stream_iter(chunks))
 }
 
-fn tokio_stream_iter<T: Send + Unpin + 'static>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Send {
+fn tokio_stream_iter<T: Send + Unpin + 'static>(
+    items: Vec<T>,
+) -> impl futures_core::Stream<Item = T> + Send {
     struct Iter<T>(std::vec::IntoIter<T>);
     impl<T: Unpin> futures_core::Stream for Iter<T> {
         type Item = T;
-        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
             std::task::Poll::Ready(self.0.next())
         }
     }
@@ -198,8 +228,12 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
         rp_id: "localhost".into(),
         allowed_origins: vec!["http://localhost:*".into()],
     };
-    create_tenant(&services, &ctx, "t-logs", settings, vec![]).await.unwrap();
-    let (_, secret) = create_api_key(&services, &ctx, "t-logs", None).await.unwrap();
+    create_tenant(&services, &ctx, "t-logs", settings, vec![])
+        .await
+        .unwrap();
+    let (_, secret) = create_api_key(&services, &ctx, "t-logs", None)
+        .await
+        .unwrap();
     let email = "jane.doe@example.com";
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{secret}:"));
@@ -225,16 +259,39 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
             .body(Body::from(body))
             .unwrap();
         let (status, _, body) = send(router, req).await;
-        assert!(!body.to_string().contains(email), "{status} error body echoes the email");
+        assert!(
+            !body.to_string().contains(email),
+            "{status} error body echoes the email"
+        );
     }
     drop(_guard);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.len() >= 4, "one JSON line per request at least:\n{logs}");
-    assert!(logs.contains("/v1/users/{user_id}"), "the route template is logged:\n{logs}");
-    assert!(lines.iter().all(|l| l["span"]["request_id"].is_string() || l.get("request_id").is_some()), "{logs}");
-    for needle in [email, "jane.doe", secret.as_str(), basic.as_str(), "example.com"] {
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.len() >= 4,
+        "one JSON line per request at least:\n{logs}"
+    );
+    assert!(
+        logs.contains("/v1/users/{user_id}"),
+        "the route template is logged:\n{logs}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["span"]["request_id"].is_string() || l.get("request_id").is_some()),
+        "{logs}"
+    );
+    for needle in [
+        email,
+        "jane.doe",
+        secret.as_str(),
+        basic.as_str(),
+        "example.com",
+    ] {
         assert!(!logs.contains(needle), "logs contain {needle:?}:\n{logs}");
     }
 }

@@ -76,3 +76,57 @@ impl From<TaskError> for lambda_runtime::Diagnostic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey::adapters::local_keys::LocalKeyVault;
+    use latchkey::adapters::local_secrets::LocalSecrets;
+    use latchkey::adapters::sqlite::SqliteStore;
+    use latchkey::ports::clock::SystemClock;
+    use latchkey::ports::random::OsRandom;
+    use latchkey::runtime::CachePolicy;
+    use std::sync::Arc;
+
+    fn services() -> Services {
+        Services::assemble(
+            Arc::new(SqliteStore::in_memory().unwrap()),
+            Arc::new(LocalKeyVault::from_key(&[1u8; 32], Arc::new(OsRandom)).unwrap()),
+            Arc::new(LocalSecrets::new(
+                Default::default(),
+                None,
+                Arc::new(OsRandom),
+            )),
+            Arc::new(SystemClock),
+            Arc::new(OsRandom),
+            CachePolicy {
+                ttl: time::Duration::minutes(5),
+                capacity: 10,
+            },
+            1024,
+        )
+    }
+
+    #[tokio::test]
+    async fn health_task_probes_the_store() {
+        let report = handle(&services(), serde_json::json!({"task": "health"}))
+            .await
+            .unwrap();
+        assert_eq!(report.status, "ok");
+    }
+
+    #[tokio::test]
+    async fn scheduled_backup_is_refused_loudly_until_built_and_unknown_events_fail() {
+        let s = services();
+        let err = handle(&s, serde_json::json!({"task": "backup"}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::NotAvailable("backup")));
+        let diagnostic = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(diagnostic.error_type, "NotAvailable");
+        assert!(matches!(
+            handle(&s, serde_json::json!({"source": "aws.events"})).await,
+            Err(TaskError::UnknownTask)
+        ));
+    }
+}

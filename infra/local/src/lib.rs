@@ -29,7 +29,10 @@ pub fn gateway(services: Arc<Services>) -> Router {
 }
 
 /// Creates the development tenant on first start (see `ensure_dev_tenant`).
-pub async fn bootstrap(services: &Services, config: &Config) -> Result<DevTenant, latchkey::domain::Error> {
+pub async fn bootstrap(
+    services: &Services,
+    config: &Config,
+) -> Result<DevTenant, latchkey::domain::Error> {
     let settings = TenantSettings {
         name: "Development".to_owned(),
         rp_id: "localhost".to_owned(),

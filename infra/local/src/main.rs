@@ -15,13 +15,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  tenant id:  {}", dev.tenant_id);
     match &dev.new_secret_key {
         Some(key) => println!("  secret key: {key}  (shown once)"),
-        None => println!("  secret key: (made on first start; set LATCHKEY_DEV_SECRET_KEY to fix one)"),
+        None => {
+            println!("  secret key: (made on first start; set LATCHKEY_DEV_SECRET_KEY to fix one)")
+        }
     }
     let app = latchkey_local::gateway(services);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

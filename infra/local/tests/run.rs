@@ -48,7 +48,10 @@ fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
     });
     let mut lines = Vec::new();
     while lines.len() < 4 {
-        lines.push(rx.recv_timeout(Duration::from_secs(60)).expect("the banner within 60 s"));
+        lines.push(
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("the banner within 60 s"),
+        );
     }
     let field = |prefix: &str| {
         lines
@@ -69,7 +72,11 @@ fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
 fn http_get(base: &str, path: &str) -> String {
     let addr = base.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -83,9 +90,17 @@ fn run_command_serves_health_and_creates_the_dev_tenant_once() {
     let response = http_get(&first.base, "/health");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"status\":\"ok\""));
-    assert!(response.to_ascii_lowercase().contains("content-type: application/json\r\n"));
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: application/json\r\n")
+    );
     assert!(first.tenant_id.starts_with("dev-"));
-    assert!(first.secret_line.starts_with("lk_"), "{}", first.secret_line);
+    assert!(
+        first.secret_line.starts_with("lk_"),
+        "{}",
+        first.secret_line
+    );
     assert!(first.secret_line.ends_with("(shown once)"));
     drop(first);
 
@@ -93,7 +108,10 @@ fn run_command_serves_health_and_creates_the_dev_tenant_once() {
     {
         use std::os::unix::fs::PermissionsExt as _;
         for file in ["master.key", "secrets.json"] {
-            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
         let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
@@ -101,7 +119,10 @@ fn run_command_serves_health_and_creates_the_dev_tenant_once() {
     }
 
     let second = start(dir.path(), &[]);
-    assert!(!second.secret_line.starts_with("lk_"), "the secret is shown once only");
+    assert!(
+        !second.secret_line.starts_with("lk_"),
+        "the secret is shown once only"
+    );
     assert!(http_get(&second.base, "/health").starts_with("HTTP/1.1 200"));
 }
 

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
-    ReturnValue, ScalarAttributeType, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TransactWriteItem,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -265,9 +265,7 @@ impl Store for DynamoStore {
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         let limit = query.checked_limit()?;
-        let mut start = query
-            .resume_after()?
-            .map(|after| key(&query.pk, &after));
+        let mut start = query.resume_after()?.map(|after| key(&query.pk, &after));
         let mut values = HashMap::from([(":pk".to_owned(), s(&query.pk))]);
         let key_condition = if query.sk_prefix.is_empty() {
             "pk = :pk"
@@ -339,7 +337,9 @@ impl Store for DynamoStore {
                     // DynamoDB requires an expression on a condition check; `None` means "any".
                     let c = if c.expression.is_none() {
                         Expr {
-                            expression: Some("attribute_exists(pk) OR attribute_not_exists(pk)".into()),
+                            expression: Some(
+                                "attribute_exists(pk) OR attribute_not_exists(pk)".into(),
+                            ),
                             ..c
                         }
                     } else {

@@ -25,7 +25,11 @@ impl KmsKeyVault {
 }
 
 fn context_map(context: &KeyContext) -> HashMap<String, String> {
-    context.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    context
+        .0
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn plain_key(bytes: &[u8]) -> Result<PlainKey, KeyError> {

@@ -45,7 +45,10 @@ impl LocalSecrets {
     }
 
     fn env_name(name: &str) -> String {
-        format!("LATCHKEY_LOCAL_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "LATCHKEY_LOCAL_SECRET_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        )
     }
 }
 

@@ -30,7 +30,12 @@ pub struct SecretsManagerSecrets {
 }
 
 impl SecretsManagerSecrets {
-    pub fn new(client: Client, secret_id: impl Into<String>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        client: Client,
+        secret_id: impl Into<String>,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             client,
             secret_id: secret_id.into(),
@@ -102,8 +107,8 @@ impl Secrets for SecretsManagerSecrets {
         let cached = cache
             .as_ref()
             .ok_or_else(|| SecretsError::Unavailable("secret cache empty".into()))?;
-        let current = field(&cached.current, name)
-            .ok_or_else(|| SecretsError::NotFound(name.to_owned()))?;
+        let current =
+            field(&cached.current, name).ok_or_else(|| SecretsError::NotFound(name.to_owned()))?;
         let previous = cached.previous.as_ref().and_then(|p| field(p, name));
         Ok(SecretVersions { current, previous })
     }

@@ -33,8 +33,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .map_err(unavailable)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(unavailable)?;
         Self::init(conn)
     }
 
@@ -137,7 +139,15 @@ fn write_item(conn: &Connection, item: &Item) -> Result<(), StoreError> {
     };
     conn.execute(
         &format!("INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-        params![item.pk, item.sk, item.version as i64, item.ttl, g_pk, g_sk, attrs],
+        params![
+            item.pk,
+            item.sk,
+            item.version as i64,
+            item.ttl,
+            g_pk,
+            g_sk,
+            attrs
+        ],
     )
     .map_err(unavailable)?;
     Ok(())

@@ -31,7 +31,12 @@ pub struct WrappedKey {
 
 impl std::fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WrappedKey({}, {} bytes)", self.tenant_id, self.bytes.len())
+        write!(
+            f,
+            "WrappedKey({}, {} bytes)",
+            self.tenant_id,
+            self.bytes.len()
+        )
     }
 }
 
@@ -106,7 +111,13 @@ impl KeyCache {
             };
             entries.remove(&oldest);
         }
-        entries.insert(id, CacheEntry { key, loaded_at: now });
+        entries.insert(
+            id,
+            CacheEntry {
+                key,
+                loaded_at: now,
+            },
+        );
     }
 }
 
@@ -266,16 +277,29 @@ mod tests {
     fn aes_256_gcm_matches_the_gcm_spec_vector() {
         let key = hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
         let iv = hex("cafebabefacedbaddecaf888");
-        let pt = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+        let pt = hex(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
         let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-        let expected = hex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad2df5d4b5b1a8c4b5e6a6dfbb1f5b6d32");
+        let expected = hex(
+            "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad2df5d4b5b1a8c4b5e6a6dfbb1f5b6d32",
+        );
         let cipher = Aes256Gcm::new_from_slice(&key).unwrap();
         let out = cipher
-            .encrypt(Nonce::from_slice(&iv), Payload { msg: &pt, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&iv),
+                Payload {
+                    msg: &pt,
+                    aad: &aad,
+                },
+            )
             .unwrap();
         // ciphertext ‖ tag (tag 76fc6ece0f4e1768cddf8853bb2d551b)
         assert_eq!(&out[..pt.len()], &expected[..pt.len()]);
-        assert_eq!(hex_str(&out[pt.len()..]), "76fc6ece0f4e1768cddf8853bb2d551b");
+        assert_eq!(
+            hex_str(&out[pt.len()..]),
+            "76fc6ece0f4e1768cddf8853bb2d551b"
+        );
     }
 
     // Our own format, pinned: a change to the layout or the associated data breaks this test
@@ -313,8 +337,14 @@ mod tests {
             item: "U#bob",
             field: "email",
         };
-        assert_eq!(open_with(&key, other_item, &sealed), Err(SealError::Refused));
-        assert_eq!(open_with(&key, at("t1", "email"), "AQ"), Err(SealError::Malformed));
+        assert_eq!(
+            open_with(&key, other_item, &sealed),
+            Err(SealError::Refused)
+        );
+        assert_eq!(
+            open_with(&key, at("t1", "email"), "AQ"),
+            Err(SealError::Malformed)
+        );
     }
 
     fn hex(s: &str) -> Vec<u8> {

@@ -334,7 +334,11 @@ impl Journal {
 pub enum CommitError {
     /// The condition on the caller's operation `index` did not hold; nothing was written.
     #[error("condition {index} failed")]
-    Condition { index: usize, pk: String, sk: String },
+    Condition {
+        index: usize,
+        pk: String,
+        sk: String,
+    },
     /// The chain head stayed contended through every retry.
     #[error("audit chain contended")]
     Contention,

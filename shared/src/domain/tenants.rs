@@ -54,7 +54,9 @@ pub fn key_id_of(secret: &str) -> Option<&str> {
     let rest = secret.strip_prefix(KEY_PREFIX)?;
     let (id, tail) = rest.split_at_checked(KEY_ID_LEN)?;
     let secret_part = tail.strip_prefix('_')?;
-    let id_ok = id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let id_ok = id
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     (id_ok && secret_part.len() >= 22).then_some(id)
 }
 
@@ -98,7 +100,11 @@ pub async fn create_tenant(
         ));
     }
     let data_key = services.envelope.new_tenant_key(tenant_id).await?;
-    let now = services.clock.now().format(&Rfc3339).map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let item = Item::new(tenant_pk(tenant_id), "TENANT")
         .with("name", settings.name.clone())
         .with("rpId", settings.rp_id.clone())
@@ -148,7 +154,11 @@ pub async fn create_api_key(
         .to_owned();
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
     let hash = hex(&pepper.mac(secret.as_bytes()));
-    let now = services.clock.now().format(&Rfc3339).map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let item = Item::new(key_pk(&key_id), "KEY")
         .with("tenantId", tenant_id)
         .with("hash", hash)
@@ -230,7 +240,11 @@ pub async fn ensure_dev_tenant(
             match services.store.get(&key_pk(key_id), "KEY").await? {
                 Some(existing) if existing.str("tenantId") == Some(tenant_id.as_str()) => None,
                 Some(_) => return Err(Error::Conflict("that key id belongs to another tenant")),
-                None => Some(create_api_key(services, &ctx, &tenant_id, Some(secret)).await?.1),
+                None => Some(
+                    create_api_key(services, &ctx, &tenant_id, Some(secret))
+                        .await?
+                        .1,
+                ),
             }
         }
         None if created => Some(create_api_key(services, &ctx, &tenant_id, None).await?.1),

@@ -25,29 +25,52 @@ pub enum ErrorKind {
     Unavailable,
 }
 
-pub const UNAUTHORIZED_DESCRIPTION: &str =
-    "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
+pub const UNAUTHORIZED_DESCRIPTION: &str = "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
 
 impl ErrorKind {
     pub fn table(self) -> (StatusCode, &'static str, &'static str) {
         use ErrorKind::*;
         match self {
-            InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request", "The request is invalid."),
-            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", UNAUTHORIZED_DESCRIPTION),
-            ExpiredToken => (StatusCode::UNAUTHORIZED, "expired_token", "The token has expired."),
+            InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request is invalid.",
+            ),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                UNAUTHORIZED_DESCRIPTION,
+            ),
+            ExpiredToken => (
+                StatusCode::UNAUTHORIZED,
+                "expired_token",
+                "The token has expired.",
+            ),
             InvalidCredential => (
                 StatusCode::BAD_REQUEST,
                 "invalid_credential",
                 "The credential could not be verified.",
             ),
-            Forbidden => (StatusCode::FORBIDDEN, "forbidden", "The request is not allowed."),
-            NotFound => (StatusCode::NOT_FOUND, "not_found", "The resource was not found."),
+            Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "The request is not allowed.",
+            ),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "The resource was not found.",
+            ),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "The method is not allowed on this resource.",
             ),
-            Conflict => (StatusCode::CONFLICT, "conflict", "The resource changed; retry the request."),
+            Conflict => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "The resource changed; retry the request.",
+            ),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -130,7 +153,11 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let (kind, description, internal) = match e {
-            Error::NotFound(what) => (ErrorKind::NotFound, Some(format!("The {what} was not found.")), None),
+            Error::NotFound(what) => (
+                ErrorKind::NotFound,
+                Some(format!("The {what} was not found.")),
+                None,
+            ),
             Error::Invalid(m) => (ErrorKind::InvalidRequest, Some(m), None),
             Error::Conflict(m) => (ErrorKind::Conflict, Some(format!("Conflict: {m}.")), None),
             Error::Unauthorized => (ErrorKind::Unauthorized, None, None),
@@ -165,5 +192,54 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/json"),
         );
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidRequest,
+        ErrorKind::Unauthorized,
+        ErrorKind::ExpiredToken,
+        ErrorKind::InvalidCredential,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::Conflict,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::TooManyRequests,
+        ErrorKind::Internal,
+        ErrorKind::Unavailable,
+    ];
+
+    #[tokio::test]
+    async fn every_error_carries_error_and_error_code_as_the_sdks_read_them() {
+        for kind in ALL {
+            let (status, code, _) = kind.table();
+            assert!(status.is_client_error() || status.is_server_error());
+            let response = ApiError::new(kind).into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"], code);
+            assert_eq!(body["errorCode"], code);
+            assert!(!body["errorDescription"].as_str().unwrap().is_empty());
+        }
+        let (_, _, description) = ErrorKind::Unauthorized.table();
+        assert_eq!(description, UNAUTHORIZED_DESCRIPTION);
+    }
+
+    #[tokio::test]
+    async fn internal_details_are_never_returned() {
+        let e: ApiError = Error::Unavailable("dynamodb: table lk-prod timed out".into()).into();
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&bytes).contains("lk-prod"));
     }
 }

@@ -28,7 +28,8 @@ pub struct RequestMeta {
 fn caller_request_id(req: &Request) -> Option<String> {
     let v = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
     let ok = (8..=64).contains(&v.len())
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then(|| v.to_owned())
 }
 

@@ -92,9 +92,20 @@ pub enum Condition {
 /// One write of an all-or-nothing [`Store::transact`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    Put { item: Item, condition: Condition },
-    Delete { pk: String, sk: String, condition: Condition },
-    Check { pk: String, sk: String, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
+    Check {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
 }
 
 impl WriteOp {
@@ -187,7 +198,9 @@ impl Query {
     pub fn checked_limit(&self) -> Result<usize, StoreError> {
         match self.limit {
             1..=1000 => Ok(self.limit as usize),
-            _ => Err(StoreError::InvalidItem("query limit must be 1..=1000".into())),
+            _ => Err(StoreError::InvalidItem(
+                "query limit must be 1..=1000".into(),
+            )),
         }
     }
 }
@@ -215,7 +228,11 @@ pub enum StoreError {
     /// A transaction was cancelled because the condition of operation `index` did not hold.
     /// Nothing was written.
     #[error("transaction condition {index} failed")]
-    TransactionConditionFailed { index: usize, pk: String, sk: String },
+    TransactionConditionFailed {
+        index: usize,
+        pk: String,
+        sk: String,
+    },
     /// Another transaction touched the same items at the same time; retrying may succeed.
     #[error("transaction conflict")]
     Conflict,
@@ -237,8 +254,12 @@ pub trait Store: Send + Sync {
     /// Deletes an item when `condition` holds, returning what was stored. With
     /// [`Condition::Exists`] this is single-use: of any number of racing callers, one gets the
     /// item and the others get [`StoreError::ConditionFailed`].
-    async fn delete(&self, pk: &str, sk: &str, condition: Condition)
-    -> Result<Option<Item>, StoreError>;
+    async fn delete(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: Condition,
+    ) -> Result<Option<Item>, StoreError>;
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
     /// All of `ops` or none of them, at most [`MAX_TRANSACTION_OPS`], at most one per key.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;

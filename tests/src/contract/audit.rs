@@ -45,7 +45,9 @@ pub async fn concurrent_commits_form_one_verified_chain(
         let tenant = tenant.to_owned();
         handles.push(tokio::spawn(async move {
             for i in 0..each {
-                j.commit(&tenant, &ctx(t), thing(&tenant, t, i)).await.unwrap();
+                j.commit(&tenant, &ctx(t), thing(&tenant, t, i))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -59,7 +61,11 @@ pub async fn concurrent_commits_form_one_verified_chain(
 
     let (events, _) = j.events(tenant, 1000, None, false).await.unwrap();
     assert_eq!(events.len(), tasks * each);
-    assert!(events.iter().all(|e| e.source_ip.as_deref() == Some("192.0.2.1")));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.source_ip.as_deref() == Some("192.0.2.1"))
+    );
     for t in 0..tasks {
         for i in 0..each {
             assert!(
@@ -77,7 +83,9 @@ pub async fn concurrent_commits_form_one_verified_chain(
 pub async fn tampering_is_named(store: Arc<dyn Store>, tenant: &str) {
     let j = journal(Arc::clone(&store));
     for i in 0..20 {
-        j.commit(tenant, &ctx(0), thing(tenant, 0, i)).await.unwrap();
+        j.commit(tenant, &ctx(0), thing(tenant, 0, i))
+            .await
+            .unwrap();
     }
     assert_eq!(j.verify(tenant).await.unwrap().broken, None);
 
@@ -85,7 +93,9 @@ pub async fn tampering_is_named(store: Arc<dyn Store>, tenant: &str) {
     let sk = format!("E#{:020}", 13);
     let original = store.get(&pk, &sk).await.unwrap().unwrap();
     let mut edited = original.clone();
-    edited.attrs.insert("actor".into(), json!("apikey:someone-else"));
+    edited
+        .attrs
+        .insert("actor".into(), json!("apikey:someone-else"));
     store.put(edited, Condition::None).await.unwrap();
     let report = j.verify(tenant).await.unwrap();
     let broken = report.broken.expect("an edited event must be found");
@@ -95,14 +105,19 @@ pub async fn tampering_is_named(store: Arc<dyn Store>, tenant: &str) {
     // Restored, then removed outright.
     store.put(original, Condition::None).await.unwrap();
     assert_eq!(j.verify(tenant).await.unwrap().broken, None);
-    store.delete(&pk, &format!("E#{:020}", 7), Condition::Exists).await.unwrap();
+    store
+        .delete(&pk, &format!("E#{:020}", 7), Condition::Exists)
+        .await
+        .unwrap();
     assert_eq!(j.verify(tenant).await.unwrap().broken.unwrap().seq, 7);
 }
 
 /// A change whose own condition fails writes neither the change nor an event.
 pub async fn failed_change_leaves_no_event(store: Arc<dyn Store>, tenant: &str) {
     let j = journal(Arc::clone(&store));
-    j.commit(tenant, &ctx(0), thing(tenant, 0, 0)).await.unwrap();
+    j.commit(tenant, &ctx(0), thing(tenant, 0, 0))
+        .await
+        .unwrap();
     let mut dup = thing(tenant, 0, 0);
     dup.ops.push(WriteOp::Put {
         item: Item::new(format!("T#{tenant}#THING"), "extra"),

@@ -35,7 +35,9 @@ pub async fn round_trips_and_never_repeats_a_ciphertext(vault: Arc<dyn KeyVault>
     assert!(!a.contains("jane"));
     for sealed in [&a, &b] {
         assert_eq!(
-            env.open(&key, at("t-round", "U#1", "email"), sealed).await.unwrap(),
+            env.open(&key, at("t-round", "U#1", "email"), sealed)
+                .await
+                .unwrap(),
             b"jane@example.com"
         );
     }
@@ -45,7 +47,10 @@ pub async fn refuses_the_wrong_tenant_field_or_context(vault: Arc<dyn KeyVault>)
     let env = envelope(Arc::clone(&vault), crate::test_clock());
     let key = env.new_tenant_key("t-a").await.unwrap();
     let other = env.new_tenant_key("t-b").await.unwrap();
-    let sealed = env.seal(&key, at("t-a", "U#1", "email"), b"v").await.unwrap();
+    let sealed = env
+        .seal(&key, at("t-a", "U#1", "email"), b"v")
+        .await
+        .unwrap();
     // Another field, item, or tenant's key.
     assert_eq!(
         env.open(&key, at("t-a", "U#1", "phone"), &sealed).await,
@@ -69,12 +74,22 @@ pub async fn refuses_the_wrong_tenant_field_or_context(vault: Arc<dyn KeyVault>)
     );
     let mut forged = key.clone();
     forged.tenant_id = "t-b".into();
-    assert!(env.open(&forged, at("t-b", "U#1", "email"), &sealed).await.is_err());
+    assert!(
+        env.open(&forged, at("t-b", "U#1", "email"), &sealed)
+            .await
+            .is_err()
+    );
     // A fresh envelope (cold cache) must unwrap through the vault and still refuse.
     let cold = envelope(Arc::clone(&vault), crate::test_clock());
-    assert!(cold.open(&forged, at("t-b", "U#1", "email"), &sealed).await.is_err());
+    assert!(
+        cold.open(&forged, at("t-b", "U#1", "email"), &sealed)
+            .await
+            .is_err()
+    );
     assert_eq!(
-        cold.open(&key, at("t-a", "U#1", "email"), &sealed).await.unwrap(),
+        cold.open(&key, at("t-a", "U#1", "email"), &sealed)
+            .await
+            .unwrap(),
         b"v"
     );
 }
@@ -89,18 +104,37 @@ pub async fn warm_cache_makes_no_vault_calls(vault: Arc<dyn KeyVault>) {
 
     // A new process (cold cache) unwraps once, then never again while warm.
     let reader = envelope(counting.clone(), Arc::clone(&clock));
-    let sealed = reader.seal(&key, at("t-warm", "U#1", "email"), b"x").await.unwrap();
+    let sealed = reader
+        .seal(&key, at("t-warm", "U#1", "email"), b"x")
+        .await
+        .unwrap();
     assert_eq!(counting.calls(), 2);
     for i in 0..100 {
         let item = format!("U#{i}");
-        let s = reader.seal(&key, at("t-warm", &item, "email"), b"x").await.unwrap();
-        reader.open(&key, at("t-warm", &item, "email"), &s).await.unwrap();
+        let s = reader
+            .seal(&key, at("t-warm", &item, "email"), b"x")
+            .await
+            .unwrap();
+        reader
+            .open(&key, at("t-warm", &item, "email"), &s)
+            .await
+            .unwrap();
     }
-    reader.open(&key, at("t-warm", "U#1", "email"), &sealed).await.unwrap();
-    assert_eq!(counting.calls(), 2, "a warm cache must make zero vault calls");
+    reader
+        .open(&key, at("t-warm", "U#1", "email"), &sealed)
+        .await
+        .unwrap();
+    assert_eq!(
+        counting.calls(),
+        2,
+        "a warm cache must make zero vault calls"
+    );
 
     clock.advance(Duration::minutes(6));
-    reader.open(&key, at("t-warm", "U#1", "email"), &sealed).await.unwrap();
+    reader
+        .open(&key, at("t-warm", "U#1", "email"), &sealed)
+        .await
+        .unwrap();
     assert_eq!(counting.calls(), 3, "an expired entry is unwrapped again");
 }
 

@@ -24,7 +24,9 @@ pub async fn round_trips_items(store: Arc<dyn Store>) {
 pub async fn conditional_put_conflicts(store: Arc<dyn Store>) {
     let item = Item::new("P#c", "S").with("n", 1);
     store.put(item.clone(), Condition::Absent).await.unwrap();
-    let again = store.put(item.clone().with("n", 2), Condition::Absent).await;
+    let again = store
+        .put(item.clone().with("n", 2), Condition::Absent)
+        .await;
     assert_eq!(
         again,
         Err(StoreError::ConditionFailed {
@@ -32,14 +34,23 @@ pub async fn conditional_put_conflicts(store: Arc<dyn Store>) {
             sk: "S".into()
         })
     );
-    assert_eq!(store.get("P#c", "S").await.unwrap().unwrap().u64("n"), Some(1));
+    assert_eq!(
+        store.get("P#c", "S").await.unwrap().unwrap().u64("n"),
+        Some(1)
+    );
 
     let stale = store
-        .put(item.clone().with("n", 3).with_version(2), Condition::Version(7))
+        .put(
+            item.clone().with("n", 3).with_version(2),
+            Condition::Version(7),
+        )
         .await;
     assert!(matches!(stale, Err(StoreError::ConditionFailed { .. })));
     store
-        .put(item.clone().with("n", 4).with_version(2), Condition::Version(1))
+        .put(
+            item.clone().with("n", 4).with_version(2),
+            Condition::Version(1),
+        )
         .await
         .unwrap();
     let stored = store.get("P#c", "S").await.unwrap().unwrap();
@@ -86,13 +97,19 @@ pub async fn delete_returning_old_is_single_use(store: Arc<dyn Store>) {
     assert_eq!(lost, 7);
     assert_eq!(store.get("P#race", "CH").await.unwrap(), None);
     // Without a condition, deleting nothing returns nothing.
-    assert_eq!(store.delete("P#race", "CH", Condition::None).await.unwrap(), None);
+    assert_eq!(
+        store.delete("P#race", "CH", Condition::None).await.unwrap(),
+        None
+    );
 }
 
 pub async fn paginates_one_partition_by_prefix(store: Arc<dyn Store>) {
     for i in 0..25 {
         store
-            .put(Item::new("P#page", format!("A#{i:03}")).with("i", i), Condition::Absent)
+            .put(
+                Item::new("P#page", format!("A#{i:03}")).with("i", i),
+                Condition::Absent,
+            )
             .await
             .unwrap();
     }
@@ -131,12 +148,17 @@ pub async fn paginates_one_partition_by_prefix(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(second.items.first().unwrap().sk, "A#014");
 
-    let whole = store.query(Query::partition("P#page").limit(100)).await.unwrap();
+    let whole = store
+        .query(Query::partition("P#page").limit(100))
+        .await
+        .unwrap();
     assert_eq!((whole.items.len(), whole.cursor), (30, None));
 
     // A cursor belongs to its query.
     let page = store.query(query.clone()).await.unwrap();
-    let foreign = Query::partition("P#other").prefix("A#").after(page.cursor.clone());
+    let foreign = Query::partition("P#other")
+        .prefix("A#")
+        .after(page.cursor.clone());
     assert_eq!(store.query(foreign).await, Err(StoreError::InvalidCursor));
     let garbage = query.clone().after(Some("not-a-cursor".into()));
     assert_eq!(store.query(garbage).await, Err(StoreError::InvalidCursor));
@@ -144,8 +166,14 @@ pub async fn paginates_one_partition_by_prefix(store: Arc<dyn Store>) {
 
 /// A transaction whose second condition fails writes nothing and names that condition.
 pub async fn failed_transaction_writes_nothing_and_names_the_condition(store: Arc<dyn Store>) {
-    store.put(Item::new("P#tx", "Y"), Condition::Absent).await.unwrap();
-    store.put(Item::new("P#tx", "Z"), Condition::Absent).await.unwrap();
+    store
+        .put(Item::new("P#tx", "Y"), Condition::Absent)
+        .await
+        .unwrap();
+    store
+        .put(Item::new("P#tx", "Z"), Condition::Absent)
+        .await
+        .unwrap();
     let ops = vec![
         WriteOp::Put {
             item: Item::new("P#tx", "X").with("new", true),
@@ -170,7 +198,16 @@ pub async fn failed_transaction_writes_nothing_and_names_the_condition(store: Ar
         })
     );
     assert_eq!(store.get("P#tx", "X").await.unwrap(), None);
-    assert_eq!(store.get("P#tx", "Y").await.unwrap().unwrap().attrs.get("new"), None);
+    assert_eq!(
+        store
+            .get("P#tx", "Y")
+            .await
+            .unwrap()
+            .unwrap()
+            .attrs
+            .get("new"),
+        None
+    );
     assert!(store.get("P#tx", "Z").await.unwrap().is_some());
 
     // A failing check alone stops the others too.
@@ -194,8 +231,14 @@ pub async fn failed_transaction_writes_nothing_and_names_the_condition(store: Ar
 }
 
 pub async fn transaction_applies_every_write(store: Arc<dyn Store>) {
-    store.put(Item::new("P#ok", "old"), Condition::Absent).await.unwrap();
-    store.put(Item::new("P#ok", "keep"), Condition::Absent).await.unwrap();
+    store
+        .put(Item::new("P#ok", "old"), Condition::Absent)
+        .await
+        .unwrap();
+    store
+        .put(Item::new("P#ok", "keep"), Condition::Absent)
+        .await
+        .unwrap();
     let ops = vec![
         WriteOp::Put {
             item: Item::new("P#ok", "new").with("v2", 1),
@@ -222,7 +265,10 @@ pub async fn transaction_applies_every_write(store: Arc<dyn Store>) {
             condition: Condition::None,
         })
         .collect();
-    assert!(matches!(store.transact(too_many).await, Err(StoreError::InvalidItem(_))));
+    assert!(matches!(
+        store.transact(too_many).await,
+        Err(StoreError::InvalidItem(_))
+    ));
     let twice = vec![
         WriteOp::Put {
             item: Item::new("P#dup", "a"),
@@ -234,7 +280,10 @@ pub async fn transaction_applies_every_write(store: Arc<dyn Store>) {
             condition: Condition::None,
         },
     ];
-    assert!(matches!(store.transact(twice).await, Err(StoreError::InvalidItem(_))));
+    assert!(matches!(
+        store.transact(twice).await,
+        Err(StoreError::InvalidItem(_))
+    ));
 }
 
 /// Runs every store contract, each on a fresh store from `fresh`.
