@@ -298,13 +298,7 @@ impl Store for DynamoStore {
                 _ => break,
             }
         }
-        let cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|last| query.cursor_after(&last.sk))
-        } else {
-            None
-        };
-        Ok(Page { items, cursor })
+        Ok(query.page_from(items, limit))
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {

@@ -228,13 +228,7 @@ impl Store for SqliteStore {
             for row in rows {
                 items.push(finish(row.map_err(unavailable)?)?);
             }
-            let cursor = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|last| query.cursor_after(&last.sk))
-            } else {
-                None
-            };
-            Ok(Page { items, cursor })
+            Ok(query.page_from(items, limit))
         })
         .await
     }

@@ -194,6 +194,18 @@ impl Query {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
     }
 
+    /// The page for `items`, read as up to `limit + 1` in order: the extra item only tells that
+    /// more follow, so it is dropped and a cursor after the last kept item is given.
+    pub fn page_from(&self, mut items: Vec<Item>, limit: usize) -> Page {
+        let cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| self.cursor_after(&last.sk))
+        } else {
+            None
+        };
+        Page { items, cursor }
+    }
+
     /// Validates the limit: 1..=1000 items a page.
     pub fn checked_limit(&self) -> Result<usize, StoreError> {
         match self.limit {
