@@ -30,9 +30,14 @@ fn bench(c: &mut Criterion) {
         item: "U#user-1",
         field: "email",
     };
-    let sealed = rt.block_on(envelope.seal(&key, at, b"jane.doe@example.com")).unwrap();
+    let sealed = rt
+        .block_on(envelope.seal(&key, at, b"jane.doe@example.com"))
+        .unwrap();
     c.bench_function("field seal (warm data key)", |b| {
-        b.iter(|| rt.block_on(envelope.seal(&key, at, b"jane.doe@example.com")).unwrap())
+        b.iter(|| {
+            rt.block_on(envelope.seal(&key, at, b"jane.doe@example.com"))
+                .unwrap()
+        })
     });
     c.bench_function("field open (warm data key)", |b| {
         b.iter(|| rt.block_on(envelope.open(&key, at, &sealed)).unwrap())
@@ -53,7 +58,11 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    let journal = Journal::new(Arc::clone(&store), Arc::new(SystemClock), Arc::new(OsRandom));
+    let journal = Journal::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+    );
     let ctx = AuditContext::system("bench", "r");
     c.bench_function("audited change (sqlite, one put + event + head)", |b| {
         b.iter(|| {
@@ -67,7 +76,8 @@ fn bench(c: &mut Criterion) {
                     condition: Condition::Absent,
                 }],
             };
-            rt.block_on(journal.commit("t-bench", &ctx, change)).unwrap()
+            rt.block_on(journal.commit("t-bench", &ctx, change))
+                .unwrap()
         })
     });
 }
