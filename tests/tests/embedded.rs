@@ -130,3 +130,32 @@ async fn local_secrets_come_from_the_environment_or_a_private_file() {
     let again = LocalSecrets::new(BTreeMap::new(), Some(file), Arc::new(OsRandom));
     assert_eq!(again.get("root").await.unwrap().current, root.current);
 }
+
+/// Processes starting at once (here: separate adapters on one file) agree on one root secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_starts_agree_on_one_generated_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.json");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let file = file.clone();
+        tasks.push(tokio::spawn(async move {
+            let secrets = LocalSecrets::new(BTreeMap::new(), Some(file), Arc::new(OsRandom));
+            secrets.get("root").await.unwrap().current
+        }));
+    }
+    let mut values = Vec::new();
+    for t in tasks {
+        values.push(t.await.unwrap());
+    }
+    assert!(
+        values.windows(2).all(|w| w[0] == w[1]),
+        "processes disagree on the secret"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

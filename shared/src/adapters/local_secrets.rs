@@ -73,43 +73,66 @@ impl Secrets for LocalSecrets {
         };
         let _guard = self.lock.lock().await;
         let io = |e: std::io::Error| SecretsError::Unavailable(format!("secrets file: {e}"));
-        let mut entries: BTreeMap<String, FileEntry> = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|_| SecretsError::Malformed("secrets file".into()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(io(e)),
-        };
-        if let Some(entry) = entries.get(name) {
-            return Ok(SecretVersions {
-                current: decode(name, &entry.current)?,
-                previous: entry
-                    .previous
-                    .as_deref()
-                    .map(|p| decode(name, p))
-                    .transpose()?,
-            });
+        // Two tries: a first start racing another process for the new file reads theirs.
+        for _ in 0..2 {
+            let (mut entries, existed) = read_file(path)?;
+            if let Some(entry) = entries.get(name) {
+                return Ok(SecretVersions {
+                    current: decode(name, &entry.current)?,
+                    previous: entry
+                        .previous
+                        .as_deref()
+                        .map(|p| decode(name, p))
+                        .transpose()?,
+                });
+            }
+            let fresh = Zeroizing::new(self.random.bytes::<32>().to_vec());
+            entries.insert(
+                name.to_owned(),
+                FileEntry {
+                    current: STANDARD.encode(fresh.as_slice()),
+                    previous: None,
+                },
+            );
+            let json = Zeroizing::new(
+                serde_json::to_vec_pretty(&entries)
+                    .map_err(|_| SecretsError::Malformed("secrets file".into()))?,
+            );
+            // Write a new 0600 file beside the old one, then move it in place whole, so a crash
+            // never leaves a half-written file. A new file is linked in only if still absent,
+            // so two processes starting at once cannot each keep a different secret.
+            let tmp = path.with_extension(format!("json.{}.tmp", self.random.hex_id(8)));
+            create_private_file(&tmp, &json).map_err(io)?;
+            let placed = if existed {
+                std::fs::rename(&tmp, path)
+            } else {
+                std::fs::hard_link(&tmp, path)
+            };
+            // Gone already after a rename; otherwise the link (or a failure) left it behind.
+            let _ = std::fs::remove_file(&tmp);
+            match placed {
+                Ok(()) => {
+                    return Ok(SecretVersions {
+                        current: fresh,
+                        previous: None,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(e)),
+            }
         }
-        let fresh = Zeroizing::new(self.random.bytes::<32>().to_vec());
-        entries.insert(
-            name.to_owned(),
-            FileEntry {
-                current: STANDARD.encode(fresh.as_slice()),
-                previous: None,
-            },
-        );
-        let json = Zeroizing::new(
-            serde_json::to_vec_pretty(&entries)
-                .map_err(|_| SecretsError::Malformed("secrets file".into()))?,
-        );
-        // Write a new 0600 file beside the old one and rename it over, so a crash never
-        // leaves a half-written secrets file.
-        let tmp = path.with_extension("json.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        create_private_file(&tmp, &json).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(SecretVersions {
-            current: fresh,
-            previous: None,
-        })
+        Err(SecretsError::Unavailable(
+            "secrets file kept changing".into(),
+        ))
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<(BTreeMap<String, FileEntry>, bool), SecretsError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(|entries| (entries, true))
+            .map_err(|_| SecretsError::Malformed("secrets file".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((BTreeMap::new(), false)),
+        Err(e) => Err(SecretsError::Unavailable(format!("secrets file: {e}"))),
     }
 }

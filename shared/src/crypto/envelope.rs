@@ -165,16 +165,17 @@ impl Envelope {
             .vault
             .generate_data_key(&KeyContext::tenant(tenant_id))
             .await?;
-        self.cache
-            .insert(cache_id(&key.wrapped), key.plaintext, self.clock.now());
-        Ok(WrappedKey {
+        let wrapped = WrappedKey {
             tenant_id: tenant_id.to_owned(),
             bytes: key.wrapped,
-        })
+        };
+        self.cache
+            .insert(cache_id(&wrapped), key.plaintext, self.clock.now());
+        Ok(wrapped)
     }
 
     async fn plain_key(&self, wrapped: &WrappedKey) -> Result<PlainKey, SealError> {
-        let id = cache_id(&wrapped.bytes);
+        let id = cache_id(wrapped);
         let now = self.clock.now();
         if let Some(key) = self.cache.get(&id, now) {
             return Ok(key);
@@ -214,8 +215,14 @@ impl Envelope {
     }
 }
 
-fn cache_id(wrapped: &[u8]) -> [u8; 32] {
-    Sha256::digest(wrapped).into()
+/// The cache key names the tenant as well as the wrapped bytes: a wrapped key copied into
+/// another tenant's record must not open from a warm cache when the vault would refuse it cold.
+fn cache_id(wrapped: &WrappedKey) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((wrapped.tenant_id.len() as u32).to_be_bytes());
+    h.update(wrapped.tenant_id.as_bytes());
+    h.update(&wrapped.bytes);
+    h.finalize().into()
 }
 
 /// The format, separate from key management so fixed vectors can pin it.

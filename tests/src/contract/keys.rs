@@ -72,10 +72,17 @@ pub async fn refuses_the_wrong_tenant_field_or_context(vault: Arc<dyn KeyVault>)
             .map(|_| ()),
         Err(KeyError::Refused)
     );
+    // Tenant a's wrapped key copied into tenant b's record: refused even with a warm cache,
+    // so nothing new can be sealed for b under a's key.
     let mut forged = key.clone();
     forged.tenant_id = "t-b".into();
     assert!(
         env.open(&forged, at("t-b", "U#1", "email"), &sealed)
+            .await
+            .is_err()
+    );
+    assert!(
+        env.seal(&forged, at("t-b", "U#1", "email"), b"new")
             .await
             .is_err()
     );
