@@ -246,6 +246,7 @@ async fn configuration_wires_the_aws_adapters_end_to_end() {
         name: "Acme".into(),
         rp_id: "acme.example".into(),
         allowed_origins: vec!["https://acme.example".into()],
+        ..Default::default()
     };
     create_tenant(&services, &ctx, "t-wired", settings.clone(), vec![])
         .await

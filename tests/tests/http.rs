@@ -227,6 +227,7 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
         name: "Acme".into(),
         rp_id: "localhost".into(),
         allowed_origins: vec!["http://localhost:*".into()],
+        ..Default::default()
     };
     create_tenant(&services, &ctx, "t-logs", settings, vec![])
         .await

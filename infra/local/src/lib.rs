@@ -37,6 +37,7 @@ pub async fn bootstrap(
         name: "Development".to_owned(),
         rp_id: "localhost".to_owned(),
         allowed_origins: config.local.dev_origins.clone(),
+        ..Default::default()
     };
     ensure_dev_tenant(
         services,

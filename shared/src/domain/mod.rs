@@ -1,7 +1,12 @@
 //! The domain: what Latchkey does, on the ports alone. Nothing here imports an AWS crate or
 //! `lambda_http`.
+pub mod actions;
 pub mod audit;
+pub mod authenticators;
+pub mod rules;
 pub mod tenants;
+pub mod tokens;
+pub mod users;
 
 use crate::crypto::envelope::SealError;
 use crate::ports::keys::KeyError;

@@ -8,22 +8,46 @@ use crate::crypto::envelope::WrappedKey;
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::rules::ActionConfig;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
 use crate::runtime::Services;
 use serde_json::json;
+use std::collections::BTreeMap;
+use subtle::ConstantTimeEq as _;
 use time::format_description::well_known::Rfc3339;
 
 pub const KEY_PREFIX: &str = "lk_";
 const KEY_ID_LEN: usize = 16;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TenantSettings {
     pub name: String,
     /// The WebAuthn relying-party id (a registrable domain, or `localhost`).
     pub rp_id: String,
     /// Origins allowed to run ceremonies; `http://localhost:*` allows any localhost port.
     pub allowed_origins: Vec<String>,
+    /// Per action code; codes without one get [`ActionConfig::default`] (challenge).
+    pub actions: BTreeMap<String, ActionConfig>,
+    /// Verification methods users may use; empty means [`DEFAULT_METHODS`].
+    pub allowed_methods: Vec<String>,
+}
+
+/// The methods Latchkey offers when a tenant has not narrowed them.
+pub const DEFAULT_METHODS: [&str; 3] = ["PASSKEY", "AUTHENTICATOR_APP", "EMAIL_OTP"];
+
+impl TenantSettings {
+    pub fn action(&self, code: &str) -> ActionConfig {
+        self.actions.get(code).cloned().unwrap_or_default()
+    }
+
+    pub fn methods(&self) -> Vec<String> {
+        if self.allowed_methods.is_empty() {
+            DEFAULT_METHODS.iter().map(|m| (*m).to_owned()).collect()
+        } else {
+            self.allowed_methods.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -75,12 +99,32 @@ pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<T
                 .collect()
         })
         .unwrap_or_default();
+    let actions = item
+        .attrs
+        .get("actions")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("tenant actions: {e}")))?
+        .unwrap_or_default();
+    let allowed_methods = item
+        .attrs
+        .get("allowedMethods")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Some(Tenant {
         id: tenant_id.to_owned(),
         settings: TenantSettings {
             name: item.str("name").unwrap_or_default().to_owned(),
             rp_id: item.str("rpId").unwrap_or_default().to_owned(),
             allowed_origins,
+            actions,
+            allowed_methods,
         },
         data_key,
     }))
@@ -99,6 +143,9 @@ pub async fn create_tenant(
             "tenant id must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_'".into(),
         ));
     }
+    for config in settings.actions.values() {
+        config.validate().map_err(Error::Invalid)?;
+    }
     let data_key = services.envelope.new_tenant_key(tenant_id).await?;
     let now = services
         .clock
@@ -109,6 +156,11 @@ pub async fn create_tenant(
         .with("name", settings.name.clone())
         .with("rpId", settings.rp_id.clone())
         .with("allowedOrigins", settings.allowed_origins.clone())
+        .with("allowedMethods", settings.allowed_methods.clone())
+        .with(
+            "actions",
+            serde_json::to_value(&settings.actions).map_err(|e| Error::Internal(e.to_string()))?,
+        )
         .with("dataKey", data_key.encoded())
         .with("createdAt", now);
     let mut ops = vec![WriteOp::Put {
@@ -254,4 +306,104 @@ pub async fn ensure_dev_tenant(
         tenant_id,
         new_secret_key,
     })
+}
+
+/// Who is calling the Server API: a live secret key of one tenant.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant: Tenant,
+    pub key_id: String,
+}
+
+impl Principal {
+    pub fn audit(&self, request_id: &str, source_ip: Option<String>) -> AuditContext {
+        AuditContext {
+            actor: format!("apikey:{}", self.key_id),
+            request_id: request_id.to_owned(),
+            source_ip,
+        }
+    }
+}
+
+/// Checks a secret key: one read by its key id, then the keyed hash compared in constant time
+/// under the current pepper and, during a rotation, the previous one. Every failure is the same
+/// `Unauthorized`, so a caller learns nothing about which part was wrong.
+pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal, Error> {
+    let key_id = key_id_of(secret).ok_or(Error::Unauthorized)?;
+    let item = services
+        .store
+        .get(&key_pk(key_id), "KEY")
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) {
+        return Err(Error::Unauthorized);
+    }
+    let stored = item
+        .str("hash")
+        .and_then(unhex)
+        .ok_or(Error::Unauthorized)?;
+    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
+    let matches = std::iter::once(&pepper.current)
+        .chain(pepper.previous.as_ref())
+        .any(|key| {
+            let candidate = crate::crypto::keys::PurposeKeys {
+                current: key.clone(),
+                previous: None,
+            }
+            .mac(secret.as_bytes());
+            bool::from(candidate.as_slice().ct_eq(stored.as_slice()))
+        });
+    if !matches {
+        return Err(Error::Unauthorized);
+    }
+    let tenant_id = item.str("tenantId").ok_or(Error::Unauthorized)?;
+    let tenant = get_tenant(services, tenant_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    Ok(Principal {
+        tenant,
+        key_id: key_id.to_owned(),
+    })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Revokes a secret key; it stops working at once.
+pub async fn revoke_api_key(
+    services: &Services,
+    ctx: &AuditContext,
+    key_id: &str,
+) -> Result<(), Error> {
+    let item = services
+        .store
+        .get(&key_pk(key_id), "KEY")
+        .await?
+        .ok_or(Error::NotFound("api key"))?;
+    let tenant_id = item.str("tenantId").unwrap_or_default().to_owned();
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let version = item.version;
+    let revoked = item.with("revokedAt", now).with_version(version + 1);
+    let change = Change {
+        action: "api_key.revoke",
+        target: format!("api_key:{key_id}"),
+        summary: json!({}),
+        ops: vec![WriteOp::Put {
+            item: revoked,
+            condition: Condition::Version(version),
+        }],
+    };
+    services.journal.commit(&tenant_id, ctx, change).await?;
+    Ok(())
 }

@@ -1,10 +1,12 @@
 //! The HTTP layer every function shares: the wire error table, request ids, security headers,
 //! the body limit, JSON logs per request, and `/health`.
 pub mod error;
+pub mod extract;
 pub mod json;
 pub mod middleware;
 
 pub use error::ApiError;
+pub use extract::{SecretKey, WirePath, WireQuery};
 pub use json::WireJson;
 pub use middleware::RequestMeta;
 

@@ -1,0 +1,579 @@
+//! Actions: track (with the rules engine), get, update, query, and validate.
+//!
+//! An action lives at `T#{tid}#U#{uid}` / `ACT#{code}#{idempotency key}`. Tracking the same
+//! idempotency key again returns the stored action, never a second one (the write is conditional
+//! on absence, so racing duplicates resolve to one). The client's IP address and user agent are
+//! sealed like other personal data; the device id is kept only as a keyed hash.
+//!
+//! Validate is replay-safe: a token validates as successful at most once per action. The first
+//! validate of a `CHALLENGE_SUCCEEDED` action marks it consumed under a version condition, so of
+//! concurrent validations exactly one sees `isValid: true`; every later one (the same token, or
+//! another token for the same action) gets `isValid: false`. Validations before the challenge
+//! completes consume nothing.
+use crate::crypto::FieldContext;
+use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::domain::Error;
+use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::authenticators::enrolled_methods;
+use crate::domain::rules::Facts;
+use crate::domain::tenants::Tenant;
+use crate::domain::tokens::{self, TokenError};
+use crate::domain::users::{audit_ref, check_user_id, new_user_item, user_pk};
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::runtime::Services;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub const STATES: [&str; 8] = [
+    "ALLOW",
+    "BLOCK",
+    "CHALLENGE_REQUIRED",
+    "CHALLENGE_SUCCEEDED",
+    "CHALLENGE_FAILED",
+    "REVIEW_REQUIRED",
+    "REVIEW_SUCCEEDED",
+    "REVIEW_FAILED",
+];
+
+/// Action codes: `^[a-zA-Z0-9_-]{1,64}$`.
+pub fn check_code(code: &str) -> Result<(), Error> {
+    let ok = (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    ok.then_some(())
+        .ok_or_else(|| Error::Invalid("action must match ^[a-zA-Z0-9_-]{1,64}$".into()))
+}
+
+/// Idempotency keys travel in paths: 1–128 URL-safe characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), Error> {
+    let ok = (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':'));
+    ok.then_some(()).ok_or_else(|| {
+        Error::Invalid("idempotencyKey must be 1-128 characters of A-Z a-z 0-9 - _ . ~ :".into())
+    })
+}
+
+fn action_sk(code: &str, key: &str) -> String {
+    format!("ACT#{code}#{key}")
+}
+
+/// `TrackAttributes` (API.md §4.1); unknown fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackAttributes {
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub device_id: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub custom: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackResult {
+    pub state: String,
+    pub idempotency_key: String,
+    pub token: String,
+    pub is_enrolled: bool,
+    pub enrolled_verification_methods: Vec<String>,
+    pub allowed_verification_methods: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_verification_method: Option<String>,
+    pub rule_ids: Vec<String>,
+}
+
+/// One action as get/update/query show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionView {
+    pub action_code: String,
+    pub idempotency_key: String,
+    pub state: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub state_updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_method: Option<String>,
+    pub rule_ids: Vec<String>,
+    pub rules: Vec<Value>,
+    pub output: Value,
+}
+
+fn view(item: &Item) -> ActionView {
+    let s = |n: &str| item.str(n).unwrap_or_default().to_owned();
+    let rule_ids: Vec<String> = item
+        .attrs
+        .get("ruleIds")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ActionView {
+        action_code: s("actionCode"),
+        idempotency_key: s("idempotencyKey"),
+        state: s("state"),
+        created_at: s("createdAt"),
+        updated_at: s("updatedAt"),
+        state_updated_at: s("stateUpdatedAt"),
+        verification_method: item.str("verificationMethod").map(str::to_owned),
+        rule_ids,
+        rules: item
+            .attrs
+            .get("rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        output: item
+            .attrs
+            .get("output")
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> Result<String, Error> {
+    t.format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+async fn device_ref(
+    services: &Services,
+    tenant_id: &str,
+    device_id: &str,
+) -> Result<String, Error> {
+    let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
+    let mac = keys.mac(format!("device\0{tenant_id}\0{device_id}").as_bytes());
+    Ok(mac[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn seal(
+    services: &Services,
+    tenant: &Tenant,
+    item_key: &str,
+    field: &str,
+    value: &str,
+) -> Result<String, Error> {
+    let at = FieldContext {
+        tenant_id: &tenant.id,
+        item: item_key,
+        field,
+    };
+    Ok(services
+        .envelope
+        .seal(&tenant.data_key, at, value.as_bytes())
+        .await?)
+}
+
+pub async fn track(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    code: &str,
+    attrs: TrackAttributes,
+) -> Result<TrackResult, Error> {
+    check_user_id(user_id)?;
+    check_code(code)?;
+    let key = match attrs.idempotency_key.clone() {
+        Some(k) => {
+            check_idempotency_key(&k)?;
+            k
+        }
+        None => services.random.hex_id(16),
+    };
+    for (name, value, max) in [
+        ("ipAddress", &attrs.ip_address, 64),
+        ("userAgent", &attrs.user_agent, 1024),
+        ("deviceId", &attrs.device_id, 256),
+    ] {
+        if value.as_ref().is_some_and(|v| v.len() > max) {
+            return Err(Error::Invalid(format!(
+                "{name} is longer than {max} characters"
+            )));
+        }
+    }
+    let ip = match &attrs.ip_address {
+        Some(raw) => Some(
+            raw.parse()
+                .map_err(|_| Error::Invalid("ipAddress must be an IPv4 or IPv6 address".into()))?,
+        ),
+        None => None,
+    };
+    let pk = user_pk(&tenant.id, user_id);
+    let sk = action_sk(code, &key);
+    let enrolled = enrolled_methods(services, tenant, user_id).await?;
+    let allowed = tenant.settings.methods();
+    let stored = match services.store.get(&pk, &sk).await? {
+        Some(existing) => existing,
+        None => {
+            let now = services.clock.now();
+            let earlier = services
+                .store
+                .query(
+                    Query::partition(&pk)
+                        .prefix(format!("ACT#{code}#"))
+                        .limit(1000)
+                        .descending(),
+                )
+                .await?
+                .items
+                .iter()
+                .filter_map(|i| i.attrs.get("createdEpoch").and_then(Value::as_i64))
+                .collect();
+            let device = match &attrs.device_id {
+                Some(d) => Some(device_ref(services, &tenant.id, d).await?),
+                None => None,
+            };
+            let device_seen = match &device {
+                Some(d) => services
+                    .store
+                    .get(&pk, &format!("DEV#{d}"))
+                    .await?
+                    .is_some(),
+                None => true,
+            };
+            let facts = Facts {
+                ip,
+                user_agent: attrs.user_agent.clone(),
+                custom: attrs.custom.clone().unwrap_or_default(),
+                enrolled: !enrolled.is_empty(),
+                new_device: !device_seen,
+                now: now.unix_timestamp(),
+                earlier_actions: earlier,
+            };
+            let config = tenant.settings.action(code);
+            let (outcome, rule_ids) = config.evaluate(&facts);
+            let rules: Vec<Value> = config
+                .rules
+                .iter()
+                .filter(|r| rule_ids.contains(&r.id))
+                .map(|r| json!({"ruleId": r.id, "name": r.name, "description": r.description}))
+                .collect();
+            let stamp = rfc3339(now)?;
+            let item_key = format!("U#{user_id}#{sk}");
+            let mut item = Item::new(&pk, &sk)
+                .with("actionCode", code)
+                .with("idempotencyKey", key.clone())
+                .with("state", outcome.state())
+                .with("createdAt", stamp.clone())
+                .with("createdEpoch", now.unix_timestamp())
+                .with("updatedAt", stamp.clone())
+                .with("stateUpdatedAt", stamp.clone())
+                .with("ruleIds", rule_ids.clone())
+                .with("rules", rules)
+                .with("output", json!({}));
+            if let Some(v) = &attrs.ip_address {
+                item = item.with(
+                    "ipAddress",
+                    seal(services, tenant, &item_key, "ipAddress", v).await?,
+                );
+            }
+            if let Some(v) = &attrs.user_agent {
+                item = item.with(
+                    "userAgent",
+                    seal(services, tenant, &item_key, "userAgent", v).await?,
+                );
+            }
+            if let Some(d) = &device {
+                item = item.with("deviceRef", d.clone());
+            }
+            let mut ops = vec![WriteOp::Put {
+                item: item.clone(),
+                condition: Condition::Absent,
+            }];
+            if services.store.get(&pk, "USER").await?.is_none() {
+                ops.push(WriteOp::Put {
+                    item: new_user_item(services, &tenant.id, user_id)?,
+                    condition: Condition::Absent,
+                });
+            }
+            if let Some(d) = &device {
+                ops.push(WriteOp::Put {
+                    item: Item::new(&pk, format!("DEV#{d}")).with("lastSeen", stamp),
+                    condition: Condition::None,
+                });
+            }
+            let change = Change {
+                action: "action.track",
+                target: audit_ref(services, &tenant.id, user_id).await?,
+                summary: json!({ "actionCode": code, "idempotencyKey": key, "state": outcome.state(), "ruleIds": rule_ids }),
+                ops,
+            };
+            match services.journal.commit(&tenant.id, ctx, change).await {
+                Ok(_) => item,
+                // The same key tracked concurrently, or the user created meanwhile: the stored
+                // action (if any) is the answer.
+                Err(CommitError::Condition { .. }) => services
+                    .store
+                    .get(&pk, &sk)
+                    .await?
+                    .ok_or(Error::Conflict("the user changed; retry"))?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let token = tokens::issue(services, &tenant.id, user_id, code, &key, attrs.scope).await?;
+    Ok(TrackResult {
+        state: stored.str("state").unwrap_or_default().to_owned(),
+        idempotency_key: key,
+        token,
+        is_enrolled: !enrolled.is_empty(),
+        default_verification_method: enrolled.first().cloned(),
+        enrolled_verification_methods: enrolled,
+        allowed_verification_methods: allowed,
+        rule_ids: view(&stored).rule_ids,
+    })
+}
+
+pub async fn get(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    code: &str,
+    key: &str,
+) -> Result<ActionView, Error> {
+    check_user_id(user_id)?;
+    check_code(code)?;
+    check_idempotency_key(key)?;
+    services
+        .store
+        .get(&user_pk(&tenant.id, user_id), &action_sk(code, key))
+        .await?
+        .map(|i| view(&i))
+        .ok_or(Error::NotFound("action"))
+}
+
+pub async fn update_state(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    code: &str,
+    key: &str,
+    state: &str,
+) -> Result<ActionView, Error> {
+    check_user_id(user_id)?;
+    check_code(code)?;
+    check_idempotency_key(key)?;
+    if !STATES.contains(&state) {
+        return Err(Error::Invalid(format!(
+            "state must be one of {}",
+            STATES.join(", ")
+        )));
+    }
+    let pk = user_pk(&tenant.id, user_id);
+    let sk = action_sk(code, key);
+    let item = services
+        .store
+        .get(&pk, &sk)
+        .await?
+        .ok_or(Error::NotFound("action"))?;
+    let version = item.version;
+    let previous = item.str("state").unwrap_or_default().to_owned();
+    let stamp = rfc3339(services.clock.now())?;
+    let updated = item
+        .with("state", state)
+        .with("stateUpdatedAt", stamp.clone())
+        .with("updatedAt", stamp)
+        .with_version(version + 1);
+    let change = Change {
+        action: "action.update",
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "actionCode": code, "idempotencyKey": key, "from": previous, "to": state }),
+        ops: vec![WriteOp::Put {
+            item: updated.clone(),
+            condition: Condition::Version(version),
+        }],
+    };
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => Ok(view(&updated)),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("the action changed; retry")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /users/{userId}/actions?fromDate=&codes=&state=`, newest first, at most 1000.
+pub async fn query(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    from_date: Option<&str>,
+    codes: &[String],
+    state: Option<&str>,
+) -> Result<Vec<ActionView>, Error> {
+    check_user_id(user_id)?;
+    for code in codes {
+        check_code(code)?;
+    }
+    let from = match from_date {
+        Some(d) => Some(
+            OffsetDateTime::parse(d, &Rfc3339)
+                .map_err(|_| Error::Invalid("fromDate must be an ISO-8601 date-time".into()))?
+                .unix_timestamp(),
+        ),
+        None => None,
+    };
+    if let Some(s) = state
+        && !STATES.contains(&s)
+    {
+        return Err(Error::Invalid(format!(
+            "state must be one of {}",
+            STATES.join(", ")
+        )));
+    }
+    let page = services
+        .store
+        .query(
+            Query::partition(user_pk(&tenant.id, user_id))
+                .prefix("ACT#")
+                .limit(1000),
+        )
+        .await?;
+    let mut items: Vec<&Item> = page
+        .items
+        .iter()
+        .filter(|i| {
+            codes.is_empty()
+                || i.str("actionCode")
+                    .is_some_and(|c| codes.iter().any(|x| x == c))
+        })
+        .filter(|i| state.is_none_or(|s| i.str("state") == Some(s)))
+        .filter(|i| {
+            from.is_none_or(|f| {
+                i.attrs
+                    .get("createdEpoch")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    >= f
+            })
+        })
+        .collect();
+    items.sort_by_key(|i| {
+        std::cmp::Reverse(
+            i.attrs
+                .get("createdEpoch")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+        )
+    });
+    Ok(items.into_iter().map(view).collect())
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    pub is_valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub async fn validate(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    token: &str,
+    user_id: Option<&str>,
+    action: Option<&str>,
+) -> Result<Validation, Error> {
+    let claims = match tokens::verify(services, &tenant.id, token).await? {
+        Ok(c) => c,
+        Err(TokenError::Invalid) => return Err(Error::Invalid("The token is not valid.".into())),
+        Err(TokenError::Expired) => {
+            return Ok(Validation {
+                error: Some("The token has expired.".into()),
+                ..Validation::default()
+            });
+        }
+    };
+    if user_id.is_some_and(|u| u != claims.sub) || action.is_some_and(|a| a != claims.act) {
+        return Err(Error::Invalid(
+            "The token does not match the given userId or action.".into(),
+        ));
+    }
+    let pk = user_pk(&tenant.id, &claims.sub);
+    let sk = action_sk(&claims.act, &claims.idk);
+    let base = |item: &Item| Validation {
+        is_valid: false,
+        state: item.str("state").map(str::to_owned),
+        state_updated_at: item.str("stateUpdatedAt").map(str::to_owned),
+        user_id: Some(claims.sub.clone()),
+        action: Some(claims.act.clone()),
+        action_code: Some(claims.act.clone()),
+        idempotency_key: Some(claims.idk.clone()),
+        verification_method: item.str("verificationMethod").map(str::to_owned),
+        error: None,
+    };
+    let Some(item) = services.store.get(&pk, &sk).await? else {
+        return Ok(Validation {
+            error: Some("The action no longer exists.".into()),
+            ..Validation::default()
+        });
+    };
+    if item.str("state") != Some("CHALLENGE_SUCCEEDED") {
+        return Ok(base(&item));
+    }
+    if item.attrs.get("validatedAt").is_some_and(|v| !v.is_null()) {
+        return Ok(Validation {
+            error: Some("The token was already validated.".into()),
+            ..base(&item)
+        });
+    }
+    let version = item.version;
+    let consumed = item
+        .clone()
+        .with("validatedAt", rfc3339(services.clock.now())?)
+        .with_version(version + 1);
+    let change = Change {
+        action: "action.validate",
+        target: audit_ref(services, &tenant.id, &claims.sub).await?,
+        summary: json!({ "actionCode": claims.act, "idempotencyKey": claims.idk }),
+        ops: vec![WriteOp::Put {
+            item: consumed,
+            condition: Condition::Version(version),
+        }],
+    };
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => Ok(Validation {
+            is_valid: true,
+            ..base(&item)
+        }),
+        // Another validation (or an update) got there first.
+        Err(CommitError::Condition { .. }) => Ok(Validation {
+            error: Some("The token was already validated.".into()),
+            ..base(&item)
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

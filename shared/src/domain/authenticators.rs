@@ -1,0 +1,291 @@
+//! A user's authenticators (verified methods). Contact details and TOTP secrets are sealed
+//! with the tenant's data key like every other personal field.
+use crate::crypto::FieldContext;
+use crate::domain::Error;
+use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::tenants::Tenant;
+use crate::domain::users::{audit_ref, check_user_id, new_user_item, user_pk};
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::runtime::Services;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+const PREFIX: &str = "AUTH#";
+
+/// `UserAuthenticator` as the wire shows it (API.md §8).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authenticator {
+    pub user_authenticator_id: String,
+    pub user_id: String,
+    pub verification_method: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verified_at: Option<String>,
+    pub is_default: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+}
+
+/// `POST /users/{userId}/authenticators`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollVerified {
+    pub verification_method: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[serde(default)]
+    pub otp_uri: Option<String>,
+    #[serde(default)]
+    pub is_default: Option<bool>,
+}
+
+fn context<'a>(tenant_id: &'a str, item: &'a str, field: &'a str) -> FieldContext<'a> {
+    FieldContext {
+        tenant_id,
+        item,
+        field,
+    }
+}
+
+async fn read(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    item: &Item,
+) -> Result<Authenticator, Error> {
+    let id = item.sk.trim_start_matches(PREFIX).to_owned();
+    let item_key = format!("U#{user_id}#{}", item.sk);
+    let open = |field: &'static str| {
+        let sealed = item.str(field).map(str::to_owned);
+        let item_key = item_key.clone();
+        async move {
+            match sealed {
+                None => Ok::<_, Error>(None),
+                Some(s) => {
+                    let bytes = services
+                        .envelope
+                        .open(&tenant.data_key, context(&tenant.id, &item_key, field), &s)
+                        .await?;
+                    Ok(String::from_utf8(bytes).ok())
+                }
+            }
+        }
+    };
+    let email = open("email").await?;
+    let phone_number = open("phoneNumber").await?;
+    Ok(Authenticator {
+        user_authenticator_id: id,
+        user_id: user_id.to_owned(),
+        verification_method: item
+            .str("verificationMethod")
+            .unwrap_or_default()
+            .to_owned(),
+        created_at: item.str("createdAt").unwrap_or_default().to_owned(),
+        verified_at: item.str("verifiedAt").map(str::to_owned),
+        last_verified_at: item.str("lastVerifiedAt").map(str::to_owned),
+        is_default: item
+            .attrs
+            .get("isDefault")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        email,
+        phone_number,
+    })
+}
+
+async fn items(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Vec<Item>, Error> {
+    Ok(services
+        .store
+        .query(
+            Query::partition(user_pk(&tenant.id, user_id))
+                .prefix(PREFIX)
+                .limit(1000),
+        )
+        .await?
+        .items)
+}
+
+pub async fn list(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<Authenticator>, Error> {
+    check_user_id(user_id)?;
+    let mut out = Vec::new();
+    for item in items(services, tenant, user_id).await? {
+        out.push(read(services, tenant, user_id, &item).await?);
+    }
+    Ok(out)
+}
+
+/// The distinct methods a user has enrolled, in a stable order.
+pub async fn enrolled_methods(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<String>, Error> {
+    let mut methods: Vec<String> = items(services, tenant, user_id)
+        .await?
+        .iter()
+        .filter_map(|i| i.str("verificationMethod").map(str::to_owned))
+        .collect();
+    methods.sort();
+    methods.dedup();
+    Ok(methods)
+}
+
+/// Enrolls an authenticator the tenant has already verified (email, phone, or an
+/// authenticator app's `otpauth://` URI), creating the user if new.
+pub async fn enroll_verified(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    req: EnrollVerified,
+) -> Result<Authenticator, Error> {
+    check_user_id(user_id)?;
+    let method = req.verification_method.as_str();
+    let mut sealed_fields: Vec<(&str, String)> = Vec::new();
+    match method {
+        "EMAIL_OTP" | "EMAIL_MAGIC_LINK" => {
+            let email = req
+                .email
+                .filter(|e| e.contains('@') && e.len() <= 320)
+                .ok_or_else(|| {
+                    Error::Invalid("email is required for this verificationMethod".into())
+                })?;
+            sealed_fields.push(("email", email));
+        }
+        "SMS" | "WHATSAPP" => {
+            let phone = req
+                .phone_number
+                .filter(|p| {
+                    p.starts_with('+') && p.len() >= 8 && p[1..].bytes().all(|b| b.is_ascii_digit())
+                })
+                .ok_or_else(|| {
+                    Error::Invalid(
+                        "phoneNumber (E.164) is required for this verificationMethod".into(),
+                    )
+                })?;
+            sealed_fields.push(("phoneNumber", phone));
+        }
+        "AUTHENTICATOR_APP" => {
+            let uri = req
+                .otp_uri
+                .ok_or_else(|| Error::Invalid("otpUri is required for AUTHENTICATOR_APP".into()))?;
+            let totp = totp_rs::Totp::from_url(&uri)
+                .map_err(|_| Error::Invalid("otpUri is not a valid otpauth://totp URI".into()))?;
+            sealed_fields.push(("otpSecret", totp.secret().to_base32()));
+            sealed_fields.push(("otpAlgorithm", format!("{:?}", totp.algorithm())));
+            sealed_fields.push(("otpDigits", totp.digits().to_string()));
+            sealed_fields.push(("otpStep", totp.step().to_string()));
+        }
+        _ => {
+            return Err(Error::Invalid(
+                "verificationMethod must be EMAIL_OTP, EMAIL_MAGIC_LINK, SMS, WHATSAPP or AUTHENTICATOR_APP".into(),
+            ));
+        }
+    }
+    let existing = items(services, tenant, user_id).await?;
+    let is_default = req.is_default.unwrap_or(existing.is_empty());
+    let id = services.random.hex_id(16);
+    let sk = format!("{PREFIX}{id}");
+    let item_key = format!("U#{user_id}#{sk}");
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut item = Item::new(user_pk(&tenant.id, user_id), sk)
+        .with("verificationMethod", method)
+        .with("createdAt", now.clone())
+        .with("verifiedAt", now)
+        .with("isDefault", is_default);
+    for (field, value) in sealed_fields {
+        let sealed = services
+            .envelope
+            .seal(
+                &tenant.data_key,
+                context(&tenant.id, &item_key, field),
+                value.as_bytes(),
+            )
+            .await?;
+        item.attrs.insert(field.into(), Value::String(sealed));
+    }
+    let mut ops = vec![WriteOp::Put {
+        item: item.clone(),
+        condition: Condition::Absent,
+    }];
+    if is_default {
+        for other in existing
+            .into_iter()
+            .filter(|o| o.attrs.get("isDefault") == Some(&Value::Bool(true)))
+        {
+            let v = other.version;
+            ops.push(WriteOp::Put {
+                item: other.with("isDefault", false).with_version(v + 1),
+                condition: Condition::Version(v),
+            });
+        }
+    }
+    let user = services
+        .store
+        .get(&user_pk(&tenant.id, user_id), "USER")
+        .await?;
+    if user.is_none() {
+        ops.push(WriteOp::Put {
+            item: new_user_item(services, &tenant.id, user_id)?,
+            condition: Condition::Absent,
+        });
+    }
+    let change = Change {
+        action: "authenticator.enroll",
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "authenticatorId": id, "verificationMethod": method }),
+        ops,
+    };
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => {}
+        Err(CommitError::Condition { .. }) => {
+            return Err(Error::Conflict("the user changed; retry"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    read(services, tenant, user_id, &item).await
+}
+
+pub async fn delete(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    authenticator_id: &str,
+) -> Result<(), Error> {
+    check_user_id(user_id)?;
+    let pk = user_pk(&tenant.id, user_id);
+    let sk = format!("{PREFIX}{authenticator_id}");
+    let change = Change {
+        action: "authenticator.delete",
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "authenticatorId": authenticator_id }),
+        ops: vec![WriteOp::Delete {
+            pk,
+            sk,
+            condition: Condition::Exists,
+        }],
+    };
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => Ok(()),
+        Err(CommitError::Condition { .. }) => Err(Error::NotFound("authenticator")),
+        Err(e) => Err(e.into()),
+    }
+}

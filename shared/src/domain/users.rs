@@ -1,0 +1,421 @@
+//! End users of a tenant. Email, phone number, username, display name and custom data are
+//! sealed with the tenant's data key (bound to tenant, user and field); the store never holds
+//! them in the clear. Finding a user by email goes through a keyed blind index
+//! (HMAC-SHA256 of the normalised address under the blind-index purpose key), never plaintext.
+use crate::crypto::FieldContext;
+use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::domain::Error;
+use crate::domain::audit::{AuditContext, Change};
+use crate::domain::tenants::Tenant;
+use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::runtime::Services;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use time::format_description::well_known::Rfc3339;
+
+const SEALED: [&str; 5] = ["email", "phoneNumber", "username", "displayName", "custom"];
+const FLAGS: [&str; 2] = ["emailVerified", "phoneNumberVerified"];
+
+pub fn user_pk(tenant_id: &str, user_id: &str) -> String {
+    format!("T#{tenant_id}#U#{user_id}")
+}
+
+fn email_index_pk(tenant_id: &str, index: &str) -> String {
+    format!("T#{tenant_id}#EMAIL#{index}")
+}
+
+/// How audit events name a user: a keyed hash of the id, because tenants often use email
+/// addresses as user ids and the audit log outlives a deleted user.
+pub async fn audit_ref(
+    services: &Services,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<String, Error> {
+    let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
+    let mac = keys.mac(format!("audit\0{tenant_id}\0{user_id}").as_bytes());
+    Ok(format!(
+        "user:{}",
+        mac[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
+}
+
+/// User ids come from the tenant: 1–255 characters, no control characters.
+pub fn check_user_id(user_id: &str) -> Result<(), Error> {
+    if user_id.is_empty() || user_id.len() > 255 || user_id.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "userId must be 1-255 characters without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A user's attributes as the wire shows them (`UserAttributes`, API.md §4.4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAttributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub email_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    pub phone_number_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub attributes: UserAttributes,
+    pub item: Item,
+}
+
+async fn open(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    item: &Item,
+    field: &str,
+) -> Result<Option<String>, Error> {
+    let Some(sealed) = item.str(field) else {
+        return Ok(None);
+    };
+    let item_key = format!("U#{user_id}");
+    let at = FieldContext {
+        tenant_id: &tenant.id,
+        item: &item_key,
+        field,
+    };
+    let bytes = services.envelope.open(&tenant.data_key, at, sealed).await?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| Error::Internal("sealed field is not text".into()))
+}
+
+async fn seal(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    field: &str,
+    value: &str,
+) -> Result<String, Error> {
+    let item_key = format!("U#{user_id}");
+    let at = FieldContext {
+        tenant_id: &tenant.id,
+        item: &item_key,
+        field,
+    };
+    Ok(services
+        .envelope
+        .seal(&tenant.data_key, at, value.as_bytes())
+        .await?)
+}
+
+pub async fn get_user(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Option<User>, Error> {
+    let Some(item) = services
+        .store
+        .get(&user_pk(&tenant.id, user_id), "USER")
+        .await?
+    else {
+        return Ok(None);
+    };
+    let custom = match open(services, tenant, user_id, &item, "custom").await? {
+        Some(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|_| Error::Internal("custom is not JSON".into()))?,
+        ),
+        None => None,
+    };
+    let attributes = UserAttributes {
+        email: open(services, tenant, user_id, &item, "email").await?,
+        email_verified: item
+            .attrs
+            .get("emailVerified")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        phone_number: open(services, tenant, user_id, &item, "phoneNumber").await?,
+        phone_number_verified: item
+            .attrs
+            .get("phoneNumberVerified")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        username: open(services, tenant, user_id, &item, "username").await?,
+        display_name: open(services, tenant, user_id, &item, "displayName").await?,
+        custom,
+        locale: item.str("locale").map(str::to_owned),
+    };
+    Ok(Some(User {
+        id: user_id.to_owned(),
+        attributes,
+        item,
+    }))
+}
+
+/// The item for a user seen for the first time (no attributes yet).
+pub fn new_user_item(services: &Services, tenant_id: &str, user_id: &str) -> Result<Item, Error> {
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Item::new(user_pk(tenant_id, user_id), "USER")
+        .with("createdAt", now.clone())
+        .with("updatedAt", now))
+}
+
+async fn blind_index(services: &Services, tenant_id: &str, email: &str) -> Result<String, Error> {
+    let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
+    let normalised = email.trim().to_lowercase();
+    let mac = keys.mac(format!("{tenant_id}\0{normalised}").as_bytes());
+    Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn text(
+    patch: &Map<String, Value>,
+    name: &str,
+    max: usize,
+) -> Result<Option<Option<String>>, Error> {
+    match patch.get(name) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) if s.chars().count() <= max => {
+            Ok(Some(if s.is_empty() { None } else { Some(s.clone()) }))
+        }
+        Some(_) => Err(Error::Invalid(format!(
+            "{name} must be a string of at most {max} characters"
+        ))),
+    }
+}
+
+/// Applies a `UserAttributes` patch (fields present are set; `null` or `""` clears), creating
+/// the user when new. Returns the attributes after the update.
+pub async fn update_user(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    patch: &Map<String, Value>,
+) -> Result<UserAttributes, Error> {
+    check_user_id(user_id)?;
+    let mut updates: Vec<(&str, Option<String>)> = Vec::new();
+    for (name, max) in [
+        ("email", 320),
+        ("phoneNumber", 32),
+        ("username", 256),
+        ("displayName", 256),
+        ("locale", 35),
+    ] {
+        if let Some(v) = text(patch, name, max)? {
+            updates.push((name, v));
+        }
+    }
+    if let Some(Some(email)) = updates.iter().find(|(n, _)| *n == "email").map(|(_, v)| v)
+        && !email.contains('@')
+    {
+        return Err(Error::Invalid("email must be an email address".into()));
+    }
+    if let Some(Some(phone)) = updates
+        .iter()
+        .find(|(n, _)| *n == "phoneNumber")
+        .map(|(_, v)| v)
+        && !(phone.starts_with('+')
+            && phone.len() >= 8
+            && phone[1..].bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Error::Invalid(
+            "phoneNumber must be in E.164 form, e.g. +64211234567".into(),
+        ));
+    }
+    let custom = match patch.get("custom") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::Object(map)) => Some(Some(Value::Object(map.clone()).to_string())),
+        Some(_) => return Err(Error::Invalid("custom must be an object".into())),
+    };
+    let mut flags: Vec<(&str, bool)> = Vec::new();
+    for name in FLAGS {
+        match patch.get(name) {
+            None => {}
+            Some(Value::Bool(b)) => flags.push((name, *b)),
+            Some(_) => return Err(Error::Invalid(format!("{name} must be a boolean"))),
+        }
+    }
+
+    let existing = services
+        .store
+        .get(&user_pk(&tenant.id, user_id), "USER")
+        .await?;
+    let (mut item, condition) = match existing {
+        Some(item) => {
+            let v = item.version;
+            (item.with_version(v + 1), Condition::Version(v))
+        }
+        None => (
+            new_user_item(services, &tenant.id, user_id)?,
+            Condition::Absent,
+        ),
+    };
+    let mut ops = Vec::new();
+    let mut changed: Vec<&str> = Vec::new();
+    for (name, value) in updates
+        .iter()
+        .map(|(n, v)| (*n, v.clone()))
+        .chain(custom.map(|c| ("custom", c)))
+    {
+        changed.push(name);
+        if name == "email" {
+            if let Some(old) = item
+                .attrs
+                .remove("emailIndex")
+                .and_then(|v| v.as_str().map(str::to_owned))
+            {
+                ops.push(WriteOp::Delete {
+                    pk: email_index_pk(&tenant.id, &old),
+                    sk: format!("U#{user_id}"),
+                    condition: Condition::None,
+                });
+            }
+            if let Some(email) = &value {
+                let index = blind_index(services, &tenant.id, email).await?;
+                ops.retain(|op| {
+                    op.key()
+                        != (
+                            email_index_pk(&tenant.id, &index).as_str(),
+                            format!("U#{user_id}").as_str(),
+                        )
+                });
+                ops.push(WriteOp::Put {
+                    item: Item::new(email_index_pk(&tenant.id, &index), format!("U#{user_id}"))
+                        .with("userId", user_id),
+                    condition: Condition::None,
+                });
+                item.attrs.insert("emailIndex".into(), Value::String(index));
+            }
+        }
+        match value {
+            None => {
+                item.attrs.remove(name);
+            }
+            Some(v) if SEALED.contains(&name) => {
+                let sealed = seal(services, tenant, user_id, name, &v).await?;
+                item.attrs.insert(name.into(), Value::String(sealed));
+            }
+            Some(v) => {
+                item.attrs.insert(name.into(), Value::String(v));
+            }
+        }
+    }
+    for (name, value) in flags {
+        changed.push(name);
+        item.attrs.insert(name.into(), Value::Bool(value));
+    }
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    item.attrs.insert("updatedAt".into(), Value::String(now));
+    ops.insert(0, WriteOp::Put { item, condition });
+    let change = Change {
+        action: "user.update",
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "fields": changed }),
+        ops,
+    };
+    services.journal.commit(&tenant.id, ctx, change).await?;
+    let user = get_user(services, tenant, user_id)
+        .await?
+        .ok_or(Error::Internal("user vanished after update".into()))?;
+    Ok(user.attributes)
+}
+
+/// Ids of the users whose email is `email` (through the blind index).
+pub async fn find_by_email(
+    services: &Services,
+    tenant: &Tenant,
+    email: &str,
+) -> Result<Vec<String>, Error> {
+    let index = blind_index(services, &tenant.id, email).await?;
+    let page = services
+        .store
+        .query(Query::partition(email_index_pk(&tenant.id, &index)).limit(100))
+        .await?;
+    Ok(page
+        .items
+        .iter()
+        .filter_map(|i| i.str("userId").map(str::to_owned))
+        .collect())
+}
+
+/// Deletes a user, their authenticators, devices and email index entry, and with
+/// `with_actions` their action history too. Runs in audited batches (a store transaction holds
+/// at most 100 writes); the user record itself goes in the first batch, so a user half-deleted
+/// by a crash reads as deleted and a retry finishes the job.
+pub async fn delete_user(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    with_actions: bool,
+) -> Result<(), Error> {
+    check_user_id(user_id)?;
+    let pk = user_pk(&tenant.id, user_id);
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = services
+            .store
+            .query(Query::partition(&pk).limit(1000).after(cursor))
+            .await?;
+        for item in page.items {
+            if item.sk.starts_with("ACT#") && !with_actions {
+                continue;
+            }
+            if item.sk == "USER"
+                && let Some(index) = item.str("emailIndex")
+            {
+                keys.push((email_index_pk(&tenant.id, index), format!("U#{user_id}")));
+            }
+            keys.push((item.pk.clone(), item.sk.clone()));
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    // Credential index entries point back at this user's passkeys.
+    keys.sort_by_key(|(_, sk)| if sk == "USER" { 0 } else { 1 });
+    let total = keys.len();
+    let target = audit_ref(services, &tenant.id, user_id).await?;
+    for batch in keys.chunks(90) {
+        let ops = batch
+            .iter()
+            .map(|(pk, sk)| WriteOp::Delete {
+                pk: pk.clone(),
+                sk: sk.clone(),
+                condition: Condition::None,
+            })
+            .collect();
+        let change = Change {
+            action: "user.delete",
+            target: target.clone(),
+            summary: json!({ "items": batch.len(), "total": total, "actions": with_actions }),
+            ops,
+        };
+        services.journal.commit(&tenant.id, ctx, change).await?;
+    }
+    Ok(())
+}
