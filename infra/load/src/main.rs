@@ -1,1 +1,65 @@
-fn main() {}
+//! `latchkey-load`: Server API throughput and latency against latchkey-local on loopback.
+//! See `latchkey_load::USAGE`; the logic lives in the library.
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::await_holding_lock,
+    clippy::dbg_macro
+)]
+
+use latchkey_load::{Command, MAX_ERROR_PERCENT, USAGE, parse_args, run};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Writes without panicking when the reader has gone away (`| head`).
+fn write(mut to: impl Write, text: &str) {
+    let _ = to.write_all(text.as_bytes()).and_then(|()| to.flush());
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let (stdout, stderr) = (std::io::stdout, std::io::stderr);
+    let opts = match parse_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(Command::Run(opts)) => opts,
+        Ok(Command::Help) => {
+            write(stdout(), USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            write(stderr(), &format!("latchkey-load: {e}\n\n{USAGE}"));
+            return ExitCode::from(2);
+        }
+    };
+    write(
+        stderr(),
+        &format!(
+            "latchkey-load: {} (concurrency {}, {} requests + {} warmup per scenario)\n",
+            opts.base_url, opts.concurrency, opts.requests, opts.warmup
+        ),
+    );
+    let report = match run(&opts).await {
+        Ok(report) => report,
+        Err(e) => {
+            write(stderr(), &format!("latchkey-load: {e}\n"));
+            return ExitCode::from(2);
+        }
+    };
+    write(stdout(), &format!("\n{}", report.summary()));
+    write(stderr(), &report.problems());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        write(
+            stderr(),
+            &format!(
+                "latchkey-load: FAILED (more than {MAX_ERROR_PERCENT}% of a scenario's requests \
+                 failed, or a scenario could not run)\n"
+            ),
+        );
+        ExitCode::FAILURE
+    }
+}
