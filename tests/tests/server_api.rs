@@ -1,0 +1,945 @@
+//! The Server API on the embedded store, route by route: success, bad input, wrong keys, and a
+//! second tenant reaching for the first tenant's data. Plus what the raw store holds.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use base64::Engine as _;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use latchkey::Services;
+use latchkey::adapters::local_keys::LocalKeyVault;
+use latchkey::adapters::local_secrets::LocalSecrets;
+use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::audit::AuditContext;
+use latchkey::domain::rules::ActionConfig;
+use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant, revoke_api_key};
+use latchkey::ports::clock::ManualClock;
+use latchkey::ports::random::OsRandom;
+use latchkey::ports::store::Query;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+const UNAUTHORIZED: &str = "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
+
+struct World {
+    app: Router,
+    services: Arc<Services>,
+    clock: Arc<ManualClock>,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+    key_a: String,
+    key_b: String,
+    key_a_id: String,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let clock = latchkey_tests::test_clock();
+    let services = latchkey_tests::services(
+        Arc::new(SqliteStore::open(&db).unwrap()),
+        Arc::new(LocalKeyVault::open(&dir.path().join("master.key"), Arc::new(OsRandom)).unwrap()),
+        Arc::new(LocalSecrets::new(
+            BTreeMap::new(),
+            Some(dir.path().join("secrets.json")),
+            Arc::new(OsRandom),
+        )),
+        clock.clone(),
+    );
+    let ctx = AuditContext::system("test", "setup");
+    let rules: ActionConfig = serde_json::from_value(json!({
+        "defaultOutcome": "CHALLENGE",
+        "rules": [
+            {"id": "office", "name": "Office", "priority": 10, "outcome": "ALLOW",
+             "conditions": [{"type": "ipInCidr", "cidrs": ["10.0.0.0/8"]}]},
+            {"id": "new-device", "name": "New device", "priority": 20, "outcome": "REVIEW",
+             "conditions": [{"type": "newDevice", "value": true}]},
+            {"id": "bot", "name": "Bot", "priority": 1, "outcome": "BLOCK",
+             "conditions": [{"type": "userAgentContains", "text": "badbot"}]}
+        ]
+    }))
+    .unwrap();
+    let settings = TenantSettings {
+        name: "A".into(),
+        rp_id: "a.example".into(),
+        allowed_origins: vec!["https://a.example".into()],
+        actions: BTreeMap::from([("withdraw".to_owned(), rules)]),
+        ..Default::default()
+    };
+    create_tenant(&services, &ctx, "tenant-a", settings, vec![])
+        .await
+        .unwrap();
+    create_tenant(
+        &services,
+        &ctx,
+        "tenant-b",
+        TenantSettings::default(),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let (key_a_id, key_a) = create_api_key(&services, &ctx, "tenant-a", None)
+        .await
+        .unwrap();
+    let (_, key_b) = create_api_key(&services, &ctx, "tenant-b", None)
+        .await
+        .unwrap();
+    World {
+        app: latchkey_local::gateway(services.clone()),
+        services,
+        clock,
+        db,
+        _dir: dir,
+        key_a,
+        key_b,
+        key_a_id,
+    }
+}
+
+fn basic(secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{secret}:"))
+    )
+}
+
+impl World {
+    async fn call(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header(header::AUTHORIZATION, basic(k));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "application/json",
+            "{uri}"
+        );
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn a(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Some(&self.key_a.clone()), method, uri, body)
+            .await
+    }
+
+    async fn b(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Some(&self.key_b.clone()), method, uri, body)
+            .await
+    }
+}
+
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert_eq!(body["errorCode"], code, "{body}");
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{userId}", "u1")
+        .replace("{action}", "signIn")
+        .replace("{idempotencyKey}", "k1")
+        .replace("{userAuthenticatorId}", "a1")
+}
+
+#[tokio::test]
+async fn openapi_lists_exactly_the_routes_served() {
+    let w = world().await;
+    let doc: Value = serde_json::from_str(latchkey_auth::OPENAPI).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut routes: Vec<(String, String)> = latchkey_auth::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    routes.sort();
+    assert_eq!(documented, routes);
+    // Every listed route is really routed: without a key it is refused, not "not found".
+    for (method, path) in latchkey_auth::ROUTES {
+        let (status, body) = w
+            .call(
+                None,
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                &concrete(path),
+                None,
+            )
+            .await;
+        if path == "/openapi.json" {
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["info"]["title"], "Latchkey Server API");
+        } else {
+            assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+        }
+    }
+}
+
+#[tokio::test]
+async fn missing_wrong_and_revoked_keys_get_the_exact_401() {
+    let w = world().await;
+    let wrong_secret = format!("lk_{}_{}", w.key_a_id, "x".repeat(43));
+    let (ok, _) = w.a(Method::GET, "/v1/users/u1", None).await;
+    assert_eq!(ok, StatusCode::OK);
+    revoke_api_key(
+        &w.services,
+        &AuditContext::system("test", "revoke"),
+        &w.key_a_id,
+    )
+    .await
+    .unwrap();
+    for key in [
+        None,
+        Some("garbage"),
+        Some("lk_0000000000000000_unknownunknownunknown00"),
+        Some(wrong_secret.as_str()),
+        Some(w.key_a.as_str()),
+    ] {
+        for (method, path) in latchkey_auth::ROUTES
+            .iter()
+            .filter(|(_, p)| *p != "/openapi.json")
+        {
+            let (status, body) = w
+                .call(
+                    key,
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    &concrete(path),
+                    Some(json!({})),
+                )
+                .await;
+            assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+            assert_eq!(body["errorDescription"], UNAUTHORIZED);
+        }
+    }
+    // A bearer token is not a secret key.
+    let req = Request::get("/v1/users/u1")
+        .header(header::AUTHORIZATION, "Bearer x")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        w.app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn track_is_idempotent_and_follows_the_rules() {
+    let w = world().await;
+    let (status, t) = w
+        .a(
+            Method::POST,
+            "/v1/users/jane%40example.com/actions/signIn",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["state"], "CHALLENGE_REQUIRED");
+    assert_eq!(t["isEnrolled"], false);
+    assert_eq!(
+        t["allowedVerificationMethods"],
+        json!(["PASSKEY", "AUTHENTICATOR_APP", "EMAIL_OTP"])
+    );
+    assert!(t["url"].as_str().unwrap().contains("?token="));
+    assert_eq!(t["token"].as_str().unwrap().split('.').count(), 3);
+
+    // Same key twice: the same action.
+    let body = json!({"idempotencyKey": "idem-1", "ipAddress": "10.1.2.3"});
+    let (_, first) = w
+        .a(
+            Method::POST,
+            "/v1/users/u1/actions/withdraw",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(first["state"], "ALLOW");
+    assert_eq!(first["ruleIds"], json!(["office"]));
+    w.a(
+        Method::PATCH,
+        "/v1/users/u1/actions/withdraw/idem-1",
+        Some(json!({"state": "REVIEW_REQUIRED"})),
+    )
+    .await;
+    let (_, again) = w
+        .a(Method::POST, "/v1/users/u1/actions/withdraw", Some(body))
+        .await;
+    assert_eq!(again["idempotencyKey"], "idem-1");
+    assert_eq!(
+        again["state"], "REVIEW_REQUIRED",
+        "a repeated key returns the stored action"
+    );
+    let (_, listed) = w
+        .a(Method::GET, "/v1/users/u1/actions?codes=withdraw", None)
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // New device → review; the same device next time → default (challenge); a bot → block.
+    let (_, d1) = w
+        .a(
+            Method::POST,
+            "/v1/users/u1/actions/withdraw",
+            Some(json!({"deviceId": "dev-1"})),
+        )
+        .await;
+    assert_eq!(
+        (d1["state"].clone(), d1["ruleIds"].clone()),
+        (json!("REVIEW_REQUIRED"), json!(["new-device"]))
+    );
+    let (_, d2) = w
+        .a(
+            Method::POST,
+            "/v1/users/u1/actions/withdraw",
+            Some(json!({"deviceId": "dev-1"})),
+        )
+        .await;
+    assert_eq!(d2["state"], "CHALLENGE_REQUIRED");
+    let (_, bot) = w
+        .a(
+            Method::POST,
+            "/v1/users/u1/actions/withdraw",
+            Some(json!({"userAgent": "BadBot/1.0"})),
+        )
+        .await;
+    assert_eq!(bot["state"], "BLOCK");
+
+    for (uri, body, why) in [
+        ("/v1/users/u1/actions/bad%20code!", json!({}), "action code"),
+        (
+            &*format!("/v1/users/u1/actions/{}", "a".repeat(65)),
+            json!({}),
+            "long code",
+        ),
+        (
+            "/v1/users/u1/actions/signIn",
+            json!({"idempotencyKey": "has space"}),
+            "idempotency key",
+        ),
+        (
+            "/v1/users/u1/actions/signIn",
+            json!({"ipAddress": "not-an-ip"}),
+            "ip",
+        ),
+        (
+            "/v1/users/u1/actions/signIn",
+            json!({"custom": "not an object"}),
+            "custom",
+        ),
+        (
+            &*format!("/v1/users/{}/actions/signIn", "u".repeat(256)),
+            json!({}),
+            "user id",
+        ),
+    ] {
+        let (status, e) = w.a(Method::POST, uri, Some(body)).await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(!e["errorDescription"].as_str().unwrap().is_empty(), "{why}");
+    }
+    let req = Request::post("/v1/users/u1/actions/signIn")
+        .header(header::AUTHORIZATION, basic(&w.key_a))
+        .body(Body::from("{nope"))
+        .unwrap();
+    assert_eq!(
+        w.app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn actions_can_be_read_updated_and_queried() {
+    let w = world().await;
+    let (_, t) = w
+        .a(
+            Method::POST,
+            "/v1/users/u2/actions/signIn",
+            Some(json!({"idempotencyKey": "k1"})),
+        )
+        .await;
+    assert_eq!(t["idempotencyKey"], "k1");
+    let (status, a) = w
+        .a(Method::GET, "/v1/users/u2/actions/signIn/k1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (a["state"].clone(), a["output"].clone()),
+        (json!("CHALLENGE_REQUIRED"), json!({}))
+    );
+    assert!(
+        a["createdAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-29T12:00")
+    );
+
+    w.clock.advance(time::Duration::hours(1));
+    let (status, u) = w
+        .a(
+            Method::PATCH,
+            "/v1/users/u2/actions/signIn/k1",
+            Some(json!({"state": "CHALLENGE_SUCCEEDED"})),
+        )
+        .await;
+    assert_eq!(
+        (status, u["state"].clone()),
+        (StatusCode::OK, json!("CHALLENGE_SUCCEEDED"))
+    );
+    assert!(
+        u["stateUpdatedAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-29T13:00")
+    );
+    w.a(
+        Method::POST,
+        "/v1/users/u2/actions/payment",
+        Some(json!({"idempotencyKey": "p1"})),
+    )
+    .await;
+
+    let (_, all) = w.a(Method::GET, "/v1/users/u2/actions", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[0]["actionCode"], "payment", "newest first");
+    let (_, one) = w
+        .a(
+            Method::GET,
+            "/v1/users/u2/actions?codes=signIn%2Cother&state=CHALLENGE_SUCCEEDED",
+            None,
+        )
+        .await;
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    let (_, none) = w
+        .a(
+            Method::GET,
+            "/v1/users/u2/actions?fromDate=2026-11-29T12%3A30%3A00Z",
+            None,
+        )
+        .await;
+    assert_eq!(none.as_array().unwrap().len(), 1, "only the later action");
+
+    for (method, uri, body) in [
+        (
+            Method::PATCH,
+            "/v1/users/u2/actions/signIn/k1",
+            Some(json!({"state": "DONE"})),
+        ),
+        (
+            Method::PATCH,
+            "/v1/users/u2/actions/signIn/k1",
+            Some(json!({})),
+        ),
+        (Method::GET, "/v1/users/u2/actions?fromDate=yesterday", None),
+        (Method::GET, "/v1/users/u2/actions?state=NOPE", None),
+        (Method::GET, "/v1/users/u2/actions?codes=bad!code", None),
+    ] {
+        let (status, e) = w.a(method, uri, body).await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let (status, e) = w
+        .a(Method::GET, "/v1/users/u2/actions/signIn/missing", None)
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "not_found");
+    let (status, e) = w
+        .a(
+            Method::PATCH,
+            "/v1/users/u2/actions/signIn/missing",
+            Some(json!({"state": "ALLOW"})),
+        )
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_succeeded_token_validates_once_even_under_races() {
+    let w = world().await;
+    let (_, t) = w
+        .a(
+            Method::POST,
+            "/v1/users/u3/actions/signIn",
+            Some(json!({"idempotencyKey": "v1"})),
+        )
+        .await;
+    let token = t["token"].as_str().unwrap().to_owned();
+    let (status, v) = w
+        .a(Method::POST, "/v1/validate", Some(json!({"token": token})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["isValid"], false);
+    assert_eq!(v["state"], "CHALLENGE_REQUIRED");
+    assert_eq!(
+        (
+            v["userId"].clone(),
+            v["action"].clone(),
+            v["idempotencyKey"].clone()
+        ),
+        (json!("u3"), json!("signIn"), json!("v1"))
+    );
+
+    w.a(
+        Method::PATCH,
+        "/v1/users/u3/actions/signIn/v1",
+        Some(json!({"state": "CHALLENGE_SUCCEEDED"})),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    let w = Arc::new(w);
+    for _ in 0..8 {
+        let w = Arc::clone(&w);
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            w.a(
+                Method::POST,
+                "/v1/validate",
+                Some(json!({"token": token, "userId": "u3", "action": "signIn"})),
+            )
+            .await
+        }));
+    }
+    let mut valid = 0;
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["state"], "CHALLENGE_SUCCEEDED");
+        if v["isValid"] == true {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 1, "exactly one validation succeeds");
+    // A second token for the same action (tracked again with its key) is no way around it.
+    let (_, again) = w
+        .a(
+            Method::POST,
+            "/v1/users/u3/actions/signIn",
+            Some(json!({"idempotencyKey": "v1"})),
+        )
+        .await;
+    let (_, v) = w
+        .a(
+            Method::POST,
+            "/v1/validate",
+            Some(json!({"token": again["token"]})),
+        )
+        .await;
+    assert_eq!(v["isValid"], false);
+
+    for body in [
+        json!({"token": token, "userId": "someone-else"}),
+        json!({"token": token, "action": "otherAction"}),
+        json!({"token": "not.a.token"}),
+        json!({"token": format!("{token}x")}),
+        json!({}),
+    ] {
+        let (status, e) = w.a(Method::POST, "/v1/validate", Some(body)).await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    // Tenant B cannot use tenant A's token.
+    let (status, e) = w
+        .b(Method::POST, "/v1/validate", Some(json!({"token": token})))
+        .await;
+    assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+
+    let (_, t) = w
+        .a(Method::POST, "/v1/users/u3/actions/late", Some(json!({})))
+        .await;
+    w.clock.advance(time::Duration::minutes(11));
+    let (status, v) = w
+        .a(
+            Method::POST,
+            "/v1/validate",
+            Some(json!({"token": t["token"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, v["isValid"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    assert!(v["error"].as_str().unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn users_and_authenticators_round_trip() {
+    let w = world().await;
+    let (status, u) = w.a(Method::GET, "/v1/users/nobody", None).await;
+    assert_eq!(
+        (status, u["isEnrolled"].clone(), u.get("email")),
+        (StatusCode::OK, json!(false), None)
+    );
+
+    let attrs = json!({"email": "jane@example.com", "phoneNumber": "+64211234567", "username": "jane", "displayName": "Jane Doe", "custom": {"tier": "gold"}, "emailVerified": true});
+    let (status, u) = w.a(Method::PATCH, "/v1/users/u4", Some(attrs)).await;
+    assert_eq!(status, StatusCode::OK, "{u}");
+    assert_eq!(
+        (
+            u["email"].clone(),
+            u["displayName"].clone(),
+            u["custom"]["tier"].clone(),
+            u["emailVerified"].clone()
+        ),
+        (
+            json!("jane@example.com"),
+            json!("Jane Doe"),
+            json!("gold"),
+            json!(true)
+        )
+    );
+    let (_, u) = w
+        .a(
+            Method::PATCH,
+            "/v1/users/u4",
+            Some(json!({"displayName": null})),
+        )
+        .await;
+    assert_eq!(
+        (u["email"].clone(), u.get("displayName")),
+        (json!("jane@example.com"), None),
+        "a patch merges"
+    );
+    let (_, found) = w
+        .a(Method::GET, "/v1/users?email=JANE%40example.com", None)
+        .await;
+    assert_eq!(found["users"][0]["userId"], "u4");
+
+    for body in [
+        json!({"email": "not-an-email"}),
+        json!({"phoneNumber": "12345"}),
+        json!({"custom": [1]}),
+        json!({"emailVerified": "yes"}),
+        json!({"username": 7}),
+    ] {
+        let (status, e) = w.a(Method::PATCH, "/v1/users/u4", Some(body)).await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+
+    let (_, list) = w.a(Method::GET, "/v1/users/u4/authenticators", None).await;
+    assert_eq!(list, json!([]));
+    let (status, e) = w
+        .a(
+            Method::POST,
+            "/v1/users/u4/authenticators",
+            Some(json!({"verificationMethod": "EMAIL_OTP", "email": "jane@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let email_id = e["authenticator"]["userAuthenticatorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        (
+            e["authenticator"]["isDefault"].clone(),
+            e["authenticator"]["email"].clone()
+        ),
+        (json!(true), json!("jane@example.com"))
+    );
+    let uri = "otpauth://totp/Acme:jane?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Acme&digits=6&period=30";
+    let (status, app) = w.a(Method::POST, "/v1/users/u4/authenticators", Some(json!({"verificationMethod": "AUTHENTICATOR_APP", "otpUri": uri, "isDefault": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    let (_, sms) = w
+        .a(
+            Method::POST,
+            "/v1/users/u4/authenticators",
+            Some(json!({"verificationMethod": "SMS", "phoneNumber": "+64211234567"})),
+        )
+        .await;
+    assert_eq!(sms["authenticator"]["isDefault"], false);
+    let (_, list) = w.a(Method::GET, "/v1/users/u4/authenticators", None).await;
+    let defaults: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["isDefault"] == true)
+        .collect();
+    assert_eq!((list.as_array().unwrap().len(), defaults.len()), (3, 1));
+    assert_eq!(defaults[0]["verificationMethod"], "AUTHENTICATOR_APP");
+    let (_, u) = w.a(Method::GET, "/v1/users/u4", None).await;
+    assert_eq!(u["isEnrolled"], true);
+    assert_eq!(
+        u["enrolledVerificationMethods"],
+        json!(["AUTHENTICATOR_APP", "EMAIL_OTP", "SMS"])
+    );
+
+    for body in [
+        json!({"verificationMethod": "EMAIL_OTP"}),
+        json!({"verificationMethod": "SMS", "phoneNumber": "nope"}),
+        json!({"verificationMethod": "AUTHENTICATOR_APP", "otpUri": "https://x"}),
+        json!({"verificationMethod": "PIGEON"}),
+        json!({}),
+    ] {
+        let (status, e) = w
+            .a(Method::POST, "/v1/users/u4/authenticators", Some(body))
+            .await;
+        assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let (status, _) = w
+        .a(
+            Method::DELETE,
+            &format!("/v1/users/u4/authenticators/{email_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, e) = w
+        .a(
+            Method::DELETE,
+            &format!("/v1/users/u4/authenticators/{email_id}"),
+            None,
+        )
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "not_found");
+
+    w.a(
+        Method::POST,
+        "/v1/users/u4/actions/signIn",
+        Some(json!({"idempotencyKey": "keep"})),
+    )
+    .await;
+    let (status, e) = w
+        .a(Method::DELETE, "/v1/users/u4?actions=maybe", None)
+        .await;
+    assert_error(status, &e, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, _) = w.a(Method::DELETE, "/v1/users/u4", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, u) = w.a(Method::GET, "/v1/users/u4", None).await;
+    assert_eq!(
+        (u["isEnrolled"].clone(), u.get("email")),
+        (json!(false), None)
+    );
+    let (_, kept) = w.a(Method::GET, "/v1/users/u4/actions", None).await;
+    assert_eq!(
+        kept.as_array().unwrap().len(),
+        1,
+        "actions kept unless asked"
+    );
+    w.a(Method::DELETE, "/v1/users/u4?actions=true", None).await;
+    let (_, gone) = w.a(Method::GET, "/v1/users/u4/actions", None).await;
+    assert_eq!(gone, json!([]));
+    let (_, found) = w
+        .a(Method::GET, "/v1/users?email=jane%40example.com", None)
+        .await;
+    assert_eq!(found["users"], json!([]));
+
+    // Every change went through the journal, as the key that made it.
+    let report = w.services.journal.verify("tenant-a").await.unwrap();
+    assert_eq!(report.broken, None);
+    let (events, _) = w
+        .services
+        .journal
+        .events("tenant-a", 1000, None, false)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "user.update",
+        "authenticator.enroll",
+        "authenticator.delete",
+        "action.track",
+        "user.delete",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.action != "tenant.create" && e.action != "api_key.create")
+            .all(|e| e.actor == format!("apikey:{}", w.key_a_id))
+    );
+    let log = serde_json::to_string(&events).unwrap();
+    assert!(
+        !log.contains("jane@example.com") && !log.contains("u4"),
+        "the audit log names users by keyed hash only"
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_key_reaches_nothing() {
+    let w = world().await;
+    w.a(
+        Method::PATCH,
+        "/v1/users/shared-id",
+        Some(json!({"email": "jane@example.com"})),
+    )
+    .await;
+    let (_, t) = w
+        .a(
+            Method::POST,
+            "/v1/users/shared-id/actions/signIn",
+            Some(json!({"idempotencyKey": "a-1"})),
+        )
+        .await;
+    let (_, e) = w
+        .a(
+            Method::POST,
+            "/v1/users/shared-id/authenticators",
+            Some(json!({"verificationMethod": "EMAIL_OTP", "email": "jane@example.com"})),
+        )
+        .await;
+    let aid = e["authenticator"]["userAuthenticatorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, u) = w.b(Method::GET, "/v1/users/shared-id", None).await;
+    assert_eq!(
+        (status, u["isEnrolled"].clone(), u.get("email")),
+        (StatusCode::OK, json!(false), None)
+    );
+    let (status, _) = w
+        .b(Method::GET, "/v1/users/shared-id/actions/signIn/a-1", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = w.b(Method::GET, "/v1/users/shared-id/actions", None).await;
+    assert_eq!(list, json!([]));
+    let (_, list) = w
+        .b(Method::GET, "/v1/users/shared-id/authenticators", None)
+        .await;
+    assert_eq!(list, json!([]));
+    let (_, found) = w
+        .b(Method::GET, "/v1/users?email=jane%40example.com", None)
+        .await;
+    assert_eq!(found["users"], json!([]));
+    let (status, _) = w
+        .b(
+            Method::PATCH,
+            "/v1/users/shared-id/actions/signIn/a-1",
+            Some(json!({"state": "CHALLENGE_SUCCEEDED"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = w
+        .b(
+            Method::DELETE,
+            &format!("/v1/users/shared-id/authenticators/{aid}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = w
+        .b(
+            Method::POST,
+            "/v1/validate",
+            Some(json!({"token": t["token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    w.b(Method::DELETE, "/v1/users/shared-id?actions=true", None)
+        .await;
+
+    // Tenant A's data is untouched.
+    let (_, u) = w.a(Method::GET, "/v1/users/shared-id", None).await;
+    assert_eq!(
+        (u["email"].clone(), u["isEnrolled"].clone()),
+        (json!("jane@example.com"), json!(true))
+    );
+    let (_, a) = w
+        .a(Method::GET, "/v1/users/shared-id/actions/signIn/a-1", None)
+        .await;
+    assert_eq!(a["state"], "CHALLENGE_REQUIRED");
+}
+
+#[tokio::test]
+async fn path_segments_are_percent_decoded_alike() {
+    let w = world().await;
+    w.a(
+        Method::PATCH,
+        "/v1/users/jane%40example.com",
+        Some(json!({"displayName": "Jane"})),
+    )
+    .await;
+    let (_, raw) = w.a(Method::GET, "/v1/users/jane@example.com", None).await;
+    assert_eq!(raw["displayName"], "Jane");
+}
+
+/// The raw store, file and all, never holds the personal data in the clear: not after an
+/// update, not after the delete.
+#[tokio::test]
+async fn raw_store_holds_no_plaintext_personal_data() {
+    let w = world().await;
+    let (email, phone, name) = (
+        "raw.check@example.com",
+        "+64219876543",
+        "Rawname Checkperson",
+    );
+    w.a(
+        Method::PATCH,
+        "/v1/users/u9",
+        Some(json!({"email": email, "phoneNumber": phone, "displayName": name})),
+    )
+    .await;
+    w.a(
+        Method::POST,
+        "/v1/users/u9/authenticators",
+        Some(json!({"verificationMethod": "SMS", "phoneNumber": phone})),
+    )
+    .await;
+    w.a(
+        Method::POST,
+        "/v1/users/u9/actions/signIn",
+        Some(json!({"ipAddress": "203.0.113.77", "userAgent": "RawAgent/9"})),
+    )
+    .await;
+    let (_, u) = w.a(Method::GET, "/v1/users/u9", None).await;
+    assert_eq!(u["email"], email, "the API reads it back");
+
+    let needles = [email, phone, name, "raw.check", "203.0.113.77", "RawAgent"];
+    let check = |when: &str| {
+        let mut bytes = std::fs::read(&w.db).unwrap();
+        if let Ok(wal) = std::fs::read(w.db.with_extension("db-wal")) {
+            bytes.extend(wal);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for n in needles {
+            assert!(!text.contains(n), "{n:?} in the store file {when}");
+        }
+    };
+    check("after the update");
+    let items = w
+        .services
+        .store
+        .query(Query::partition("T#tenant-a#U#u9").limit(100))
+        .await
+        .unwrap();
+    assert!(items.items.len() >= 3);
+    let dump =
+        serde_json::to_string(&items.items.iter().map(|i| &i.attrs).collect::<Vec<_>>()).unwrap();
+    for n in needles {
+        assert!(!dump.contains(n), "{n:?} in a stored item");
+    }
+
+    w.a(Method::DELETE, "/v1/users/u9?actions=true", None).await;
+    let left = w
+        .services
+        .store
+        .query(Query::partition("T#tenant-a#U#u9").limit(100))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "{:?}", left.items);
+    check("after the delete");
+}
