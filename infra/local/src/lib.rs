@@ -17,6 +17,8 @@ use latchkey::config::Config;
 use latchkey::domain::tenants::{DevTenant, TenantSettings, ensure_dev_tenant};
 use std::sync::Arc;
 
+pub mod admin;
+
 pub const NAME: &str = "latchkey-local";
 
 /// The routes of every HTTP function, behind the shared layers.

@@ -407,3 +407,80 @@ pub async fn revoke_api_key(
     services.journal.commit(&tenant_id, ctx, change).await?;
     Ok(())
 }
+
+/// A person at the customer to reach about their tenant: the only personal data Latchkey holds
+/// about its customers. Stored sealed with the tenant's data key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminContact {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub company: String,
+}
+
+/// Adds an admin contact to a tenant.
+pub async fn add_admin_contact(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    contact: AdminContact,
+) -> Result<(), Error> {
+    if !contact.email.contains('@') || contact.email.len() > 320 {
+        return Err(Error::Invalid(
+            "contact email must be an email address".into(),
+        ));
+    }
+    let tenant = get_tenant(services, tenant_id)
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let mut contacts = admin_contacts(services, &tenant).await?;
+    contacts.push(contact);
+    let item = services
+        .store
+        .get(&tenant_pk(tenant_id), "TENANT")
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let plain = serde_json::to_vec(&contacts).map_err(|e| Error::Internal(e.to_string()))?;
+    let sealed = services
+        .envelope
+        .seal(&tenant.data_key, contacts_field(tenant_id), &plain)
+        .await?;
+    let version = item.version;
+    let change = Change {
+        action: "tenant.contact.add",
+        target: format!("tenant:{tenant_id}"),
+        summary: json!({ "contacts": contacts.len() }),
+        ops: vec![WriteOp::Put {
+            item: item.with("contacts", sealed).with_version(version + 1),
+            condition: Condition::Version(version),
+        }],
+    };
+    services.journal.commit(tenant_id, ctx, change).await?;
+    Ok(())
+}
+
+fn contacts_field(tenant_id: &str) -> crate::crypto::FieldContext<'_> {
+    crate::crypto::FieldContext {
+        tenant_id,
+        item: "TENANT",
+        field: "contacts",
+    }
+}
+
+pub async fn admin_contacts(
+    services: &Services,
+    tenant: &Tenant,
+) -> Result<Vec<AdminContact>, Error> {
+    let Some(item) = services.store.get(&tenant_pk(&tenant.id), "TENANT").await? else {
+        return Ok(Vec::new());
+    };
+    let Some(sealed) = item.str("contacts") else {
+        return Ok(Vec::new());
+    };
+    let plain = services
+        .envelope
+        .open(&tenant.data_key, contacts_field(&tenant.id), sealed)
+        .await?;
+    serde_json::from_slice(&plain).map_err(|e| Error::Internal(format!("contacts: {e}")))
+}

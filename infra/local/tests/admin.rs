@@ -1,0 +1,149 @@
+//! The operator's command against the embedded store, with a running gateway using what it
+//! made: create a tenant and a key, call the API with it, revoke it, and be refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn admin(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey-admin"))
+        .env("LATCHKEY_DATA_DIR", data)
+        .env("USER", "test-operator")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn get(addr: &str, path: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{secret}:"));
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {b64}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn operator_creates_and_revokes_keys_that_the_api_honours() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (ok, out, err) = admin(
+        data,
+        &[
+            "tenant",
+            "create",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--rp-id",
+            "acme.example",
+            "--origin",
+            "https://acme.example",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = admin(
+        data,
+        &[
+            "tenant",
+            "create",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--rp-id",
+            "acme.example",
+            "--origin",
+            "https://acme.example",
+        ],
+    );
+    assert!(!ok && err.contains("exists"), "{err}");
+    let (ok, out, err) = admin(
+        data,
+        &[
+            "tenant",
+            "add-contact",
+            "--id",
+            "acme",
+            "--first-name",
+            "Ada",
+            "--last-name",
+            "Admin",
+            "--email",
+            "ada.admin@acme.example",
+            "--company",
+            "Acme",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = admin(data, &["tenant", "show", "--id", "acme"]);
+    assert!(
+        ok && out.contains("ada.admin@acme.example") && out.contains("\"rpId\": \"acme.example\""),
+        "{out}"
+    );
+    let (ok, out, err) = admin(data, &["key", "create", "--tenant", "acme"]);
+    assert!(ok, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret key: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let key_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (ok, _, err) = admin(data, &["key", "create", "--tenant", "nobody"]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    let (ok, _, err) = admin(data, &["frobnicate"]);
+    assert!(!ok && err.contains("usage"), "{err}");
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
+        .env("LATCHKEY_DATA_DIR", data)
+        .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .env("LATCHKEY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
+    std::thread::sleep(Duration::from_millis(50));
+    let before = get(&addr, "/v1/users/someone", &secret);
+    let (ok, _, err) = admin(data, &["key", "revoke", "--key-id", &key_id]);
+    let after = get(&addr, "/v1/users/someone", &secret);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+    assert!(ok, "{err}");
+    assert!(after.starts_with("HTTP/1.1 401"), "{after}");
+
+    let (ok, out, err) = admin(data, &["audit", "verify", "--tenant", "acme"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("\"events\": 4"),
+        "tenant, contact, key, revoke: {out}"
+    );
+
+    let mut store = std::fs::read(data.join("latchkey.db")).unwrap();
+    store.extend(std::fs::read(data.join("latchkey.db-wal")).unwrap_or_default());
+    let text = String::from_utf8_lossy(&store);
+    assert!(
+        !text.contains("ada.admin") && !text.contains(&secret),
+        "contact or secret in the store"
+    );
+}
