@@ -943,3 +943,37 @@ async fn raw_store_holds_no_plaintext_personal_data() {
     assert!(left.items.is_empty(), "{:?}", left.items);
     check("after the delete");
 }
+
+/// Racing tracks for a user seen for the first time all succeed; racing tracks with one key
+/// make one action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_tracks_for_a_new_user_all_succeed_and_one_key_makes_one_action() {
+    let w = Arc::new(world().await);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let w = Arc::clone(&w);
+        tasks.push(tokio::spawn(async move {
+            let key = if i % 2 == 0 {
+                "same-key".to_owned()
+            } else {
+                format!("key-{i}")
+            };
+            w.a(
+                Method::POST,
+                "/v1/users/brand-new/actions/signIn",
+                Some(json!({"idempotencyKey": key})),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, list) = w.a(Method::GET, "/v1/users/brand-new/actions", None).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        9,
+        "8 distinct keys and one shared key"
+    );
+}

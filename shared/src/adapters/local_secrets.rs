@@ -26,7 +26,9 @@ pub struct LocalSecrets {
     env: BTreeMap<String, Zeroizing<Vec<u8>>>,
     file: Option<PathBuf>,
     random: Arc<dyn Random>,
-    lock: Mutex<()>,
+    /// What this process has read or made; the file is read once per name, not per request.
+    /// (An operator who edits the file restarts the process.)
+    cache: Mutex<BTreeMap<String, SecretVersions>>,
 }
 
 impl LocalSecrets {
@@ -40,7 +42,7 @@ impl LocalSecrets {
             env,
             file,
             random,
-            lock: Mutex::new(()),
+            cache: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -71,20 +73,25 @@ impl Secrets for LocalSecrets {
         let Some(path) = &self.file else {
             return Err(SecretsError::NotFound(name.to_owned()));
         };
-        let _guard = self.lock.lock().await;
+        let mut cache = self.cache.lock().await;
+        if let Some(hit) = cache.get(name) {
+            return Ok(hit.clone());
+        }
         let io = |e: std::io::Error| SecretsError::Unavailable(format!("secrets file: {e}"));
         // Two tries: a first start racing another process for the new file reads theirs.
         for _ in 0..2 {
             let (mut entries, existed) = read_file(path)?;
             if let Some(entry) = entries.get(name) {
-                return Ok(SecretVersions {
+                let versions = SecretVersions {
                     current: decode(name, &entry.current)?,
                     previous: entry
                         .previous
                         .as_deref()
                         .map(|p| decode(name, p))
                         .transpose()?,
-                });
+                };
+                cache.insert(name.to_owned(), versions.clone());
+                return Ok(versions);
             }
             let fresh = Zeroizing::new(self.random.bytes::<32>().to_vec());
             entries.insert(
@@ -112,10 +119,12 @@ impl Secrets for LocalSecrets {
             let _ = std::fs::remove_file(&tmp);
             match placed {
                 Ok(()) => {
-                    return Ok(SecretVersions {
+                    let versions = SecretVersions {
                         current: fresh,
                         previous: None,
-                    });
+                    };
+                    cache.insert(name.to_owned(), versions.clone());
+                    return Ok(versions);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io(e)),

@@ -221,9 +221,18 @@ pub async fn track(
     let sk = action_sk(code, &key);
     let enrolled = enrolled_methods(services, tenant, user_id).await?;
     let allowed = tenant.settings.methods();
-    let stored = match services.store.get(&pk, &sk).await? {
-        Some(existing) => existing,
-        None => {
+    // Up to three rounds: a racing track with the same key, or a user created meanwhile, makes
+    // a round's conditional write fail, and the next round sees what the other writer stored.
+    let mut round = 0;
+    let stored = loop {
+        round += 1;
+        if let Some(existing) = services.store.get(&pk, &sk).await? {
+            break existing;
+        }
+        if round > 3 {
+            return Err(Error::Conflict("the user changed; retry"));
+        }
+        {
             let now = services.clock.now();
             let earlier = services
                 .store
@@ -318,14 +327,8 @@ pub async fn track(
                 ops,
             };
             match services.journal.commit(&tenant.id, ctx, change).await {
-                Ok(_) => item,
-                // The same key tracked concurrently, or the user created meanwhile: the stored
-                // action (if any) is the answer.
-                Err(CommitError::Condition { .. }) => services
-                    .store
-                    .get(&pk, &sk)
-                    .await?
-                    .ok_or(Error::Conflict("the user changed; retry"))?,
+                Ok(_) => break item,
+                Err(CommitError::Condition { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
