@@ -977,3 +977,41 @@ async fn racing_tracks_for_a_new_user_all_succeed_and_one_key_makes_one_action()
         "8 distinct keys and one shared key"
     );
 }
+
+/// Deleting a user but keeping the history strips what identified them from the actions.
+#[tokio::test]
+async fn kept_action_history_loses_the_personal_fields() {
+    let w = world().await;
+    w.a(Method::POST, "/v1/users/u10/actions/signIn", Some(json!({"idempotencyKey": "h1", "ipAddress": "203.0.113.5", "userAgent": "Agent/1", "deviceId": "d1"}))).await;
+    let before = w
+        .services
+        .store
+        .get("T#tenant-a#U#u10", "ACT#signIn#h1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(before.attrs.contains_key("ipAddress") && before.attrs.contains_key("deviceRef"));
+    let (status, _) = w.a(Method::DELETE, "/v1/users/u10", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let after = w
+        .services
+        .store
+        .get("T#tenant-a#U#u10", "ACT#signIn#h1")
+        .await
+        .unwrap()
+        .unwrap();
+    for field in ["ipAddress", "userAgent", "deviceRef"] {
+        assert!(!after.attrs.contains_key(field), "{field} kept");
+    }
+    assert_eq!(after.str("state"), Some("CHALLENGE_REQUIRED"));
+    let left = w
+        .services
+        .store
+        .query(Query::partition("T#tenant-a#U#u10").limit(100))
+        .await
+        .unwrap();
+    assert!(
+        left.items.iter().all(|i| i.sk.starts_with("ACT#")),
+        "only the history is left"
+    );
+}

@@ -374,6 +374,8 @@ pub async fn delete_user(
     check_user_id(user_id)?;
     let pk = user_pk(&tenant.id, user_id);
     let mut keys: Vec<(String, String)> = Vec::new();
+    // Kept action history loses what identified the person: IP address, user agent, device.
+    let mut scrubbed: Vec<Item> = Vec::new();
     let mut cursor = None;
     loop {
         let page = services
@@ -382,6 +384,16 @@ pub async fn delete_user(
             .await?;
         for item in page.items {
             if item.sk.starts_with("ACT#") && !with_actions {
+                if ["ipAddress", "userAgent", "deviceRef"]
+                    .iter()
+                    .any(|f| item.attrs.contains_key(*f))
+                {
+                    let mut kept = item;
+                    for f in ["ipAddress", "userAgent", "deviceRef"] {
+                        kept.attrs.remove(f);
+                    }
+                    scrubbed.push(kept);
+                }
                 continue;
             }
             if item.sk == "USER"
@@ -398,17 +410,25 @@ pub async fn delete_user(
     }
     // Credential index entries point back at this user's passkeys.
     keys.sort_by_key(|(_, sk)| if sk == "USER" { 0 } else { 1 });
-    let total = keys.len();
+    let mut writes: Vec<WriteOp> = keys
+        .iter()
+        .map(|(pk, sk)| WriteOp::Delete {
+            pk: pk.clone(),
+            sk: sk.clone(),
+            condition: Condition::None,
+        })
+        .collect();
+    writes.extend(scrubbed.into_iter().map(|item| {
+        let v = item.version;
+        WriteOp::Put {
+            item: item.with_version(v + 1),
+            condition: Condition::None,
+        }
+    }));
+    let total = writes.len();
     let target = audit_ref(services, &tenant.id, user_id).await?;
-    for batch in keys.chunks(90) {
-        let ops = batch
-            .iter()
-            .map(|(pk, sk)| WriteOp::Delete {
-                pk: pk.clone(),
-                sk: sk.clone(),
-                condition: Condition::None,
-            })
-            .collect();
+    for batch in writes.chunks(90) {
+        let ops = batch.to_vec();
         let change = Change {
             action: "user.delete",
             target: target.clone(),
