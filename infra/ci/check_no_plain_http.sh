@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Fails when shipped code or configuration names a plain http:// URL: every outbound connection
-# must be TLS. Loopback (localhost, 127.0.0.1, [::1]), RFC 2606 example names and tests are
-# excepted.
+# must be TLS. Loopback (localhost, 127.0.0.0/8, [::1]), RFC 2606 example names, test folders
+# and Rust `#[cfg(test)]` modules (by convention the last thing in a file) are excepted.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 files=$(git ls-files '*.rs' '*.toml' '*.yaml' '*.yml' '*.json' '*.html' \
   | grep -v -E '(^|/)tests?/|(^|/)benches/|^\.ci/|^infra/ci/' || true)
 [ -n "$files" ] || exit 0
-# A URL with a literal host; reserved example names (RFC 2606) are not real destinations.
-hits=$(grep -n -o -E 'http://[A-Za-z0-9.:_-]+' $files \
-  | grep -v -E 'http://(localhost|127\.0\.0\.1|\[::1\])([:/]|$)' \
-  | grep -v -E 'http://([A-Za-z0-9-]+\.)*(example(\.com|\.org|\.net)?|invalid|test)(:|$)' || true)
+shipped() {
+  for f in $files; do
+    case "$f" in
+      *.rs) awk -v f="$f" '/^#\[cfg\(test\)\]/ { exit } { print f ":" NR ":" $0 }' "$f" ;;
+      *) awk -v f="$f" '{ print f ":" NR ":" $0 }' "$f" ;;
+    esac
+  done
+}
+# A URL with a literal host; loopback and reserved example names are not outbound destinations.
+hits=$(shipped | grep -o -E '^[^:]+:[0-9]+:|http://[A-Za-z0-9.:_-]+' \
+  | awk '/^[^h].*:[0-9]+:$/ { where = $0; next } { print where $0 }' \
+  | grep -v -i -E 'http://(localhost|127\.[0-9.]+|\[::1\])([:/]|$)' \
+  | grep -v -i -E 'http://([A-Za-z0-9-]+\.)*(example(\.com|\.org|\.net)?|invalid|test)(:|$)' || true)
 if [ -n "$hits" ]; then
   echo "plain http:// URLs in shipped code (use https://):"
   echo "$hits"

@@ -261,7 +261,7 @@ where
 /// A Server API base URL on a loopback host, e.g. `http://127.0.0.1:8787/v1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
-    /// `http://host:port`, as given.
+    /// Scheme, host and port, as given (`http://127.0.0.1:8787`).
     origin: String,
     /// The path prefix without a trailing slash (`/v1`, or empty).
     prefix: String,
