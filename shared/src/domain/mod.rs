@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod audit;
 pub mod authenticators;
+pub mod passkeys;
 pub mod rules;
 pub mod tenants;
 pub mod tokens;

@@ -1,0 +1,565 @@
+//! Passkey ceremonies with webauthn-rs: registration, sign-in with a token, and usernameless
+//! (discoverable) sign-in.
+//!
+//! Ceremony state stays server-side: a challenge item under a random id, with an expiry checked
+//! in code (DynamoDB's TTL deletion lags). Finishing deletes the item under an existence
+//! condition, so a ceremony finishes at most once, however many requests race for it. The
+//! relying party is the tenant's: its RP id and allowed origins, matched exactly (webauthn-rs
+//! does no suffix matching unless told to), with user verification required.
+use crate::domain::Error;
+use crate::domain::actions::check_code;
+use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::tenants::Tenant;
+use crate::domain::tokens::{self, Claims};
+use crate::domain::users::{audit_ref, new_user_item, user_pk};
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::runtime::Services;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+};
+
+/// How long a ceremony may take, start to finish.
+pub const CEREMONY_SECONDS: i64 = 5 * 60;
+/// The action a usernameless sign-in records when the page named none.
+pub const DEFAULT_SIGN_IN_ACTION: &str = "signIn";
+
+fn challenge_pk(tenant_id: &str, id: &str) -> String {
+    format!("T#{tenant_id}#CH#{id}")
+}
+
+fn credential_pk(tenant_id: &str, credential_id: &str) -> String {
+    format!("T#{tenant_id}#CRED#{credential_id}")
+}
+
+fn handle_pk(tenant_id: &str, handle: &Uuid) -> String {
+    format!("T#{tenant_id}#UH#{handle}")
+}
+
+/// The tenant's relying party. Origins are matched exactly; `http://localhost:*` allows any
+/// port on localhost, for development.
+pub fn relying_party(tenant: &Tenant) -> Result<Webauthn, Error> {
+    let s = &tenant.settings;
+    let mut any_port = false;
+    let mut origins = Vec::new();
+    for o in &s.allowed_origins {
+        let text = match o.strip_suffix(":*") {
+            Some(base) => {
+                any_port = true;
+                base
+            }
+            None => o.as_str(),
+        };
+        origins.push(Url::parse(text).map_err(|_| Error::Internal("tenant origin is not a URL".into()))?);
+    }
+    let (first, rest) = origins
+        .split_first()
+        .ok_or_else(|| Error::Invalid("the tenant has no allowed origins".into()))?;
+    let mut builder = WebauthnBuilder::new(&s.rp_id, first)
+        .map_err(|e| Error::Internal(format!("relying party: {e}")))?
+        .rp_name(if s.name.is_empty() { &s.rp_id } else { &s.name })
+        .allow_any_port(any_port);
+    for o in rest {
+        builder = builder.append_allowed_origin(o);
+    }
+    builder.build().map_err(|e| Error::Internal(format!("relying party: {e}")))
+}
+
+fn now_epoch(services: &Services) -> i64 {
+    services.clock.now().unix_timestamp()
+}
+
+fn stamp(services: &Services) -> Result<String, Error> {
+    services.clock.now().format(&Rfc3339).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(format!("ceremony state: {e}")))
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(v: Option<&Value>) -> Result<T, Error> {
+    serde_json::from_value(v.cloned().unwrap_or(Value::Null))
+        .map_err(|e| Error::Internal(format!("ceremony state: {e}")))
+}
+
+/// What a ceremony started with, and finishes against.
+struct Ceremony {
+    kind: &'static str,
+    state: Value,
+    user_id: Option<String>,
+    action: Option<(String, String)>,
+    extra: Value,
+}
+
+async fn save(services: &Services, tenant: &Tenant, c: Ceremony) -> Result<String, Error> {
+    let id = services.random.token(24);
+    let expires = now_epoch(services) + CEREMONY_SECONDS;
+    let mut item = Item::new(challenge_pk(&tenant.id, &id), "CH")
+        .with("kind", c.kind)
+        .with("state", c.state)
+        .with("expiresAt", expires)
+        .with("extra", c.extra)
+        .with_ttl(expires + 3600);
+    if let Some(u) = c.user_id {
+        item = item.with("userId", u);
+    }
+    if let Some((code, key)) = c.action {
+        item = item.with("actionCode", code).with("idempotencyKey", key);
+    }
+    services.store.put(item, Condition::Absent).await?;
+    Ok(id)
+}
+
+/// Takes a ceremony out of the store: at most one caller ever gets it.
+async fn take(services: &Services, tenant: &Tenant, id: &str, kinds: &[&str]) -> Result<Item, Error> {
+    let gone = || Error::Invalid("The challenge is unknown, expired or already used.".into());
+    if id.is_empty() || id.len() > 64 {
+        return Err(gone());
+    }
+    let item = match services.store.delete(&challenge_pk(&tenant.id, id), "CH", Condition::Exists).await {
+        Ok(Some(item)) => item,
+        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => return Err(gone()),
+        Err(e) => return Err(e.into()),
+    };
+    let expires = item.attrs.get("expiresAt").and_then(Value::as_i64).unwrap_or(0);
+    if expires <= now_epoch(services) || !kinds.contains(&item.str("kind").unwrap_or_default()) {
+        return Err(gone());
+    }
+    Ok(item)
+}
+
+/// `POST /client/challenge {action}`: remembers which action a usernameless sign-in is for.
+pub async fn challenge_for_action(services: &Services, tenant: &Tenant, action: &str) -> Result<String, Error> {
+    check_code(action)?;
+    save(
+        services,
+        tenant,
+        Ceremony {
+            kind: "action",
+            state: Value::Null,
+            user_id: None,
+            action: Some((action.to_owned(), String::new())),
+            extra: Value::Null,
+        },
+    )
+    .await
+}
+
+async fn passkeys_of(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Vec<(Item, Passkey)>, Error> {
+    let items = services
+        .store
+        .query(Query::partition(user_pk(&tenant.id, user_id)).prefix("AUTH#").limit(1000))
+        .await?
+        .items;
+    let mut out = Vec::new();
+    for item in items {
+        if item.str("verificationMethod") == Some("PASSKEY")
+            && let Some(pk) = item.attrs.get("passkey")
+            && let Ok(passkey) = serde_json::from_value::<Passkey>(pk.clone())
+        {
+            out.push((item, passkey));
+        }
+    }
+    Ok(out)
+}
+
+/// The stable WebAuthn user handle of a user, if one was made.
+async fn user_handle(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Option<Uuid>, Error> {
+    Ok(services
+        .store
+        .get(&user_pk(&tenant.id, user_id), "USER")
+        .await?
+        .and_then(|u| u.str("webauthnUserId").and_then(|s| s.parse().ok())))
+}
+
+pub async fn registration_options(
+    services: &Services,
+    tenant: &Tenant,
+    claims: &Claims,
+    username: Option<&str>,
+) -> Result<(String, CreationChallengeResponse), Error> {
+    let rp = relying_party(tenant)?;
+    let user_id = &claims.sub;
+    let handle = match user_handle(services, tenant, user_id).await? {
+        Some(h) => h,
+        None => Uuid::from_bytes(services.random.bytes::<16>()),
+    };
+    let exclude: Vec<_> = passkeys_of(services, tenant, user_id)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p.cred_id().clone())
+        .collect();
+    let name = username.filter(|n| !n.is_empty() && n.len() <= 256).unwrap_or(user_id);
+    let (options, state): (CreationChallengeResponse, PasskeyRegistration) = rp
+        .start_passkey_registration(handle, name, name, Some(exclude))
+        .map_err(|e| Error::Internal(format!("registration start: {e}")))?;
+    let id = save(
+        services,
+        tenant,
+        Ceremony {
+            kind: "register",
+            state: to_value(&state)?,
+            user_id: Some(user_id.clone()),
+            action: Some((claims.act.clone(), claims.idk.clone())),
+            extra: json!({ "handle": handle.to_string(), "name": name }),
+        },
+    )
+    .await?;
+    Ok((id, options))
+}
+
+/// What a successful ceremony returns to the browser.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verified {
+    pub is_verified: bool,
+    pub access_token: String,
+    pub user_id: String,
+    pub user_authenticator_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// The action a finished ceremony completes: moved to `state`, or (usernameless sign-in)
+/// created in it. Returns the write and the idempotency key.
+async fn settle_action(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    action: Option<(String, String)>,
+    state: &str,
+) -> Result<(Option<WriteOp>, String, String), Error> {
+    let (code, key) = action.unwrap_or_default();
+    let code = if code.is_empty() { DEFAULT_SIGN_IN_ACTION.to_owned() } else { code };
+    let now = stamp(services)?;
+    let pk = user_pk(&tenant.id, user_id);
+    if !key.is_empty() {
+        let sk = format!("ACT#{code}#{key}");
+        let Some(item) = services.store.get(&pk, &sk).await? else {
+            return Ok((None, code, key));
+        };
+        let v = item.version;
+        let updated = item
+            .with("state", state)
+            .with("verificationMethod", "PASSKEY")
+            .with("stateUpdatedAt", now.clone())
+            .with("updatedAt", now)
+            .with_version(v + 1);
+        return Ok((Some(WriteOp::Put { item: updated, condition: Condition::Version(v) }), code, key));
+    }
+    let key = services.random.hex_id(16);
+    let item = Item::new(&pk, format!("ACT#{code}#{key}"))
+        .with("actionCode", code.clone())
+        .with("idempotencyKey", key.clone())
+        .with("state", state)
+        .with("verificationMethod", "PASSKEY")
+        .with("createdAt", now.clone())
+        .with("createdEpoch", now_epoch(services))
+        .with("updatedAt", now.clone())
+        .with("stateUpdatedAt", now)
+        .with("ruleIds", Vec::<String>::new())
+        .with("output", json!({}));
+    Ok((Some(WriteOp::Put { item, condition: Condition::Absent }), code, key))
+}
+
+async fn commit(services: &Services, tenant: &Tenant, ctx: &AuditContext, change: Change) -> Result<(), Error> {
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => Ok(()),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("the user changed; retry")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records a failed ceremony: the action (if any) moves to CHALLENGE_FAILED, with its event.
+async fn record_failure(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: Option<&str>,
+    action: Option<(String, String)>,
+    what: &'static str,
+    reason: &str,
+) -> Result<(), Error> {
+    let mut ops = Vec::new();
+    let target = match user_id {
+        Some(u) => {
+            if action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
+                let (op, _, _) = settle_action(services, tenant, u, action, "CHALLENGE_FAILED").await?;
+                ops.extend(op);
+            }
+            audit_ref(services, &tenant.id, u).await?
+        }
+        None => "user:unknown".to_owned(),
+    };
+    // An audit event needs a write to go with it; a failure with no action writes a marker.
+    if ops.is_empty() {
+        ops.push(WriteOp::Put {
+            item: Item::new(format!("T#{}#FAIL", tenant.id), services.random.hex_id(8))
+                .with("what", what)
+                .with_ttl(now_epoch(services) + 86_400),
+            condition: Condition::Absent,
+        });
+    }
+    let change = Change { action: what, target, summary: json!({ "reason": reason }), ops };
+    commit(services, tenant, ctx, change).await
+}
+
+pub async fn finish_registration(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: &Claims,
+    challenge_id: &str,
+    credential: &RegisterPublicKeyCredential,
+) -> Result<(Verified, Value), Error> {
+    let ceremony = take(services, tenant, challenge_id, &["register"]).await?;
+    let user_id = ceremony.str("userId").unwrap_or_default().to_owned();
+    let action = Some((
+        ceremony.str("actionCode").unwrap_or_default().to_owned(),
+        ceremony.str("idempotencyKey").unwrap_or_default().to_owned(),
+    ));
+    if user_id != claims.sub {
+        return Err(Error::Invalid("The challenge belongs to another user.".into()));
+    }
+    let state: PasskeyRegistration = from_value(ceremony.attrs.get("state"))?;
+    let rp = relying_party(tenant)?;
+    let passkey = match rp.finish_passkey_registration(credential, &state) {
+        Ok(p) => p,
+        Err(e) => {
+            record_failure(services, tenant, ctx, Some(&user_id), action, "passkey.register.failed", &e.to_string()).await?;
+            return Err(Error::Invalid(format!("The credential was refused: {e}.")));
+        }
+    };
+    let extra = ceremony.attrs.get("extra").cloned().unwrap_or(Value::Null);
+    let handle = extra["handle"].as_str().unwrap_or_default().to_owned();
+    let name = extra["name"].as_str().map(str::to_owned);
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref());
+    let aid = services.random.hex_id(16);
+    let now = stamp(services)?;
+    let pk = user_pk(&tenant.id, &user_id);
+    let authenticator = Item::new(&pk, format!("AUTH#{aid}"))
+        .with("verificationMethod", "PASSKEY")
+        .with("createdAt", now.clone())
+        .with("verifiedAt", now.clone())
+        .with("isDefault", false)
+        .with("credentialId", cred_id.clone())
+        .with("passkey", to_value(&passkey)?);
+    let mut ops = vec![
+        WriteOp::Put { item: authenticator, condition: Condition::Absent },
+        WriteOp::Put {
+            item: Item::new(credential_pk(&tenant.id, &cred_id), "CRED")
+                .with("userId", user_id.clone())
+                .with("authenticatorId", aid.clone()),
+            condition: Condition::Absent,
+        },
+    ];
+    let user = services.store.get(&pk, "USER").await?;
+    match user {
+        Some(u) if u.str("webauthnUserId").is_some() => {}
+        Some(u) => {
+            let v = u.version;
+            ops.push(WriteOp::Put { item: u.with("webauthnUserId", handle.clone()).with_version(v + 1), condition: Condition::Version(v) });
+        }
+        None => ops.push(WriteOp::Put {
+            item: new_user_item(services, &tenant.id, &user_id)?.with("webauthnUserId", handle.clone()),
+            condition: Condition::Absent,
+        }),
+    }
+    if let Ok(h) = handle.parse::<Uuid>() {
+        ops.push(WriteOp::Put {
+            item: Item::new(handle_pk(&tenant.id, &h), "UH").with("userId", user_id.clone()),
+            condition: Condition::None,
+        });
+    }
+    let (action_op, code, key) = settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
+    ops.extend(action_op);
+    let change = Change {
+        action: "passkey.register",
+        target: audit_ref(services, &tenant.id, &user_id).await?,
+        summary: json!({ "authenticatorId": aid, "actionCode": code }),
+        ops,
+    };
+    commit(services, tenant, ctx, change).await?;
+    let access_token = tokens::issue(services, &tenant.id, &user_id, &code, &key, claims.scope.clone()).await?;
+    let view = json!({
+        "userAuthenticatorId": aid,
+        "userId": user_id,
+        "verificationMethod": "PASSKEY",
+        "createdAt": now,
+        "verifiedAt": now,
+        "webauthnCredential": { "credentialId": cred_id },
+    });
+    Ok((
+        Verified { is_verified: true, access_token, user_id, user_authenticator_id: aid, username: name },
+        view,
+    ))
+}
+
+pub async fn authentication_options(
+    services: &Services,
+    tenant: &Tenant,
+    claims: Option<&Claims>,
+    challenge_id: Option<&str>,
+) -> Result<(String, RequestChallengeResponse), Error> {
+    let rp = relying_party(tenant)?;
+    let action = match (claims, challenge_id.filter(|c| !c.is_empty())) {
+        (Some(c), _) => Some((c.act.clone(), c.idk.clone())),
+        (None, Some(id)) => {
+            let named = take(services, tenant, id, &["action"]).await?;
+            Some((named.str("actionCode").unwrap_or_default().to_owned(), String::new()))
+        }
+        (None, None) => None,
+    };
+    if let Some(claims) = claims {
+        let passkeys: Vec<Passkey> = passkeys_of(services, tenant, &claims.sub).await?.into_iter().map(|(_, p)| p).collect();
+        if passkeys.is_empty() {
+            return Err(Error::Invalid("The user has no passkey.".into()));
+        }
+        let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
+            .start_passkey_authentication(&passkeys)
+            .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+        let id = save(services, tenant, Ceremony {
+            kind: "authenticate",
+            state: to_value(&state)?,
+            user_id: Some(claims.sub.clone()),
+            action,
+            extra: Value::Null,
+        })
+        .await?;
+        return Ok((id, options));
+    }
+    let (options, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
+        .start_discoverable_authentication()
+        .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+    let id = save(services, tenant, Ceremony {
+        kind: "discover",
+        state: to_value(&state)?,
+        user_id: None,
+        action,
+        extra: Value::Null,
+    })
+    .await?;
+    Ok((id, options))
+}
+
+pub async fn verify_authentication(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: Option<&Claims>,
+    challenge_id: &str,
+    credential: &PublicKeyCredential,
+) -> Result<Verified, Error> {
+    let ceremony = take(services, tenant, challenge_id, &["authenticate", "discover"]).await?;
+    let action = Some((
+        ceremony.str("actionCode").unwrap_or_default().to_owned(),
+        ceremony.str("idempotencyKey").unwrap_or_default().to_owned(),
+    ));
+    let rp = relying_party(tenant)?;
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
+    let owner = services
+        .store
+        .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+        .await?
+        .and_then(|c| c.str("userId").map(str::to_owned));
+    let refuse = |user: Option<String>, reason: String| async move {
+        record_failure(services, tenant, ctx, user.as_deref(), None, "passkey.verify.failed", &reason).await?;
+        Err::<Verified, Error>(Error::Invalid(format!("The credential was refused: {reason}.")))
+    };
+    let (user_id, result) = if ceremony.str("kind") == Some("authenticate") {
+        let expected = ceremony.str("userId").unwrap_or_default().to_owned();
+        if claims.is_some_and(|c| c.sub != expected) || owner.as_deref() != Some(expected.as_str()) {
+            return refuse(Some(expected), "the credential belongs to another user".into()).await;
+        }
+        let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
+        match rp.finish_passkey_authentication(credential, &state) {
+            Ok(r) => (expected, r),
+            Err(e) => {
+                let failed = record_failure(services, tenant, ctx, Some(&expected), action, "passkey.verify.failed", &e.to_string()).await;
+                failed?;
+                return Err(Error::Invalid(format!("The credential was refused: {e}.")));
+            }
+        }
+    } else {
+        let (handle, _) = match rp.identify_discoverable_authentication(credential) {
+            Ok(found) => found,
+            Err(e) => return refuse(None, e.to_string()).await,
+        };
+        let by_handle = services
+            .store
+            .get(&handle_pk(&tenant.id, &handle), "UH")
+            .await?
+            .and_then(|h| h.str("userId").map(str::to_owned));
+        let (Some(user_id), Some(owner)) = (by_handle, owner) else {
+            return refuse(None, "unknown credential".into()).await;
+        };
+        if user_id != owner {
+            return refuse(Some(owner), "the credential and the user handle belong to different users".into()).await;
+        }
+        let Some(key) = passkeys_of(services, tenant, &user_id)
+            .await?
+            .into_iter()
+            .map(|(_, p)| p)
+            .find(|p| URL_SAFE_NO_PAD.encode::<&[u8]>(p.cred_id().as_ref()) == cred_id)
+        else {
+            return refuse(Some(user_id), "unknown credential".into()).await;
+        };
+        let state: DiscoverableAuthentication = from_value(ceremony.attrs.get("state"))?;
+        // webauthn-rs refuses a signature counter that did not grow (a possible clone).
+        match rp.finish_discoverable_authentication_v2(credential, state, DiscoverableKey::from(&key)) {
+            Ok(r) => (user_id, r),
+            Err(e) => return refuse(Some(user_id), e.to_string()).await,
+        }
+    };
+    // Counter and backup state: webauthn-rs has already refused a counter that went backwards
+    // (a possible clone); record the new values.
+    let mut ops = Vec::new();
+    let mut authenticator_id = String::new();
+    for (item, mut passkey) in passkeys_of(services, tenant, &user_id).await? {
+        if passkey.cred_id() == result.cred_id() {
+            authenticator_id = item.sk.trim_start_matches("AUTH#").to_owned();
+            if passkey.update_credential(&result).is_some() {
+                let v = item.version;
+                let now = stamp(services)?;
+                ops.push(WriteOp::Put {
+                    item: item
+                        .with("passkey", to_value(&passkey)?)
+                        .with("lastVerifiedAt", now)
+                        .with("backedUp", result.backup_state())
+                        .with_version(v + 1),
+                    condition: Condition::Version(v),
+                });
+            }
+        }
+    }
+    let (action_op, code, key) = settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
+    ops.extend(action_op);
+    if ops.is_empty() {
+        return Err(Error::Internal("nothing to record for a verified passkey".into()));
+    }
+    let change = Change {
+        action: "passkey.verify",
+        target: audit_ref(services, &tenant.id, &user_id).await?,
+        summary: json!({ "authenticatorId": authenticator_id, "actionCode": code, "userVerified": result.user_verified() }),
+        ops,
+    };
+    commit(services, tenant, ctx, change).await?;
+    let access_token = tokens::issue(services, &tenant.id, &user_id, &code, &key, None).await?;
+    Ok(Verified { is_verified: true, access_token, user_id, user_authenticator_id: authenticator_id, username: None })
+}
+
+/// `GET /client/user-authenticators/passkey?credentialIds=`: whether any is registered here.
+pub async fn any_registered(services: &Services, tenant: &Tenant, credential_ids: &[String]) -> Result<bool, Error> {
+    for id in credential_ids.iter().take(20) {
+        if services.store.get(&credential_pk(&tenant.id, id), "CRED").await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
