@@ -1,7 +1,8 @@
-//! The `latchkey-passkeys` function: the Client API's ceremonies (passkeys, security keys): `/v1/client/...`.
+//! The `latchkey-passkeys` function: the Client API's passkey ceremonies (API.md §5.1, §5.2),
+//! with CORS for browsers calling from the tenant's own origins.
 //!
 //! A library so that the local gateway and the tests mount the same routes the Lambda serves;
-//! `main.rs` only wires. Until its own issue lands it serves `/health` alone.
+//! `main.rs` only wires.
 #![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
@@ -13,7 +14,10 @@
     clippy::dbg_macro
 )]
 
+mod handlers;
+
 use axum::Router;
+use axum::routing::post;
 use latchkey::Services;
 use std::sync::Arc;
 
@@ -21,7 +25,37 @@ pub const NAME: &str = "latchkey-passkeys";
 
 /// This function's routes, without the shared layers (the local gateway merges them).
 pub fn routes(services: &Arc<Services>) -> Router {
-    Router::new().with_state(Arc::clone(services))
+    use handlers::*;
+    let p = "/v1/client/user-authenticators/passkey";
+    Router::new()
+        .route(
+            &format!("{p}/registration-options"),
+            post(registration_options).options(preflight),
+        )
+        .route(
+            &format!("{p}/registration-options/web"),
+            post(registration_options).options(preflight),
+        )
+        .route(
+            p,
+            post(add_passkey).get(passkey_available).options(preflight),
+        )
+        .route("/v1/client/challenge", post(challenge).options(preflight))
+        .route(
+            "/v1/client/challenge/web",
+            post(challenge).options(preflight),
+        )
+        .route(
+            &format!("{p}/authentication-options"),
+            post(authentication_options).options(preflight),
+        )
+        .route(
+            &format!("{p}/authentication-options/web"),
+            post(authentication_options).options(preflight),
+        )
+        .route("/v1/client/verify/passkey", post(verify).options(preflight))
+        .layer(axum::middleware::from_fn(cors))
+        .with_state(Arc::clone(services))
 }
 
 /// The whole function as the Lambda runtime serves it.

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
-    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
 /// How long a ceremony may take, start to finish.
@@ -56,7 +56,9 @@ pub fn relying_party(tenant: &Tenant) -> Result<Webauthn, Error> {
             }
             None => o.as_str(),
         };
-        origins.push(Url::parse(text).map_err(|_| Error::Internal("tenant origin is not a URL".into()))?);
+        origins.push(
+            Url::parse(text).map_err(|_| Error::Internal("tenant origin is not a URL".into()))?,
+        );
     }
     let (first, rest) = origins
         .split_first()
@@ -68,7 +70,9 @@ pub fn relying_party(tenant: &Tenant) -> Result<Webauthn, Error> {
     for o in rest {
         builder = builder.append_allowed_origin(o);
     }
-    builder.build().map_err(|e| Error::Internal(format!("relying party: {e}")))
+    builder
+        .build()
+        .map_err(|e| Error::Internal(format!("relying party: {e}")))
 }
 
 fn now_epoch(services: &Services) -> i64 {
@@ -76,7 +80,11 @@ fn now_epoch(services: &Services) -> i64 {
 }
 
 fn stamp(services: &Services) -> Result<String, Error> {
-    services.clock.now().format(&Rfc3339).map_err(|e| Error::Internal(e.to_string()))
+    services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Error> {
@@ -117,17 +125,32 @@ async fn save(services: &Services, tenant: &Tenant, c: Ceremony) -> Result<Strin
 }
 
 /// Takes a ceremony out of the store: at most one caller ever gets it.
-async fn take(services: &Services, tenant: &Tenant, id: &str, kinds: &[&str]) -> Result<Item, Error> {
+async fn take(
+    services: &Services,
+    tenant: &Tenant,
+    id: &str,
+    kinds: &[&str],
+) -> Result<Item, Error> {
     let gone = || Error::Invalid("The challenge is unknown, expired or already used.".into());
     if id.is_empty() || id.len() > 64 {
         return Err(gone());
     }
-    let item = match services.store.delete(&challenge_pk(&tenant.id, id), "CH", Condition::Exists).await {
+    let item = match services
+        .store
+        .delete(&challenge_pk(&tenant.id, id), "CH", Condition::Exists)
+        .await
+    {
         Ok(Some(item)) => item,
-        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => return Err(gone()),
+        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => {
+            return Err(gone());
+        }
         Err(e) => return Err(e.into()),
     };
-    let expires = item.attrs.get("expiresAt").and_then(Value::as_i64).unwrap_or(0);
+    let expires = item
+        .attrs
+        .get("expiresAt")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if expires <= now_epoch(services) || !kinds.contains(&item.str("kind").unwrap_or_default()) {
         return Err(gone());
     }
@@ -135,7 +158,11 @@ async fn take(services: &Services, tenant: &Tenant, id: &str, kinds: &[&str]) ->
 }
 
 /// `POST /client/challenge {action}`: remembers which action a usernameless sign-in is for.
-pub async fn challenge_for_action(services: &Services, tenant: &Tenant, action: &str) -> Result<String, Error> {
+pub async fn challenge_for_action(
+    services: &Services,
+    tenant: &Tenant,
+    action: &str,
+) -> Result<String, Error> {
     check_code(action)?;
     save(
         services,
@@ -151,10 +178,18 @@ pub async fn challenge_for_action(services: &Services, tenant: &Tenant, action: 
     .await
 }
 
-async fn passkeys_of(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Vec<(Item, Passkey)>, Error> {
+async fn passkeys_of(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<(Item, Passkey)>, Error> {
     let items = services
         .store
-        .query(Query::partition(user_pk(&tenant.id, user_id)).prefix("AUTH#").limit(1000))
+        .query(
+            Query::partition(user_pk(&tenant.id, user_id))
+                .prefix("AUTH#")
+                .limit(1000),
+        )
         .await?
         .items;
     let mut out = Vec::new();
@@ -170,7 +205,11 @@ async fn passkeys_of(services: &Services, tenant: &Tenant, user_id: &str) -> Res
 }
 
 /// The stable WebAuthn user handle of a user, if one was made.
-async fn user_handle(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Option<Uuid>, Error> {
+async fn user_handle(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Option<Uuid>, Error> {
     Ok(services
         .store
         .get(&user_pk(&tenant.id, user_id), "USER")
@@ -195,7 +234,9 @@ pub async fn registration_options(
         .into_iter()
         .map(|(_, p)| p.cred_id().clone())
         .collect();
-    let name = username.filter(|n| !n.is_empty() && n.len() <= 256).unwrap_or(user_id);
+    let name = username
+        .filter(|n| !n.is_empty() && n.len() <= 256)
+        .unwrap_or(user_id);
     let (options, state): (CreationChallengeResponse, PasskeyRegistration) = rp
         .start_passkey_registration(handle, name, name, Some(exclude))
         .map_err(|e| Error::Internal(format!("registration start: {e}")))?;
@@ -236,7 +277,11 @@ async fn settle_action(
     state: &str,
 ) -> Result<(Option<WriteOp>, String, String), Error> {
     let (code, key) = action.unwrap_or_default();
-    let code = if code.is_empty() { DEFAULT_SIGN_IN_ACTION.to_owned() } else { code };
+    let code = if code.is_empty() {
+        DEFAULT_SIGN_IN_ACTION.to_owned()
+    } else {
+        code
+    };
     let now = stamp(services)?;
     let pk = user_pk(&tenant.id, user_id);
     if !key.is_empty() {
@@ -251,7 +296,14 @@ async fn settle_action(
             .with("stateUpdatedAt", now.clone())
             .with("updatedAt", now)
             .with_version(v + 1);
-        return Ok((Some(WriteOp::Put { item: updated, condition: Condition::Version(v) }), code, key));
+        return Ok((
+            Some(WriteOp::Put {
+                item: updated,
+                condition: Condition::Version(v),
+            }),
+            code,
+            key,
+        ));
     }
     let key = services.random.hex_id(16);
     let item = Item::new(&pk, format!("ACT#{code}#{key}"))
@@ -265,10 +317,22 @@ async fn settle_action(
         .with("stateUpdatedAt", now)
         .with("ruleIds", Vec::<String>::new())
         .with("output", json!({}));
-    Ok((Some(WriteOp::Put { item, condition: Condition::Absent }), code, key))
+    Ok((
+        Some(WriteOp::Put {
+            item,
+            condition: Condition::Absent,
+        }),
+        code,
+        key,
+    ))
 }
 
-async fn commit(services: &Services, tenant: &Tenant, ctx: &AuditContext, change: Change) -> Result<(), Error> {
+async fn commit(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    change: Change,
+) -> Result<(), Error> {
     match services.journal.commit(&tenant.id, ctx, change).await {
         Ok(_) => Ok(()),
         Err(CommitError::Condition { .. }) => Err(Error::Conflict("the user changed; retry")),
@@ -290,7 +354,8 @@ async fn record_failure(
     let target = match user_id {
         Some(u) => {
             if action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
-                let (op, _, _) = settle_action(services, tenant, u, action, "CHALLENGE_FAILED").await?;
+                let (op, _, _) =
+                    settle_action(services, tenant, u, action, "CHALLENGE_FAILED").await?;
                 ops.extend(op);
             }
             audit_ref(services, &tenant.id, u).await?
@@ -306,7 +371,12 @@ async fn record_failure(
             condition: Condition::Absent,
         });
     }
-    let change = Change { action: what, target, summary: json!({ "reason": reason }), ops };
+    let change = Change {
+        action: what,
+        target,
+        summary: json!({ "reason": reason }),
+        ops,
+    };
     commit(services, tenant, ctx, change).await
 }
 
@@ -322,17 +392,31 @@ pub async fn finish_registration(
     let user_id = ceremony.str("userId").unwrap_or_default().to_owned();
     let action = Some((
         ceremony.str("actionCode").unwrap_or_default().to_owned(),
-        ceremony.str("idempotencyKey").unwrap_or_default().to_owned(),
+        ceremony
+            .str("idempotencyKey")
+            .unwrap_or_default()
+            .to_owned(),
     ));
     if user_id != claims.sub {
-        return Err(Error::Invalid("The challenge belongs to another user.".into()));
+        return Err(Error::Invalid(
+            "The challenge belongs to another user.".into(),
+        ));
     }
     let state: PasskeyRegistration = from_value(ceremony.attrs.get("state"))?;
     let rp = relying_party(tenant)?;
     let passkey = match rp.finish_passkey_registration(credential, &state) {
         Ok(p) => p,
         Err(e) => {
-            record_failure(services, tenant, ctx, Some(&user_id), action, "passkey.register.failed", &e.to_string()).await?;
+            record_failure(
+                services,
+                tenant,
+                ctx,
+                Some(&user_id),
+                action,
+                "passkey.register.failed",
+                &e.to_string(),
+            )
+            .await?;
             return Err(Error::Invalid(format!("The credential was refused: {e}.")));
         }
     };
@@ -351,7 +435,10 @@ pub async fn finish_registration(
         .with("credentialId", cred_id.clone())
         .with("passkey", to_value(&passkey)?);
     let mut ops = vec![
-        WriteOp::Put { item: authenticator, condition: Condition::Absent },
+        WriteOp::Put {
+            item: authenticator,
+            condition: Condition::Absent,
+        },
         WriteOp::Put {
             item: Item::new(credential_pk(&tenant.id, &cred_id), "CRED")
                 .with("userId", user_id.clone())
@@ -364,10 +451,14 @@ pub async fn finish_registration(
         Some(u) if u.str("webauthnUserId").is_some() => {}
         Some(u) => {
             let v = u.version;
-            ops.push(WriteOp::Put { item: u.with("webauthnUserId", handle.clone()).with_version(v + 1), condition: Condition::Version(v) });
+            ops.push(WriteOp::Put {
+                item: u.with("webauthnUserId", handle.clone()).with_version(v + 1),
+                condition: Condition::Version(v),
+            });
         }
         None => ops.push(WriteOp::Put {
-            item: new_user_item(services, &tenant.id, &user_id)?.with("webauthnUserId", handle.clone()),
+            item: new_user_item(services, &tenant.id, &user_id)?
+                .with("webauthnUserId", handle.clone()),
             condition: Condition::Absent,
         }),
     }
@@ -377,7 +468,8 @@ pub async fn finish_registration(
             condition: Condition::None,
         });
     }
-    let (action_op, code, key) = settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
+    let (action_op, code, key) =
+        settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
     ops.extend(action_op);
     let change = Change {
         action: "passkey.register",
@@ -386,7 +478,15 @@ pub async fn finish_registration(
         ops,
     };
     commit(services, tenant, ctx, change).await?;
-    let access_token = tokens::issue(services, &tenant.id, &user_id, &code, &key, claims.scope.clone()).await?;
+    let access_token = tokens::issue(
+        services,
+        &tenant.id,
+        &user_id,
+        &code,
+        &key,
+        claims.scope.clone(),
+    )
+    .await?;
     let view = json!({
         "userAuthenticatorId": aid,
         "userId": user_id,
@@ -396,7 +496,13 @@ pub async fn finish_registration(
         "webauthnCredential": { "credentialId": cred_id },
     });
     Ok((
-        Verified { is_verified: true, access_token, user_id, user_authenticator_id: aid, username: name },
+        Verified {
+            is_verified: true,
+            access_token,
+            user_id,
+            user_authenticator_id: aid,
+            username: name,
+        },
         view,
     ))
 }
@@ -412,38 +518,53 @@ pub async fn authentication_options(
         (Some(c), _) => Some((c.act.clone(), c.idk.clone())),
         (None, Some(id)) => {
             let named = take(services, tenant, id, &["action"]).await?;
-            Some((named.str("actionCode").unwrap_or_default().to_owned(), String::new()))
+            Some((
+                named.str("actionCode").unwrap_or_default().to_owned(),
+                String::new(),
+            ))
         }
         (None, None) => None,
     };
     if let Some(claims) = claims {
-        let passkeys: Vec<Passkey> = passkeys_of(services, tenant, &claims.sub).await?.into_iter().map(|(_, p)| p).collect();
+        let passkeys: Vec<Passkey> = passkeys_of(services, tenant, &claims.sub)
+            .await?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         if passkeys.is_empty() {
             return Err(Error::Invalid("The user has no passkey.".into()));
         }
         let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
             .start_passkey_authentication(&passkeys)
             .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
-        let id = save(services, tenant, Ceremony {
-            kind: "authenticate",
-            state: to_value(&state)?,
-            user_id: Some(claims.sub.clone()),
-            action,
-            extra: Value::Null,
-        })
+        let id = save(
+            services,
+            tenant,
+            Ceremony {
+                kind: "authenticate",
+                state: to_value(&state)?,
+                user_id: Some(claims.sub.clone()),
+                action,
+                extra: Value::Null,
+            },
+        )
         .await?;
         return Ok((id, options));
     }
     let (options, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
         .start_discoverable_authentication()
         .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
-    let id = save(services, tenant, Ceremony {
-        kind: "discover",
-        state: to_value(&state)?,
-        user_id: None,
-        action,
-        extra: Value::Null,
-    })
+    let id = save(
+        services,
+        tenant,
+        Ceremony {
+            kind: "discover",
+            state: to_value(&state)?,
+            user_id: None,
+            action,
+            extra: Value::Null,
+        },
+    )
     .await?;
     Ok((id, options))
 }
@@ -456,10 +577,19 @@ pub async fn verify_authentication(
     challenge_id: &str,
     credential: &PublicKeyCredential,
 ) -> Result<Verified, Error> {
-    let ceremony = take(services, tenant, challenge_id, &["authenticate", "discover"]).await?;
+    let ceremony = take(
+        services,
+        tenant,
+        challenge_id,
+        &["authenticate", "discover"],
+    )
+    .await?;
     let action = Some((
         ceremony.str("actionCode").unwrap_or_default().to_owned(),
-        ceremony.str("idempotencyKey").unwrap_or_default().to_owned(),
+        ceremony
+            .str("idempotencyKey")
+            .unwrap_or_default()
+            .to_owned(),
     ));
     let rp = relying_party(tenant)?;
     let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
@@ -469,19 +599,44 @@ pub async fn verify_authentication(
         .await?
         .and_then(|c| c.str("userId").map(str::to_owned));
     let refuse = |user: Option<String>, reason: String| async move {
-        record_failure(services, tenant, ctx, user.as_deref(), None, "passkey.verify.failed", &reason).await?;
-        Err::<Verified, Error>(Error::Invalid(format!("The credential was refused: {reason}.")))
+        record_failure(
+            services,
+            tenant,
+            ctx,
+            user.as_deref(),
+            None,
+            "passkey.verify.failed",
+            &reason,
+        )
+        .await?;
+        Err::<Verified, Error>(Error::Invalid(format!(
+            "The credential was refused: {reason}."
+        )))
     };
     let (user_id, result) = if ceremony.str("kind") == Some("authenticate") {
         let expected = ceremony.str("userId").unwrap_or_default().to_owned();
-        if claims.is_some_and(|c| c.sub != expected) || owner.as_deref() != Some(expected.as_str()) {
-            return refuse(Some(expected), "the credential belongs to another user".into()).await;
+        if claims.is_some_and(|c| c.sub != expected) || owner.as_deref() != Some(expected.as_str())
+        {
+            return refuse(
+                Some(expected),
+                "the credential belongs to another user".into(),
+            )
+            .await;
         }
         let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
         match rp.finish_passkey_authentication(credential, &state) {
             Ok(r) => (expected, r),
             Err(e) => {
-                let failed = record_failure(services, tenant, ctx, Some(&expected), action, "passkey.verify.failed", &e.to_string()).await;
+                let failed = record_failure(
+                    services,
+                    tenant,
+                    ctx,
+                    Some(&expected),
+                    action,
+                    "passkey.verify.failed",
+                    &e.to_string(),
+                )
+                .await;
                 failed?;
                 return Err(Error::Invalid(format!("The credential was refused: {e}.")));
             }
@@ -500,7 +655,11 @@ pub async fn verify_authentication(
             return refuse(None, "unknown credential".into()).await;
         };
         if user_id != owner {
-            return refuse(Some(owner), "the credential and the user handle belong to different users".into()).await;
+            return refuse(
+                Some(owner),
+                "the credential and the user handle belong to different users".into(),
+            )
+            .await;
         }
         let Some(key) = passkeys_of(services, tenant, &user_id)
             .await?
@@ -512,7 +671,11 @@ pub async fn verify_authentication(
         };
         let state: DiscoverableAuthentication = from_value(ceremony.attrs.get("state"))?;
         // webauthn-rs refuses a signature counter that did not grow (a possible clone).
-        match rp.finish_discoverable_authentication_v2(credential, state, DiscoverableKey::from(&key)) {
+        match rp.finish_discoverable_authentication_v2(
+            credential,
+            state,
+            DiscoverableKey::from(&key),
+        ) {
             Ok(r) => (user_id, r),
             Err(e) => return refuse(Some(user_id), e.to_string()).await,
         }
@@ -538,10 +701,13 @@ pub async fn verify_authentication(
             }
         }
     }
-    let (action_op, code, key) = settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
+    let (action_op, code, key) =
+        settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
     ops.extend(action_op);
     if ops.is_empty() {
-        return Err(Error::Internal("nothing to record for a verified passkey".into()));
+        return Err(Error::Internal(
+            "nothing to record for a verified passkey".into(),
+        ));
     }
     let change = Change {
         action: "passkey.verify",
@@ -551,13 +717,28 @@ pub async fn verify_authentication(
     };
     commit(services, tenant, ctx, change).await?;
     let access_token = tokens::issue(services, &tenant.id, &user_id, &code, &key, None).await?;
-    Ok(Verified { is_verified: true, access_token, user_id, user_authenticator_id: authenticator_id, username: None })
+    Ok(Verified {
+        is_verified: true,
+        access_token,
+        user_id,
+        user_authenticator_id: authenticator_id,
+        username: None,
+    })
 }
 
 /// `GET /client/user-authenticators/passkey?credentialIds=`: whether any is registered here.
-pub async fn any_registered(services: &Services, tenant: &Tenant, credential_ids: &[String]) -> Result<bool, Error> {
+pub async fn any_registered(
+    services: &Services,
+    tenant: &Tenant,
+    credential_ids: &[String],
+) -> Result<bool, Error> {
     for id in credential_ids.iter().take(20) {
-        if services.store.get(&credential_pk(&tenant.id, id), "CRED").await?.is_some() {
+        if services
+            .store
+            .get(&credential_pk(&tenant.id, id), "CRED")
+            .await?
+            .is_some()
+        {
             return Ok(true);
         }
     }

@@ -95,7 +95,10 @@ pub async fn verify(
 
 /// Checks signature, issuer and expiry, whatever the tenant (the Client API learns the tenant
 /// from the token itself).
-pub async fn verify_any(services: &Services, token: &str) -> Result<Result<Claims, TokenError>, Error> {
+pub async fn verify_any(
+    services: &Services,
+    token: &str,
+) -> Result<Result<Claims, TokenError>, Error> {
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Ok(Err(TokenError::Invalid));
     };

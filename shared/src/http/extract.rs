@@ -78,3 +78,70 @@ pub fn basic_username(parts: &Parts) -> Option<String> {
     let user = decoded.split_once(':').map_or(decoded.as_str(), |(u, _)| u);
     (!user.is_empty()).then(|| user.to_owned())
 }
+
+/// The caller of the Client API (API.md §2.2): `Bearer <token>` from track or a previous
+/// verify, or `Basic base64(<tenant id>[:])` for token-less sign-in. A browser's `Origin`, when
+/// sent, must be one of the tenant's allowed origins.
+pub struct ClientAuth {
+    pub tenant: crate::domain::tenants::Tenant,
+    pub claims: Option<crate::domain::tokens::Claims>,
+}
+
+impl FromRequestParts<Arc<Services>> for ClientAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        services: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
+        use crate::domain::tenants::get_tenant;
+        use crate::domain::tokens::{TokenError, verify_any};
+        use crate::http::error::ErrorKind;
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let (tenant_id, claims) = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                match verify_any(services, token.trim()).await? {
+                    Ok(claims) => (claims.aud.clone(), Some(claims)),
+                    Err(TokenError::Expired) => return Err(ApiError::new(ErrorKind::ExpiredToken)),
+                    Err(TokenError::Invalid) => return Err(ApiError::unauthorized()),
+                }
+            }
+            _ => (
+                basic_username(parts).ok_or_else(ApiError::unauthorized)?,
+                None,
+            ),
+        };
+        let tenant = get_tenant(services, &tenant_id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if let Some(origin) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            && !origin_allowed(&tenant.settings.allowed_origins, origin)
+        {
+            return Err(ApiError::new(ErrorKind::Forbidden));
+        }
+        Ok(ClientAuth { tenant, claims })
+    }
+}
+
+/// Exact origin match; `http://localhost:*` allows any port on localhost.
+pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    allowed.iter().any(|a| match a.strip_suffix(":*") {
+        Some(base) => {
+            origin == base
+                || origin
+                    .strip_prefix(base)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .is_some_and(|port| {
+                        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                    })
+        }
+        None => a == origin,
+    })
+}

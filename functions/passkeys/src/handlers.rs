@@ -1,0 +1,210 @@
+//! Handlers: parse the wire, call the domain, shape the response.
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::{Extension, Json};
+use latchkey::Services;
+use latchkey::domain::audit::AuditContext;
+use latchkey::domain::passkeys;
+use latchkey::http::{ApiError, ClientAuth, RequestMeta, WireJson, WireQuery};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Result<T> = std::result::Result<T, ApiError>;
+type Svc = State<Arc<Services>>;
+
+/// CORS for the browser SDK: preflights are answered here; every response names the caller's
+/// origin. Which origins may act for a tenant is checked by [`ClientAuth`], so a page on an
+/// origin the tenant did not allow gets a 403, not data.
+pub async fn cors(req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut response = next.run(req).await;
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// A CORS preflight: [`cors`] adds the headers.
+pub async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+fn ctx(meta: &RequestMeta, auth: &ClientAuth) -> AuditContext {
+    AuditContext {
+        actor: if auth.claims.is_some() {
+            "client:token".into()
+        } else {
+            "client:anonymous".into()
+        },
+        request_id: meta.request_id.clone(),
+        source_ip: meta.source_ip.clone(),
+    }
+}
+
+fn internal(e: serde_json::Error) -> ApiError {
+    ApiError::from(latchkey::domain::Error::Internal(e.to_string()))
+}
+
+#[derive(Deserialize)]
+pub struct RegistrationOptionsBody {
+    username: Option<String>,
+}
+
+pub async fn registration_options(
+    State(s): Svc,
+    auth: ClientAuth,
+    WireJson(body): WireJson<RegistrationOptionsBody>,
+) -> Result<Json<Value>> {
+    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let (id, options) =
+        passkeys::registration_options(&s, &auth.tenant, claims, body.username.as_deref()).await?;
+    let options = serde_json::to_value(&options).map_err(internal)?;
+    Ok(Json(
+        json!({ "challengeId": id, "options": options["publicKey"] }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddPasskeyBody {
+    registration_credential: Value,
+    challenge_id: Option<String>,
+}
+
+pub async fn add_passkey(
+    State(s): Svc,
+    auth: ClientAuth,
+    Extension(meta): Extension<RequestMeta>,
+    WireJson(body): WireJson<AddPasskeyBody>,
+) -> Result<Json<Value>> {
+    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let credential = serde_json::from_value(body.registration_credential).map_err(|_| {
+        ApiError::invalid("registrationCredential is not a WebAuthn registration response.")
+    })?;
+    let challenge = body.challenge_id.unwrap_or_default();
+    let (verified, authenticator) = passkeys::finish_registration(
+        &s,
+        &auth.tenant,
+        &ctx(&meta, &auth),
+        claims,
+        &challenge,
+        &credential,
+    )
+    .await?;
+    let mut out = serde_json::to_value(&verified).map_err(internal)?;
+    out["userAuthenticator"] = authenticator;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+pub struct ChallengeBody {
+    action: Option<String>,
+}
+
+pub async fn challenge(
+    State(s): Svc,
+    auth: ClientAuth,
+    WireJson(body): WireJson<ChallengeBody>,
+) -> Result<Json<Value>> {
+    let action = body
+        .action
+        .ok_or_else(|| ApiError::invalid("action is required."))?;
+    let id = passkeys::challenge_for_action(&s, &auth.tenant, &action).await?;
+    Ok(Json(json!({ "challengeId": id })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationOptionsBody {
+    challenge_id: Option<String>,
+}
+
+pub async fn authentication_options(
+    State(s): Svc,
+    auth: ClientAuth,
+    WireJson(body): WireJson<AuthenticationOptionsBody>,
+) -> Result<Json<Value>> {
+    let (id, options) = passkeys::authentication_options(
+        &s,
+        &auth.tenant,
+        auth.claims.as_ref(),
+        body.challenge_id.as_deref(),
+    )
+    .await?;
+    let options = serde_json::to_value(&options).map_err(internal)?;
+    Ok(Json(
+        json!({ "challengeId": id, "options": options["publicKey"] }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyBody {
+    authentication_credential: Value,
+    challenge_id: Option<String>,
+}
+
+pub async fn verify(
+    State(s): Svc,
+    auth: ClientAuth,
+    Extension(meta): Extension<RequestMeta>,
+    WireJson(body): WireJson<VerifyBody>,
+) -> Result<Json<passkeys::Verified>> {
+    let credential = serde_json::from_value(body.authentication_credential)
+        .map_err(|_| ApiError::invalid("authenticationCredential is not a WebAuthn assertion."))?;
+    let challenge = body.challenge_id.unwrap_or_default();
+    Ok(Json(
+        passkeys::verify_authentication(
+            &s,
+            &auth.tenant,
+            &ctx(&meta, &auth),
+            auth.claims.as_ref(),
+            &challenge,
+            &credential,
+        )
+        .await?,
+    ))
+}
+
+pub async fn passkey_available(
+    State(s): Svc,
+    auth: ClientAuth,
+    WireQuery(q): WireQuery<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let ids: Vec<String> = q
+        .get("credentialIds")
+        .map(|c| {
+            c.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if passkeys::any_registered(&s, &auth.tenant, &ids).await? {
+        Ok(Json(json!({})))
+    } else {
+        Err(ApiError::not_found())
+    }
+}

@@ -1,0 +1,567 @@
+//! Passkey ceremonies end to end through the gateway, with webauthn-authenticator-rs's
+//! software passkey standing in for the browser's authenticator.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use latchkey::Services;
+use latchkey::adapters::local_keys::LocalKeyVault;
+use latchkey::adapters::local_secrets::LocalSecrets;
+use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::audit::AuditContext;
+use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
+use latchkey::ports::clock::ManualClock;
+use latchkey::ports::random::OsRandom;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse,
+};
+
+struct World {
+    app: Router,
+    services: Arc<Services>,
+    clock: Arc<ManualClock>,
+    key: String,
+}
+
+const ORIGIN: &str = "https://example.com";
+
+async fn world() -> World {
+    let clock = latchkey_tests::test_clock();
+    let services = latchkey_tests::services(
+        Arc::new(SqliteStore::in_memory().unwrap()),
+        Arc::new(LocalKeyVault::from_key(&[9u8; 32], Arc::new(OsRandom)).unwrap()),
+        Arc::new(LocalSecrets::new(
+            BTreeMap::from([(
+                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                zeroize::Zeroizing::new(b"passkey-tests".to_vec()),
+            )]),
+            None,
+            Arc::new(OsRandom),
+        )),
+        clock.clone(),
+    );
+    let ctx = AuditContext::system("test", "setup");
+    let settings = TenantSettings {
+        name: "Example".into(),
+        rp_id: "example.com".into(),
+        allowed_origins: vec![ORIGIN.into()],
+        ..Default::default()
+    };
+    create_tenant(&services, &ctx, "t-pk", settings, vec![])
+        .await
+        .unwrap();
+    let (_, key) = create_api_key(&services, &ctx, "t-pk", None).await.unwrap();
+    World {
+        app: latchkey_local::gateway(services.clone()),
+        services,
+        clock,
+        key,
+    }
+}
+
+impl World {
+    async fn call(&self, auth: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::AUTHORIZATION, auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ORIGIN, ORIGIN)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn server(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
+    }
+
+    async fn track(&self, user: &str, action: &str) -> String {
+        let (status, t) = self
+            .call(
+                &self.server(),
+                &format!("/v1/users/{user}/actions/{action}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        t["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn validate(&self, token: &str) -> Value {
+        self.call(&self.server(), "/v1/validate", json!({ "token": token }))
+            .await
+            .1
+    }
+
+    /// Registers a passkey with `token`; returns the finish response and the user handle.
+    async fn register(&self, auth: &mut SoftPasskey, token: &str) -> (Value, String) {
+        let bearer = format!("Bearer {token}");
+        let (status, o) = self
+            .call(
+                &bearer,
+                "/v1/client/user-authenticators/passkey/registration-options",
+                json!({"username": "jane"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{o}");
+        let handle = o["options"]["user"]["id"].as_str().unwrap().to_owned();
+        let ccr: CreationChallengeResponse =
+            serde_json::from_value(json!({ "publicKey": o["options"] })).unwrap();
+        let credential = auth
+            .do_registration(Url::parse(ORIGIN).unwrap(), ccr)
+            .unwrap();
+        let (status, r) = self
+            .call(
+                &bearer,
+                "/v1/client/user-authenticators/passkey",
+                json!({"challengeId": o["challengeId"], "registrationCredential": credential}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        (r, handle)
+    }
+
+    /// Starts a sign-in and has the authenticator answer it.
+    async fn assertion(
+        &self,
+        auth_header: &str,
+        body: Value,
+        authenticator: &mut SoftPasskey,
+        allow: Option<&str>,
+    ) -> (String, PublicKeyCredential) {
+        let (status, o) = self
+            .call(
+                auth_header,
+                "/v1/client/user-authenticators/passkey/authentication-options",
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{o}");
+        let mut options = o["options"].clone();
+        if let Some(id) = allow {
+            // A browser picks a discoverable credential itself; the software passkey needs it named.
+            options["allowCredentials"] = json!([{ "type": "public-key", "id": id }]);
+        }
+        let rcr: RequestChallengeResponse =
+            serde_json::from_value(json!({ "publicKey": options })).unwrap();
+        let credential = authenticator
+            .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+            .unwrap();
+        (o["challengeId"].as_str().unwrap().to_owned(), credential)
+    }
+
+    async fn verify(
+        &self,
+        auth_header: &str,
+        challenge: &str,
+        credential: &Value,
+    ) -> (StatusCode, Value) {
+        self.call(
+            auth_header,
+            "/v1/client/verify/passkey",
+            json!({"challengeId": challenge, "authenticationCredential": credential}),
+        )
+        .await
+    }
+
+    fn tenant_basic(&self) -> String {
+        format!("Basic {}", STANDARD.encode("t-pk"))
+    }
+}
+
+fn with_user_handle(credential: &PublicKeyCredential, handle: &str) -> Value {
+    let mut v = serde_json::to_value(credential).unwrap();
+    v["response"]["userHandle"] = json!(handle);
+    v
+}
+
+#[tokio::test]
+async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
+    let w = world().await;
+    let mut authenticator = SoftPasskey::new(true);
+
+    let signup = w.track("u1", "signUp").await;
+    assert_eq!(w.validate(&signup).await["isValid"], false);
+    let (registered, handle) = w.register(&mut authenticator, &signup).await;
+    assert_eq!(
+        (
+            registered["isVerified"].clone(),
+            registered["userId"].clone()
+        ),
+        (json!(true), json!("u1"))
+    );
+    let v = w.validate(&signup).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["state"].clone()),
+        (json!(true), json!("CHALLENGE_SUCCEEDED"))
+    );
+    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Sign in with a token from track.
+    let token = w.track("u1", "withdraw").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, credential) = w
+        .assertion(&bearer, json!({}), &mut authenticator, None)
+        .await;
+    let (status, ok) = w
+        .verify(
+            &bearer,
+            &challenge,
+            &serde_json::to_value(&credential).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    assert_eq!(
+        (ok["isVerified"].clone(), ok["userId"].clone()),
+        (json!(true), json!("u1"))
+    );
+    assert_eq!(ok["userAuthenticatorId"], registered["userAuthenticatorId"]);
+    let v = w.validate(&token).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["action"].clone()),
+        (json!(true), json!("withdraw"))
+    );
+
+    // Usernameless, for a named action: the server learns the user from the credential.
+    let (_, c) = w
+        .call(
+            &w.tenant_basic(),
+            "/v1/client/challenge",
+            json!({"action": "login"}),
+        )
+        .await;
+    let (challenge, credential) = w
+        .assertion(
+            &w.tenant_basic(),
+            json!({"challengeId": c["challengeId"]}),
+            &mut authenticator,
+            Some(&cred_id),
+        )
+        .await;
+    let (status, ok) = w
+        .verify(
+            &w.tenant_basic(),
+            &challenge,
+            &with_user_handle(&credential, &handle),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    assert_eq!(ok["userId"], "u1");
+    let v = w.validate(ok["accessToken"].as_str().unwrap()).await;
+    assert_eq!(
+        (
+            v["isValid"].clone(),
+            v["state"].clone(),
+            v["action"].clone()
+        ),
+        (json!(true), json!("CHALLENGE_SUCCEEDED"), json!("login"))
+    );
+
+    // Registration excluded the existing credential next time.
+    let again = w.track("u1", "addPasskey").await;
+    let (_, o) = w
+        .call(
+            &format!("Bearer {again}"),
+            "/v1/client/user-authenticators/passkey/registration-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(o["options"]["excludeCredentials"][0]["id"], json!(cred_id));
+
+    let report = w.services.journal.verify("t-pk").await.unwrap();
+    assert_eq!(report.broken, None);
+    let (events, _) = w
+        .services
+        .journal
+        .events("t-pk", 1000, None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "passkey.register")
+            .count(),
+        1
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "passkey.verify")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ceremony_finishes_once_even_when_twenty_race() {
+    let w = Arc::new(world().await);
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("u2", "signUp").await;
+    w.register(&mut authenticator, &signup).await;
+    let token = w.track("u2", "withdraw").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, credential) = w
+        .assertion(&bearer, json!({}), &mut authenticator, None)
+        .await;
+    let credential = serde_json::to_value(&credential).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (w, bearer, challenge, credential) = (
+            Arc::clone(&w),
+            bearer.clone(),
+            challenge.clone(),
+            credential.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            w.verify(&bearer, &challenge, &credential).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(body["errorCode"], "invalid_request", "{body}");
+        }
+    }
+    assert_eq!(ok, 1, "exactly one finish wins");
+    let (status, _) = w.verify(&bearer, &challenge, &credential).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "finishing twice is refused"
+    );
+}
+
+#[tokio::test]
+async fn refused_expired_tampered_foreign_and_other_users_credentials() {
+    let w = world().await;
+    let mut alice = SoftPasskey::new(true);
+    let mut bob = SoftPasskey::new(true);
+    let a = w.track("alice", "signUp").await;
+    let (ra, alice_handle) = w.register(&mut alice, &a).await;
+    let b = w.track("bob", "signUp").await;
+    let (rb, _) = w.register(&mut bob, &b).await;
+    let alice_cred = ra["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_cred = rb["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Expired: the clock moves past the ceremony's life.
+    let token = w.track("alice", "late").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
+    w.clock.advance(time::Duration::minutes(6));
+    let (status, _) = w
+        .verify(
+            &bearer,
+            &challenge,
+            &serde_json::to_value(&credential).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let v = w.validate(&token).await;
+    assert_eq!(v["isValid"], false);
+
+    // Tampered clientDataJSON (origin rewritten) and tampered signature.
+    let token = w.track("alice", "tamper").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
+    let mut forged = serde_json::to_value(&credential).unwrap();
+    let cdj = String::from_utf8(
+        URL_SAFE_NO_PAD
+            .decode(forged["response"]["clientDataJSON"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    forged["response"]["clientDataJSON"] =
+        json!(URL_SAFE_NO_PAD.encode(cdj.replace(ORIGIN, "https://evil-example.com")));
+    let (status, _) = w.verify(&bearer, &challenge, &forged).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
+    let mut forged = serde_json::to_value(&credential).unwrap();
+    let mut sig = URL_SAFE_NO_PAD
+        .decode(forged["response"]["signature"].as_str().unwrap())
+        .unwrap();
+    let last = sig.len() - 1;
+    sig[last] ^= 1;
+    forged["response"]["signature"] = json!(URL_SAFE_NO_PAD.encode(sig));
+    let (status, _) = w.verify(&bearer, &challenge, &forged).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let events = w
+        .services
+        .journal
+        .events("t-pk", 1000, None, false)
+        .await
+        .unwrap()
+        .0;
+    assert!(
+        events.iter().any(|e| e.action == "passkey.verify.failed"),
+        "failures are audited"
+    );
+
+    // Bob's credential in Alice's (token) flow.
+    let token = w.track("alice", "mixup").await;
+    let bearer = format!("Bearer {token}");
+    let (status, o) = w
+        .call(
+            &bearer,
+            "/v1/client/user-authenticators/passkey/authentication-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut options = o["options"].clone();
+    options["allowCredentials"] = json!([{ "type": "public-key", "id": bob_cred }]);
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).unwrap();
+    let credential = bob
+        .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+        .unwrap();
+    let (status, _) = w
+        .verify(
+            &bearer,
+            o["challengeId"].as_str().unwrap(),
+            &serde_json::to_value(&credential).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(w.validate(&token).await["isValid"], false);
+
+    // Usernameless: Bob's credential presented with Alice's user handle.
+    let (challenge, credential) = w
+        .assertion(&w.tenant_basic(), json!({}), &mut bob, Some(&bob_cred))
+        .await;
+    let (status, _) = w
+        .verify(
+            &w.tenant_basic(),
+            &challenge,
+            &with_user_handle(&credential, &alice_handle),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "credential and user handle must belong to one user"
+    );
+    let _ = alice_cred;
+
+    // A page on an origin the tenant did not allow is refused before any ceremony.
+    let req = Request::post("/v1/client/user-authenticators/passkey/authentication-options")
+        .header(header::AUTHORIZATION, w.tenant_basic())
+        .header(header::ORIGIN, "https://evil-example.com")
+        .body(Body::from("{}"))
+        .unwrap();
+    let res = w.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+/// The relying party matches origins exactly: a subdomain of the RP id is a valid WebAuthn
+/// origin for the authenticator, but not one the tenant allowed.
+#[tokio::test]
+async fn origins_are_matched_exactly_not_by_suffix() {
+    let w = world().await;
+    let mut authenticator = SoftPasskey::new(true);
+    let token = w.track("u3", "signUp").await;
+    let bearer = format!("Bearer {token}");
+    let (_, o) = w
+        .call(
+            &bearer,
+            "/v1/client/user-authenticators/passkey/registration-options",
+            json!({}),
+        )
+        .await;
+    let ccr: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": o["options"] })).unwrap();
+    let credential = authenticator
+        .do_registration(Url::parse("https://sub.example.com").unwrap(), ccr)
+        .unwrap();
+    let (status, body) = w
+        .call(
+            &bearer,
+            "/v1/client/user-authenticators/passkey",
+            json!({"challengeId": o["challengeId"], "registrationCredential": credential}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(w.validate(&token).await["state"], "CHALLENGE_FAILED");
+}
+
+#[tokio::test]
+async fn preflight_and_missing_tokens() {
+    let w = world().await;
+    let req = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/v1/client/verify/passkey")
+        .header(header::ORIGIN, ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let res = w.app.clone().oneshot(req).await.unwrap();
+    assert!(res.status().is_success());
+    assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+    assert!(
+        res.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    let (status, body) = w
+        .call(
+            &w.tenant_basic(),
+            "/v1/client/user-authenticators/passkey/registration-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errorCode"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("unauthorized"))
+    );
+    let (status, _) = w
+        .call("Bearer nonsense", "/v1/client/verify/passkey", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let token = w.track("u4", "x").await;
+    w.clock.advance(time::Duration::minutes(11));
+    let (status, body) = w
+        .call(
+            &format!("Bearer {token}"),
+            "/v1/client/user-authenticators/passkey/authentication-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errorCode"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("expired_token"))
+    );
+}
