@@ -18,16 +18,27 @@ use latchkey::domain::tenants::{DevTenant, TenantSettings, ensure_dev_tenant};
 use std::sync::Arc;
 
 pub mod admin;
+pub mod demo;
 
 pub const NAME: &str = "latchkey-local";
 
 /// The routes of every HTTP function, behind the shared layers.
 pub fn gateway(services: Arc<Services>) -> Router {
-    let routes = Router::new()
-        .merge(latchkey_auth::routes(&services))
-        .merge(latchkey_passkeys::routes(&services))
-        .merge(latchkey_status::routes(&services));
+    latchkey::http::service(function_routes(&services), services, NAME)
+}
+
+/// [`gateway`] plus the demo page for the development tenant.
+pub fn gateway_with_demo(services: Arc<Services>, dev_tenant_id: String) -> Router {
+    let routes =
+        function_routes(&services).merge(demo::routes(Arc::clone(&services), dev_tenant_id));
     latchkey::http::service(routes, services, NAME)
+}
+
+fn function_routes(services: &Arc<Services>) -> Router {
+    Router::new()
+        .merge(latchkey_auth::routes(services))
+        .merge(latchkey_passkeys::routes(services))
+        .merge(latchkey_status::routes(services))
 }
 
 /// Creates the development tenant on first start (see `ensure_dev_tenant`).

@@ -19,7 +19,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  secret key: (made on first start; set LATCHKEY_DEV_SECRET_KEY to fix one)")
         }
     }
-    let app = latchkey_local::gateway(services);
+    println!(
+        "  demo page:  http://localhost:{}/demo",
+        listener.local_addr()?.port()
+    );
+    let app = latchkey_local::gateway_with_demo(services, dev.tenant_id.clone());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
