@@ -123,10 +123,17 @@ impl World {
             .await;
         assert_eq!(status, StatusCode::OK, "{o}");
         let handle = o["options"]["user"]["id"].as_str().unwrap().to_owned();
-        let ccr: CreationChallengeResponse =
-            serde_json::from_value(json!({ "publicKey": o["options"] })).unwrap();
+        // Discoverable, for usernameless sign-in; user verification required.
+        assert_eq!(
+            o["options"]["authenticatorSelection"]["residentKey"],
+            "required"
+        );
+        assert_eq!(
+            o["options"]["authenticatorSelection"]["userVerification"],
+            "required"
+        );
         let credential = auth
-            .do_registration(Url::parse(ORIGIN).unwrap(), ccr)
+            .do_registration(Url::parse(ORIGIN).unwrap(), soft(&o["options"]))
             .unwrap();
         let (status, r) = self
             .call(
@@ -185,6 +192,15 @@ impl World {
     fn tenant_basic(&self) -> String {
         format!("Basic {}", STANDARD.encode("t-pk"))
     }
+}
+
+/// The software passkey keeps no resident keys: it is asked for a plain one, and the tests
+/// supply the user handle and credential id a browser's discoverable credential would.
+fn soft(options: &Value) -> CreationChallengeResponse {
+    let mut options = options.clone();
+    options["authenticatorSelection"]["residentKey"] = json!("discouraged");
+    options["authenticatorSelection"]["requireResidentKey"] = json!(false);
+    serde_json::from_value(json!({ "publicKey": options })).unwrap()
 }
 
 fn with_user_handle(credential: &PublicKeyCredential, handle: &str) -> Value {
@@ -497,10 +513,11 @@ async fn origins_are_matched_exactly_not_by_suffix() {
             json!({}),
         )
         .await;
-    let ccr: CreationChallengeResponse =
-        serde_json::from_value(json!({ "publicKey": o["options"] })).unwrap();
     let credential = authenticator
-        .do_registration(Url::parse("https://sub.example.com").unwrap(), ccr)
+        .do_registration(
+            Url::parse("https://sub.example.com").unwrap(),
+            soft(&o["options"]),
+        )
         .unwrap();
     let (status, body) = w
         .call(

@@ -237,9 +237,15 @@ pub async fn registration_options(
     let name = username
         .filter(|n| !n.is_empty() && n.len() <= 256)
         .unwrap_or(user_id);
-    let (options, state): (CreationChallengeResponse, PasskeyRegistration) = rp
+    let (mut options, state): (CreationChallengeResponse, PasskeyRegistration) = rp
         .start_passkey_registration(handle, name, name, Some(exclude))
         .map_err(|e| Error::Internal(format!("registration start: {e}")))?;
+    // Usernameless sign-in needs the credential to be discoverable: ask for a resident key.
+    // (Done on the JSON: webauthn-rs's prelude does not export the requirement type.)
+    let mut json = to_value(&options)?;
+    json["publicKey"]["authenticatorSelection"]["residentKey"] = json!("required");
+    json["publicKey"]["authenticatorSelection"]["requireResidentKey"] = json!(true);
+    options = serde_json::from_value(json).map_err(|e| Error::Internal(format!("options: {e}")))?;
     let id = save(
         services,
         tenant,
