@@ -242,7 +242,10 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = latchkey::logging::subscriber("trace", move || writer.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not scoped: a thread-scoped subscriber can miss events when other tests in this
+    // binary touch the same callsites at the same time (tracing caches callsite interest).
+    // This is the only test here that installs one; the others' lines only add to the capture.
+    tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
 
     let app = echo_app(services.clone());
     let gateway = latchkey_local::gateway(services);
@@ -265,7 +268,6 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
             "{status} error body echoes the email"
         );
     }
-    drop(_guard);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = logs
