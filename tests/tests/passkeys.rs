@@ -468,7 +468,11 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(w.validate(&token).await["isValid"], false);
+    let v = w.validate(&token).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["state"].clone()),
+        (json!(false), json!("CHALLENGE_FAILED"))
+    );
 
     // Usernameless: Bob's credential presented with Alice's user handle.
     let (challenge, credential) = w

@@ -531,42 +531,42 @@ pub async fn authentication_options(
         }
         (None, None) => None,
     };
-    if let Some(claims) = claims {
-        let passkeys: Vec<Passkey> = passkeys_of(services, tenant, &claims.sub)
-            .await?
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-        if passkeys.is_empty() {
-            return Err(Error::Invalid("The user has no passkey.".into()));
+    // With a token the user is known: their passkeys are offered. Without one the browser
+    // offers any discoverable credential for this RP, and the user is learnt at verify.
+    let (options, kind, state, user_id) = match claims {
+        Some(claims) => {
+            let passkeys: Vec<Passkey> = passkeys_of(services, tenant, &claims.sub)
+                .await?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            if passkeys.is_empty() {
+                return Err(Error::Invalid("The user has no passkey.".into()));
+            }
+            let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
+                .start_passkey_authentication(&passkeys)
+                .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+            (
+                options,
+                "authenticate",
+                to_value(&state)?,
+                Some(claims.sub.clone()),
+            )
         }
-        let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
-            .start_passkey_authentication(&passkeys)
-            .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
-        let id = save(
-            services,
-            tenant,
-            Ceremony {
-                kind: "authenticate",
-                state: to_value(&state)?,
-                user_id: Some(claims.sub.clone()),
-                action,
-                extra: Value::Null,
-            },
-        )
-        .await?;
-        return Ok((id, options));
-    }
-    let (options, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
-        .start_discoverable_authentication()
-        .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+        None => {
+            let (options, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
+                .start_discoverable_authentication()
+                .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+            (options, "discover", to_value(&state)?, None)
+        }
+    };
     let id = save(
         services,
         tenant,
         Ceremony {
-            kind: "discover",
-            state: to_value(&state)?,
-            user_id: None,
+            kind,
+            state,
+            user_id,
             action,
             extra: Value::Null,
         },
@@ -604,20 +604,24 @@ pub async fn verify_authentication(
         .get(&credential_pk(&tenant.id, &cred_id), "CRED")
         .await?
         .and_then(|c| c.str("userId").map(str::to_owned));
-    let refuse = |user: Option<String>, reason: String| async move {
-        record_failure(
-            services,
-            tenant,
-            ctx,
-            user.as_deref(),
-            None,
-            "passkey.verify.failed",
-            &reason,
-        )
-        .await?;
-        Err::<Verified, Error>(Error::Invalid(format!(
-            "The credential was refused: {reason}."
-        )))
+    // Every refusal is audited, and moves the tracked action (if any) to CHALLENGE_FAILED.
+    let refuse = |user: Option<String>, reason: String| {
+        let action = action.clone();
+        async move {
+            record_failure(
+                services,
+                tenant,
+                ctx,
+                user.as_deref(),
+                action,
+                "passkey.verify.failed",
+                &reason,
+            )
+            .await?;
+            Err::<Verified, Error>(Error::Invalid(format!(
+                "The credential was refused: {reason}."
+            )))
+        }
     };
     let (user_id, result) = if ceremony.str("kind") == Some("authenticate") {
         let expected = ceremony.str("userId").unwrap_or_default().to_owned();
@@ -632,20 +636,7 @@ pub async fn verify_authentication(
         let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
         match rp.finish_passkey_authentication(credential, &state) {
             Ok(r) => (expected, r),
-            Err(e) => {
-                let failed = record_failure(
-                    services,
-                    tenant,
-                    ctx,
-                    Some(&expected),
-                    action,
-                    "passkey.verify.failed",
-                    &e.to_string(),
-                )
-                .await;
-                failed?;
-                return Err(Error::Invalid(format!("The credential was refused: {e}.")));
-            }
+            Err(e) => return refuse(Some(expected), e.to_string()).await,
         }
     } else {
         let (handle, _) = match rp.identify_discoverable_authentication(credential) {
