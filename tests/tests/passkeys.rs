@@ -89,6 +89,20 @@ impl World {
         )
     }
 
+    async fn call_get(&self, auth: &str, uri: &str) -> (StatusCode, Value) {
+        let req = Request::get(uri)
+            .header(header::AUTHORIZATION, auth)
+            .body(Body::empty())
+            .unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     fn server(&self) -> String {
         format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
     }
@@ -143,6 +157,10 @@ impl World {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{r}");
+        // The software passkey's AAGUID is zero: it gets the generic name and no AAGUID.
+        let view = &r["userAuthenticator"]["webauthnCredential"];
+        assert_eq!(view["name"], "Passkey");
+        assert!(view.get("aaguid").is_none());
         (r, handle)
     }
 
@@ -585,4 +603,274 @@ async fn preflight_and_missing_tokens() {
         (status, body["errorCode"].clone()),
         (StatusCode::UNAUTHORIZED, json!("expired_token"))
     );
+}
+
+/// Starts a passkey sign-in with a token and lets `edit` change the options the authenticator
+/// sees (as a compromised or misbehaving client could); returns the challenge and assertion.
+async fn edited_assertion(
+    w: &World,
+    bearer: &str,
+    authenticator: &mut SoftPasskey,
+    edit: impl FnOnce(&mut Value),
+) -> (String, Value) {
+    let (status, o) = w
+        .call(
+            bearer,
+            "/v1/client/user-authenticators/passkey/authentication-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{o}");
+    let mut options = o["options"].clone();
+    edit(&mut options);
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).unwrap();
+    let credential = authenticator
+        .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+        .unwrap();
+    (
+        o["challengeId"].as_str().unwrap().to_owned(),
+        serde_json::to_value(&credential).unwrap(),
+    )
+}
+
+fn auth_data_flags(assertion: &Value) -> u8 {
+    URL_SAFE_NO_PAD
+        .decode(assertion["response"]["authenticatorData"].as_str().unwrap())
+        .unwrap()[32]
+}
+
+/// Passkeys require user verification: an assertion whose authenticator data lacks the UV flag
+/// is refused even though its signature is valid, and the tracked action fails.
+#[tokio::test]
+async fn an_assertion_without_user_verification_is_refused() {
+    let w = world().await;
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("uv", "signUp").await;
+    w.register(&mut authenticator, &signup).await;
+
+    let token = w.track("uv", "pay").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, assertion) = edited_assertion(&w, &bearer, &mut authenticator, |o| {
+        assert_eq!(o["userVerification"], "required");
+        // The software authenticator sets UV only when asked to.
+        o["userVerification"] = json!("discouraged");
+    })
+    .await;
+    assert_eq!(auth_data_flags(&assertion) & 0x04, 0, "no UV flag");
+    assert_eq!(auth_data_flags(&assertion) & 0x01, 1, "user present");
+    let (status, body) = w.verify(&bearer, &challenge, &assertion).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let v = w.validate(&token).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["state"].clone()),
+        (json!(false), json!("CHALLENGE_FAILED"))
+    );
+
+    // The same authenticator, verifying the user, is accepted: the refusal was the flag.
+    let token = w.track("uv", "pay").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, assertion) = edited_assertion(&w, &bearer, &mut authenticator, |_| {}).await;
+    assert_eq!(auth_data_flags(&assertion) & 0x04, 0x04);
+    let (status, body) = w.verify(&bearer, &challenge, &assertion).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// An assertion signed for another RP id (a valid signature over the wrong rpIdHash) is
+/// refused: the RP id is the tenant's, exactly.
+#[tokio::test]
+async fn an_assertion_for_a_wrong_rp_id_is_refused() {
+    let w = world().await;
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("rp", "signUp").await;
+    w.register(&mut authenticator, &signup).await;
+
+    let token = w.track("rp", "pay").await;
+    let bearer = format!("Bearer {token}");
+    let (challenge, assertion) = edited_assertion(&w, &bearer, &mut authenticator, |o| {
+        assert_eq!(o["rpId"], "example.com");
+        // A registrable suffix of the origin's host: the client allows it, the RP must not.
+        o["rpId"] = json!("com");
+    })
+    .await;
+    let auth_data = URL_SAFE_NO_PAD
+        .decode(assertion["response"]["authenticatorData"].as_str().unwrap())
+        .unwrap();
+    use sha2::Digest as _;
+    assert_eq!(&auth_data[..32], sha2::Sha256::digest(b"com").as_slice());
+    let (status, body) = w.verify(&bearer, &challenge, &assertion).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let v = w.validate(&token).await;
+    assert_eq!(v["state"], "CHALLENGE_FAILED");
+}
+
+/// Security keys (API.md §5.1): bare options and bare credentials, the ceremony found from the
+/// token; enroll, then verify a later action, which validate then reports.
+#[tokio::test]
+async fn security_keys_enroll_and_verify_with_bare_objects() {
+    let w = world().await;
+    // A security key need not verify the user: this software key cannot.
+    let mut key = SoftPasskey::new(false);
+    let t = w.track("sk", "addKey").await;
+    let bearer = format!("Bearer {t}");
+    let p = "/v1/client/user-authenticators/security-key";
+    let (status, options) = w
+        .call(&bearer, &format!("{p}/registration-options"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    assert!(options.get("challengeId").is_none() && options.get("options").is_none());
+    assert!(options["challenge"].is_string() && options["user"]["id"].is_string());
+    assert_eq!(options["rp"]["id"], "example.com");
+    assert_ne!(
+        options["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    let credential = key
+        .do_registration(
+            Url::parse(ORIGIN).unwrap(),
+            serde_json::from_value(json!({ "publicKey": options })).unwrap(),
+        )
+        .unwrap();
+    let bare = serde_json::to_value(&credential).unwrap();
+    let (status, r) = w.call(&bearer, p, bare.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["isVerified"], true);
+    assert!(r["accessToken"].is_string());
+    let ua = &r["userAuthenticator"];
+    assert_eq!(ua["verificationMethod"], "SECURITY_KEY");
+    assert_eq!(ua["webauthnCredential"]["name"], "Security key");
+    let v = w.validate(&t).await;
+    assert_eq!(v["state"], "CHALLENGE_SUCCEEDED");
+    // The same registration again: the ceremony is gone.
+    let (status, _) = w.call(&bearer, p, bare).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Listed by the Server API with its WebAuthn view.
+    let (status, list) = w.call_get(&w.server(), "/v1/users/sk/authenticators").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["verificationMethod"], "SECURITY_KEY");
+    let cred_id = list[0]["webauthnCredential"]["credentialId"].clone();
+    assert!(cred_id.is_string());
+
+    // Verify a later action with the key.
+    let t = w.track("sk", "withdraw").await;
+    let bearer = format!("Bearer {t}");
+    let (status, options) = w
+        .call(&bearer, &format!("{p}/authentication-options"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    assert!(options.get("challengeId").is_none());
+    assert_eq!(options["allowCredentials"][0]["id"], cred_id);
+    let assertion = key
+        .do_authentication(
+            Url::parse(ORIGIN).unwrap(),
+            serde_json::from_value(json!({ "publicKey": options })).unwrap(),
+        )
+        .unwrap();
+    let bare = serde_json::to_value(&assertion).unwrap();
+    let (status, ok) = w
+        .call(&bearer, "/v1/client/verify/security-key", bare.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    assert_eq!(
+        (ok["isVerified"].clone(), ok["userId"].clone()),
+        (json!(true), json!("sk"))
+    );
+    let v = w.validate(ok["accessToken"].as_str().unwrap()).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["action"].clone()),
+        (json!(true), json!("withdraw"))
+    );
+    // Replayed: refused.
+    let (status, _) = w
+        .call(&bearer, "/v1/client/verify/security-key", bare)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A passkey registration for the same user excludes the security key.
+    let t = w.track("sk", "addPasskey").await;
+    let (_, o) = w
+        .call(
+            &format!("Bearer {t}"),
+            "/v1/client/user-authenticators/passkey/registration-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(o["options"]["excludeCredentials"][0]["id"], cred_id);
+
+    // Security keys need a token; the tenant id alone is not enough.
+    let (status, _) = w
+        .call(
+            &w.tenant_basic(),
+            &format!("{p}/authentication-options"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (events, _) = w
+        .services
+        .journal
+        .events("t-pk", 1000, None, false)
+        .await
+        .unwrap();
+    for what in ["security_key.register", "security_key.verify"] {
+        assert_eq!(
+            events.iter().filter(|e| e.action == what).count(),
+            1,
+            "{what}"
+        );
+    }
+}
+
+/// Another user's security key, presented in this user's security-key ceremony, is refused.
+#[tokio::test]
+async fn another_users_security_key_is_refused() {
+    let w = world().await;
+    let p = "/v1/client/user-authenticators/security-key";
+    let mut keys = Vec::new();
+    for user in ["ska", "skb"] {
+        let mut key = SoftPasskey::new(false);
+        let t = w.track(user, "addKey").await;
+        let bearer = format!("Bearer {t}");
+        let (_, options) = w
+            .call(&bearer, &format!("{p}/registration-options"), json!({}))
+            .await;
+        let credential = key
+            .do_registration(
+                Url::parse(ORIGIN).unwrap(),
+                serde_json::from_value(json!({ "publicKey": options })).unwrap(),
+            )
+            .unwrap();
+        let (status, r) = w
+            .call(&bearer, p, serde_json::to_value(&credential).unwrap())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        keys.push((
+            key,
+            r["userAuthenticator"]["webauthnCredential"]["credentialId"].clone(),
+        ));
+    }
+    let t = w.track("ska", "withdraw").await;
+    let bearer = format!("Bearer {t}");
+    let (_, mut options) = w
+        .call(&bearer, &format!("{p}/authentication-options"), json!({}))
+        .await;
+    options["allowCredentials"] = json!([{ "type": "public-key", "id": keys[1].1 }]);
+    let assertion = keys[1]
+        .0
+        .do_authentication(
+            Url::parse(ORIGIN).unwrap(),
+            serde_json::from_value(json!({ "publicKey": options })).unwrap(),
+        )
+        .unwrap();
+    let (status, _) = w
+        .call(
+            &bearer,
+            "/v1/client/verify/security-key",
+            serde_json::to_value(&assertion).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(w.validate(&t).await["state"], "CHALLENGE_FAILED");
 }

@@ -208,3 +208,66 @@ pub async fn passkey_available(
         Err(ApiError::not_found())
     }
 }
+
+/// `POST /client/user-authenticators/security-key/registration-options`: the **bare**
+/// creation options (no wrapper, no challenge id; API.md §5.1). The body (`{}`) is not read.
+pub async fn security_key_registration_options(
+    State(s): Svc,
+    auth: ClientAuth,
+) -> Result<Json<Value>> {
+    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let options = passkeys::security_key_registration_options(&s, &auth.tenant, claims).await?;
+    let options = serde_json::to_value(&options).map_err(internal)?;
+    Ok(Json(options["publicKey"].clone()))
+}
+
+/// `POST /client/user-authenticators/security-key` with the bare registration response.
+pub async fn add_security_key(
+    State(s): Svc,
+    auth: ClientAuth,
+    Extension(meta): Extension<RequestMeta>,
+    WireJson(body): WireJson<Value>,
+) -> Result<Json<Value>> {
+    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let credential = serde_json::from_value(body)
+        .map_err(|_| ApiError::invalid("The body is not a WebAuthn registration response."))?;
+    let (verified, authenticator) = passkeys::finish_security_key_registration(
+        &s,
+        &auth.tenant,
+        &ctx(&meta, &auth),
+        claims,
+        &credential,
+    )
+    .await?;
+    let mut out = serde_json::to_value(&verified).map_err(internal)?;
+    out["userAuthenticator"] = authenticator;
+    Ok(Json(out))
+}
+
+/// `POST /client/user-authenticators/security-key/authentication-options`: the bare request
+/// options.
+pub async fn security_key_authentication_options(
+    State(s): Svc,
+    auth: ClientAuth,
+) -> Result<Json<Value>> {
+    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let options = passkeys::security_key_authentication_options(&s, &auth.tenant, claims).await?;
+    let options = serde_json::to_value(&options).map_err(internal)?;
+    Ok(Json(options["publicKey"].clone()))
+}
+
+/// `POST /client/verify/security-key` with the bare assertion.
+pub async fn verify_security_key(
+    State(s): Svc,
+    auth: ClientAuth,
+    Extension(meta): Extension<RequestMeta>,
+    WireJson(body): WireJson<Value>,
+) -> Result<Json<passkeys::Verified>> {
+    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let credential = serde_json::from_value(body)
+        .map_err(|_| ApiError::invalid("The body is not a WebAuthn assertion."))?;
+    Ok(Json(
+        passkeys::verify_security_key(&s, &auth.tenant, &ctx(&meta, &auth), claims, &credential)
+            .await?,
+    ))
+}

@@ -1,5 +1,5 @@
-//! The `latchkey-passkeys` function: the Client API's passkey ceremonies (API.md §5.1, §5.2),
-//! with CORS for browsers calling from the tenant's own origins.
+//! The `latchkey-passkeys` function: the Client API's passkey and security-key ceremonies
+//! (API.md §5.1, §5.2), with CORS for browsers calling from the tenant's own origins.
 //!
 //! A library so that the local gateway and the tests mount the same routes the Lambda serves;
 //! `main.rs` only wires.
@@ -27,6 +27,7 @@ pub const NAME: &str = "latchkey-passkeys";
 pub fn routes(services: &Arc<Services>) -> Router {
     use handlers::*;
     let p = "/v1/client/user-authenticators/passkey";
+    let k = "/v1/client/user-authenticators/security-key";
     Router::new()
         .route(
             &format!("{p}/registration-options"),
@@ -54,6 +55,19 @@ pub fn routes(services: &Arc<Services>) -> Router {
             post(authentication_options).options(preflight),
         )
         .route("/v1/client/verify/passkey", post(verify).options(preflight))
+        .route(
+            &format!("{k}/registration-options"),
+            post(security_key_registration_options).options(preflight),
+        )
+        .route(k, post(add_security_key).options(preflight))
+        .route(
+            &format!("{k}/authentication-options"),
+            post(security_key_authentication_options).options(preflight),
+        )
+        .route(
+            "/v1/client/verify/security-key",
+            post(verify_security_key).options(preflight),
+        )
         .layer(axum::middleware::from_fn(cors))
         .with_state(Arc::clone(services))
 }

@@ -31,6 +31,26 @@ pub struct Authenticator {
     pub email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
+    /// Passkeys and security keys: `{credentialId, name, aaguid?, credentialBackedUp,
+    /// credentialDeviceType}` (API.md §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webauthn_credential: Option<Value>,
+}
+
+/// The `webauthnCredential` view of a stored passkey or security key.
+pub fn webauthn_view(item: &Item) -> Option<Value> {
+    let id = item.str("credentialId")?;
+    let flag = |k: &str| item.attrs.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let mut v = json!({
+        "credentialId": id,
+        "name": item.str("name").unwrap_or_default(),
+        "credentialBackedUp": flag("backedUp"),
+        "credentialDeviceType": if flag("backupEligible") { "multiDevice" } else { "singleDevice" },
+    });
+    if let Some(a) = item.str("aaguid") {
+        v["aaguid"] = json!(a);
+    }
+    Some(v)
 }
 
 /// `POST /users/{userId}/authenticators`.
@@ -99,6 +119,7 @@ async fn read(
             .unwrap_or(false),
         email,
         phone_number,
+        webauthn_credential: webauthn_view(item),
     })
 }
 

@@ -1,5 +1,6 @@
 //! The domain: what Latchkey does, on the ports alone. Nothing here imports an AWS crate or
 //! `lambda_http`.
+pub mod aaguid;
 pub mod actions;
 pub mod audit;
 pub mod authenticators;

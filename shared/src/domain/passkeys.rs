@@ -1,12 +1,17 @@
-//! Passkey ceremonies with webauthn-rs: registration, sign-in with a token, and usernameless
-//! (discoverable) sign-in.
+//! WebAuthn ceremonies with webauthn-rs: passkey registration, sign-in with a token,
+//! usernameless (discoverable) sign-in, and security keys (second factor, bare wire objects).
 //!
 //! Ceremony state stays server-side: a challenge item under a random id, with an expiry checked
 //! in code (DynamoDB's TTL deletion lags). Finishing deletes the item under an existence
 //! condition, so a ceremony finishes at most once, however many requests race for it. The
 //! relying party is the tenant's: its RP id and allowed origins, matched exactly (webauthn-rs
-//! does no suffix matching unless told to), with user verification required.
+//! does no suffix matching unless told to), with user verification required for passkeys.
+//!
+//! Security keys (API.md §5.1) carry no challenge id on the wire: their ceremony is stored under
+//! an id derived from the token (tenant, user, action instance), so each token has at most one
+//! open security-key ceremony, and a new options call replaces it.
 use crate::domain::Error;
+use crate::domain::aaguid;
 use crate::domain::actions::check_code;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::tenants::Tenant;
@@ -18,12 +23,47 @@ use crate::runtime::Services;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use time::format_description::well_known::Rfc3339;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
-    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+    AuthenticationResult, CreationChallengeResponse, CredentialID, DiscoverableAuthentication,
+    DiscoverableKey, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, SecurityKey, SecurityKeyAuthentication,
+    SecurityKeyRegistration, Url, Uuid, Webauthn, WebauthnBuilder,
 };
+
+/// The two kinds of WebAuthn authenticator, stored side by side under the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Discoverable, user-verifying: a first factor.
+    Passkey,
+    /// A second factor: user presence is enough, user verification is preferred.
+    SecurityKey,
+}
+
+impl Kind {
+    fn method(self) -> &'static str {
+        match self {
+            Kind::Passkey => "PASSKEY",
+            Kind::SecurityKey => "SECURITY_KEY",
+        }
+    }
+
+    /// The attribute holding webauthn-rs's credential record.
+    fn field(self) -> &'static str {
+        match self {
+            Kind::Passkey => "passkey",
+            Kind::SecurityKey => "securityKey",
+        }
+    }
+
+    fn audit(self) -> &'static str {
+        match self {
+            Kind::Passkey => "passkey",
+            Kind::SecurityKey => "security_key",
+        }
+    }
+}
 
 /// How long a ceremony may take, start to finish.
 pub const CEREMONY_SECONDS: i64 = 5 * 60;
@@ -106,7 +146,25 @@ struct Ceremony {
 }
 
 async fn save(services: &Services, tenant: &Tenant, c: Ceremony) -> Result<String, Error> {
-    let id = services.random.token(24);
+    save_as(
+        services,
+        tenant,
+        services.random.token(24),
+        Condition::Absent,
+        c,
+    )
+    .await
+}
+
+/// Stores a ceremony under `id`; `condition` is `Absent` for random ids, `None` for the
+/// token-bound security-key ids (a new start replaces the open ceremony).
+async fn save_as(
+    services: &Services,
+    tenant: &Tenant,
+    id: String,
+    condition: Condition,
+    c: Ceremony,
+) -> Result<String, Error> {
     let expires = now_epoch(services) + CEREMONY_SECONDS;
     let mut item = Item::new(challenge_pk(&tenant.id, &id), "CH")
         .with("kind", c.kind)
@@ -120,8 +178,22 @@ async fn save(services: &Services, tenant: &Tenant, c: Ceremony) -> Result<Strin
     if let Some((code, key)) = c.action {
         item = item.with("actionCode", code).with("idempotencyKey", key);
     }
-    services.store.put(item, Condition::Absent).await?;
+    services.store.put(item, condition).await?;
     Ok(id)
+}
+
+/// The ceremony id of a security-key ceremony: bound to the token's tenant, user and action
+/// instance, since the wire carries no challenge id. Not secret: only the holder of a token for
+/// that user can start or finish it.
+fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [&tenant.id, &claims.sub, &claims.act, &claims.idk] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{step}.{hex}")
 }
 
 /// Takes a ceremony out of the store: at most one caller ever gets it.
@@ -178,12 +250,12 @@ pub async fn challenge_for_action(
     .await
 }
 
-async fn passkeys_of(
+async fn authenticator_items(
     services: &Services,
     tenant: &Tenant,
     user_id: &str,
-) -> Result<Vec<(Item, Passkey)>, Error> {
-    let items = services
+) -> Result<Vec<Item>, Error> {
+    Ok(services
         .store
         .query(
             Query::partition(user_pk(&tenant.id, user_id))
@@ -191,17 +263,49 @@ async fn passkeys_of(
                 .limit(1000),
         )
         .await?
-        .items;
+        .items)
+}
+
+/// A user's credentials of one kind, with the items that hold them.
+async fn keys_of<T: serde::de::DeserializeOwned>(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    kind: Kind,
+) -> Result<Vec<(Item, T)>, Error> {
     let mut out = Vec::new();
-    for item in items {
-        if item.str("verificationMethod") == Some("PASSKEY")
-            && let Some(pk) = item.attrs.get("passkey")
-            && let Ok(passkey) = serde_json::from_value::<Passkey>(pk.clone())
+    for item in authenticator_items(services, tenant, user_id).await? {
+        if item.str("verificationMethod") == Some(kind.method())
+            && let Some(v) = item.attrs.get(kind.field())
+            && let Ok(key) = serde_json::from_value::<T>(v.clone())
         {
-            out.push((item, passkey));
+            out.push((item, key));
         }
     }
     Ok(out)
+}
+
+async fn passkeys_of(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<(Item, Passkey)>, Error> {
+    keys_of(services, tenant, user_id, Kind::Passkey).await
+}
+
+/// Every WebAuthn credential the user has, of either kind: excluded at registration so one
+/// authenticator is not registered twice.
+async fn credential_ids_of(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<CredentialID>, Error> {
+    Ok(authenticator_items(services, tenant, user_id)
+        .await?
+        .iter()
+        .filter_map(|i| i.str("credentialId"))
+        .filter_map(|c| URL_SAFE_NO_PAD.decode(c).ok())
+        .collect())
 }
 
 /// The stable WebAuthn user handle of a user, if one was made.
@@ -229,11 +333,7 @@ pub async fn registration_options(
         Some(h) => h,
         None => Uuid::from_bytes(services.random.bytes::<16>()),
     };
-    let exclude: Vec<_> = passkeys_of(services, tenant, user_id)
-        .await?
-        .into_iter()
-        .map(|(_, p)| p.cred_id().clone())
-        .collect();
+    let exclude = credential_ids_of(services, tenant, user_id).await?;
     let name = username
         .filter(|n| !n.is_empty() && n.len() <= 256)
         .unwrap_or(user_id);
@@ -281,6 +381,7 @@ async fn settle_action(
     user_id: &str,
     action: Option<(String, String)>,
     state: &str,
+    kind: Kind,
 ) -> Result<(Option<WriteOp>, String, String), Error> {
     let (code, key) = action.unwrap_or_default();
     let code = if code.is_empty() {
@@ -298,7 +399,7 @@ async fn settle_action(
         let v = item.version;
         let updated = item
             .with("state", state)
-            .with("verificationMethod", "PASSKEY")
+            .with("verificationMethod", kind.method())
             .with("stateUpdatedAt", now.clone())
             .with("updatedAt", now)
             .with_version(v + 1);
@@ -316,7 +417,7 @@ async fn settle_action(
         .with("actionCode", code.clone())
         .with("idempotencyKey", key.clone())
         .with("state", state)
-        .with("verificationMethod", "PASSKEY")
+        .with("verificationMethod", kind.method())
         .with("createdAt", now.clone())
         .with("createdEpoch", now_epoch(services))
         .with("updatedAt", now.clone())
@@ -356,12 +457,17 @@ async fn record_failure(
     what: &'static str,
     reason: &str,
 ) -> Result<(), Error> {
+    let kind = if what.starts_with("security_key") {
+        Kind::SecurityKey
+    } else {
+        Kind::Passkey
+    };
     let mut ops = Vec::new();
     let target = match user_id {
         Some(u) => {
             if action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
                 let (op, _, _) =
-                    settle_action(services, tenant, u, action, "CHALLENGE_FAILED").await?;
+                    settle_action(services, tenant, u, action, "CHALLENGE_FAILED", kind).await?;
                 ops.extend(op);
             }
             audit_ref(services, &tenant.id, u).await?
@@ -395,6 +501,90 @@ pub async fn finish_registration(
     credential: &RegisterPublicKeyCredential,
 ) -> Result<(Verified, Value), Error> {
     let ceremony = take(services, tenant, challenge_id, &["register"]).await?;
+    register(
+        services,
+        tenant,
+        ctx,
+        claims,
+        ceremony,
+        credential,
+        Kind::Passkey,
+    )
+    .await
+}
+
+/// `POST /client/user-authenticators/security-key/registration-options`: the bare options.
+pub async fn security_key_registration_options(
+    services: &Services,
+    tenant: &Tenant,
+    claims: &Claims,
+) -> Result<CreationChallengeResponse, Error> {
+    let rp = relying_party(tenant)?;
+    let user_id = &claims.sub;
+    let handle = match user_handle(services, tenant, user_id).await? {
+        Some(h) => h,
+        None => Uuid::from_bytes(services.random.bytes::<16>()),
+    };
+    let exclude = credential_ids_of(services, tenant, user_id).await?;
+    let (options, state): (CreationChallengeResponse, SecurityKeyRegistration) = rp
+        .start_securitykey_registration(handle, user_id, user_id, Some(exclude), None, None)
+        .map_err(|e| Error::Internal(format!("registration start: {e}")))?;
+    save_as(
+        services,
+        tenant,
+        bound_id(tenant, claims, "skr"),
+        Condition::None,
+        Ceremony {
+            kind: "sk-register",
+            state: to_value(&state)?,
+            user_id: Some(user_id.clone()),
+            action: Some((claims.act.clone(), claims.idk.clone())),
+            extra: json!({ "handle": handle.to_string() }),
+        },
+    )
+    .await?;
+    Ok(options)
+}
+
+/// `POST /client/user-authenticators/security-key` with the bare registration response.
+pub async fn finish_security_key_registration(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: &Claims,
+    credential: &RegisterPublicKeyCredential,
+) -> Result<(Verified, Value), Error> {
+    let ceremony = take(
+        services,
+        tenant,
+        &bound_id(tenant, claims, "skr"),
+        &["sk-register"],
+    )
+    .await?;
+    register(
+        services,
+        tenant,
+        ctx,
+        claims,
+        ceremony,
+        credential,
+        Kind::SecurityKey,
+    )
+    .await
+}
+
+/// Finishes a registration of either kind: verifies it with webauthn-rs, then stores the
+/// authenticator, the credential index, the user handle and the settled action with the audit
+/// event, in one transaction.
+async fn register(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: &Claims,
+    ceremony: Item,
+    credential: &RegisterPublicKeyCredential,
+    kind: Kind,
+) -> Result<(Verified, Value), Error> {
     let user_id = ceremony.str("userId").unwrap_or_default().to_owned();
     let action = Some((
         ceremony.str("actionCode").unwrap_or_default().to_owned(),
@@ -408,10 +598,21 @@ pub async fn finish_registration(
             "The challenge belongs to another user.".into(),
         ));
     }
-    let state: PasskeyRegistration = from_value(ceremony.attrs.get("state"))?;
     let rp = relying_party(tenant)?;
-    let passkey = match rp.finish_passkey_registration(credential, &state) {
-        Ok(p) => p,
+    let outcome = match kind {
+        Kind::Passkey => {
+            let state: PasskeyRegistration = from_value(ceremony.attrs.get("state"))?;
+            rp.finish_passkey_registration(credential, &state)
+                .map(|p| (p.cred_id().clone(), to_value(&p)))
+        }
+        Kind::SecurityKey => {
+            let state: SecurityKeyRegistration = from_value(ceremony.attrs.get("state"))?;
+            rp.finish_securitykey_registration(credential, &state)
+                .map(|k| (k.cred_id().clone(), to_value(&k)))
+        }
+    };
+    let (raw_id, stored) = match outcome {
+        Ok((id, stored)) => (id, stored?),
         Err(e) => {
             record_failure(
                 services,
@@ -419,7 +620,11 @@ pub async fn finish_registration(
                 ctx,
                 Some(&user_id),
                 action,
-                "passkey.register.failed",
+                if kind == Kind::Passkey {
+                    "passkey.register.failed"
+                } else {
+                    "security_key.register.failed"
+                },
                 &e.to_string(),
             )
             .await?;
@@ -428,18 +633,39 @@ pub async fn finish_registration(
     };
     let extra = ceremony.attrs.get("extra").cloned().unwrap_or(Value::Null);
     let handle = extra["handle"].as_str().unwrap_or_default().to_owned();
-    let name = extra["name"].as_str().map(str::to_owned);
-    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref());
+    let username = extra["name"].as_str().map(str::to_owned);
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(raw_id.as_ref());
+    let (aaguid, name) = aaguid::display_name(
+        credential.response.attestation_object.as_ref(),
+        kind == Kind::SecurityKey,
+    );
+    let backup_eligible = stored["cred"]["backup_eligible"].as_bool().unwrap_or(false);
+    let backed_up = stored["cred"]["backup_state"].as_bool().unwrap_or(false);
     let aid = services.random.hex_id(16);
     let now = stamp(services)?;
     let pk = user_pk(&tenant.id, &user_id);
-    let authenticator = Item::new(&pk, format!("AUTH#{aid}"))
-        .with("verificationMethod", "PASSKEY")
+    let mut authenticator = Item::new(&pk, format!("AUTH#{aid}"))
+        .with("verificationMethod", kind.method())
         .with("createdAt", now.clone())
         .with("verifiedAt", now.clone())
         .with("isDefault", false)
         .with("credentialId", cred_id.clone())
-        .with("passkey", to_value(&passkey)?);
+        .with("name", name)
+        .with("backupEligible", backup_eligible)
+        .with("backedUp", backed_up)
+        .with(kind.field(), stored);
+    if let Some(a) = aaguid {
+        authenticator = authenticator.with("aaguid", a.hyphenated().to_string());
+    }
+    let view = json!({
+        "userAuthenticatorId": aid,
+        "userId": user_id,
+        "verificationMethod": kind.method(),
+        "createdAt": now,
+        "verifiedAt": now,
+        "isDefault": false,
+        "webauthnCredential": crate::domain::authenticators::webauthn_view(&authenticator),
+    });
     let mut ops = vec![
         WriteOp::Put {
             item: authenticator,
@@ -474,13 +700,24 @@ pub async fn finish_registration(
             condition: Condition::None,
         });
     }
-    let (action_op, code, key) =
-        settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
+    let (action_op, code, key) = settle_action(
+        services,
+        tenant,
+        &user_id,
+        action,
+        "CHALLENGE_SUCCEEDED",
+        kind,
+    )
+    .await?;
     ops.extend(action_op);
     let change = Change {
-        action: "passkey.register",
+        action: if kind == Kind::Passkey {
+            "passkey.register"
+        } else {
+            "security_key.register"
+        },
         target: audit_ref(services, &tenant.id, &user_id).await?,
-        summary: json!({ "authenticatorId": aid, "actionCode": code }),
+        summary: json!({ "authenticatorId": aid, "actionCode": code, "kind": kind.audit() }),
         ops,
     };
     commit(services, tenant, ctx, change).await?;
@@ -493,21 +730,13 @@ pub async fn finish_registration(
         claims.scope.clone(),
     )
     .await?;
-    let view = json!({
-        "userAuthenticatorId": aid,
-        "userId": user_id,
-        "verificationMethod": "PASSKEY",
-        "createdAt": now,
-        "verifiedAt": now,
-        "webauthnCredential": { "credentialId": cred_id },
-    });
     Ok((
         Verified {
             is_verified: true,
             access_token,
             user_id,
             user_authenticator_id: aid,
-            username: name,
+            username,
         },
         view,
     ))
@@ -677,50 +906,203 @@ pub async fn verify_authentication(
             Err(e) => return refuse(Some(user_id), e.to_string()).await,
         }
     };
-    // Counter and backup state: webauthn-rs has already refused a counter that went backwards
-    // (a possible clone); record the new values.
+    succeed(
+        services,
+        tenant,
+        ctx,
+        &user_id,
+        &result,
+        action,
+        Kind::Passkey,
+        None,
+    )
+    .await
+}
+
+/// A verified assertion: records the credential's new counter and backup state, settles the
+/// action and audits, in one transaction; then issues the access token.
+#[allow(clippy::too_many_arguments)]
+async fn succeed(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    result: &AuthenticationResult,
+    action: Option<(String, String)>,
+    kind: Kind,
+    scope: Option<String>,
+) -> Result<Verified, Error> {
+    // webauthn-rs has already refused a counter that did not grow (a possible clone, as its
+    // docs advise); record the new values.
     let mut ops = Vec::new();
     let mut authenticator_id = String::new();
-    for (item, mut passkey) in passkeys_of(services, tenant, &user_id).await? {
-        if passkey.cred_id() == result.cred_id() {
-            authenticator_id = item.sk.trim_start_matches("AUTH#").to_owned();
-            if passkey.update_credential(&result).is_some() {
-                let v = item.version;
-                let now = stamp(services)?;
-                ops.push(WriteOp::Put {
-                    item: item
-                        .with("passkey", to_value(&passkey)?)
-                        .with("lastVerifiedAt", now)
-                        .with("backedUp", result.backup_state())
-                        .with_version(v + 1),
-                    condition: Condition::Version(v),
-                });
-            }
+    let items = authenticator_items(services, tenant, user_id).await?;
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(result.cred_id().as_ref());
+    if let Some(item) = items
+        .into_iter()
+        .find(|i| i.str("credentialId") == Some(cred_id.as_str()))
+    {
+        authenticator_id = item.sk.trim_start_matches("AUTH#").to_owned();
+        let updated = match kind {
+            Kind::Passkey => from_value::<Passkey>(item.attrs.get(kind.field()))
+                .ok()
+                .and_then(|mut k| {
+                    (k.update_credential(result) == Some(true)).then(|| to_value(&k))
+                }),
+            Kind::SecurityKey => from_value::<SecurityKey>(item.attrs.get(kind.field()))
+                .ok()
+                .and_then(|mut k| {
+                    (k.update_credential(result) == Some(true)).then(|| to_value(&k))
+                }),
+        };
+        let v = item.version;
+        let now = stamp(services)?;
+        let mut item = item
+            .with("lastVerifiedAt", now)
+            .with("backedUp", result.backup_state())
+            .with_version(v + 1);
+        if let Some(stored) = updated {
+            item = item.with(kind.field(), stored?);
         }
+        ops.push(WriteOp::Put {
+            item,
+            condition: Condition::Version(v),
+        });
     }
-    let (action_op, code, key) =
-        settle_action(services, tenant, &user_id, action, "CHALLENGE_SUCCEEDED").await?;
+    let (action_op, code, key) = settle_action(
+        services,
+        tenant,
+        user_id,
+        action,
+        "CHALLENGE_SUCCEEDED",
+        kind,
+    )
+    .await?;
     ops.extend(action_op);
     if ops.is_empty() {
         return Err(Error::Internal(
-            "nothing to record for a verified passkey".into(),
+            "nothing to record for a verified credential".into(),
         ));
     }
     let change = Change {
-        action: "passkey.verify",
-        target: audit_ref(services, &tenant.id, &user_id).await?,
-        summary: json!({ "authenticatorId": authenticator_id, "actionCode": code, "userVerified": result.user_verified() }),
+        action: if kind == Kind::Passkey {
+            "passkey.verify"
+        } else {
+            "security_key.verify"
+        },
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "authenticatorId": authenticator_id, "actionCode": code, "userVerified": result.user_verified(), "kind": kind.audit() }),
         ops,
     };
     commit(services, tenant, ctx, change).await?;
-    let access_token = tokens::issue(services, &tenant.id, &user_id, &code, &key, None).await?;
+    let access_token = tokens::issue(services, &tenant.id, user_id, &code, &key, scope).await?;
     Ok(Verified {
         is_verified: true,
         access_token,
-        user_id,
+        user_id: user_id.to_owned(),
         user_authenticator_id: authenticator_id,
         username: None,
     })
+}
+
+/// `POST /client/user-authenticators/security-key/authentication-options`: the bare options
+/// for the token's user's security keys.
+pub async fn security_key_authentication_options(
+    services: &Services,
+    tenant: &Tenant,
+    claims: &Claims,
+) -> Result<RequestChallengeResponse, Error> {
+    let rp = relying_party(tenant)?;
+    let keys: Vec<SecurityKey> = keys_of(services, tenant, &claims.sub, Kind::SecurityKey)
+        .await?
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::Invalid("The user has no security key.".into()));
+    }
+    let (options, state): (RequestChallengeResponse, SecurityKeyAuthentication) = rp
+        .start_securitykey_authentication(&keys)
+        .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+    save_as(
+        services,
+        tenant,
+        bound_id(tenant, claims, "ska"),
+        Condition::None,
+        Ceremony {
+            kind: "sk-authenticate",
+            state: to_value(&state)?,
+            user_id: Some(claims.sub.clone()),
+            action: Some((claims.act.clone(), claims.idk.clone())),
+            extra: Value::Null,
+        },
+    )
+    .await?;
+    Ok(options)
+}
+
+/// `POST /client/verify/security-key` with the bare assertion.
+pub async fn verify_security_key(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: &Claims,
+    credential: &PublicKeyCredential,
+) -> Result<Verified, Error> {
+    let ceremony = take(
+        services,
+        tenant,
+        &bound_id(tenant, claims, "ska"),
+        &["sk-authenticate"],
+    )
+    .await?;
+    let action = Some((claims.act.clone(), claims.idk.clone()));
+    let user_id = claims.sub.clone();
+    let refuse = |reason: String| {
+        let action = action.clone();
+        let user_id = user_id.clone();
+        async move {
+            record_failure(
+                services,
+                tenant,
+                ctx,
+                Some(&user_id),
+                action,
+                "security_key.verify.failed",
+                &reason,
+            )
+            .await?;
+            Err::<Verified, Error>(Error::Invalid(format!(
+                "The credential was refused: {reason}."
+            )))
+        }
+    };
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
+    let owner = services
+        .store
+        .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+        .await?
+        .and_then(|c| c.str("userId").map(str::to_owned));
+    if ceremony.str("userId") != Some(user_id.as_str()) || owner.as_deref() != Some(&user_id) {
+        return refuse("the credential belongs to another user".into()).await;
+    }
+    let state: SecurityKeyAuthentication = from_value(ceremony.attrs.get("state"))?;
+    let result = match relying_party(tenant)?.finish_securitykey_authentication(credential, &state)
+    {
+        Ok(r) => r,
+        Err(e) => return refuse(e.to_string()).await,
+    };
+    succeed(
+        services,
+        tenant,
+        ctx,
+        &user_id,
+        &result,
+        action,
+        Kind::SecurityKey,
+        claims.scope.clone(),
+    )
+    .await
 }
 
 /// `GET /client/user-authenticators/passkey?credentialIds=`: whether any is registered here.
