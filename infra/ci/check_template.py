@@ -35,8 +35,40 @@ BACKUP_FUNCTION = "BackupFunction"
 UNSCOPED_ACTIONS = {"dynamodb:listbackups"}
 # Wildcards allowed inside an ARN: sub-resources of a table of this template.
 SCOPED_WILDCARD = re.compile(r"^\$\{[A-Za-z0-9]+\.Arn\}/(index|backup)/\*$")
+# The backup function's restore drills use scratch tables named <table>-drill-<timestamp>.
+SCRATCH_TABLES = re.compile(
+    r"^arn:\$\{AWS::Partition\}:dynamodb:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+    r"table/\$\{[A-Za-z0-9]+\}-drill-\*$")
 SIX_HOURS = {"rate(6 hours)", "cron(0 */6 * * ? *)", "cron(0 0/6 * * ? *)"}
 BACKUP_INPUT = {"task": "backup"}
+DRILL_INPUT = {"task": "drill"}
+# A weekly schedule: rate(7 days), or a cron naming one day of the week.
+WEEKLY = re.compile(r"^(rate\(7 days\)|cron\(\S+ \S+ \? \* (SUN|MON|TUE|WED|THU|FRI|SAT|[1-7]) \*\))$")
+
+
+def backup_allowed(table: str, key: str) -> dict[str, set[str]]:
+    """Every (resource -> actions) the backup function may hold, and must: nothing more.
+
+    Table: backup, PITR check and repair, the scan a drill compares against, run records.
+    Backups of the table: retention and restore. ListBackups has no resource type. Scratch
+    tables: what RestoreTableFromBackup needs on its target, then describe, scan, delete. The
+    table's key: what a restore of an SSE-KMS table needs, through DynamoDB only.
+    """
+    return {
+        "${%s.Arn}" % table: {
+            "dynamodb:createbackup", "dynamodb:describecontinuousbackups",
+            "dynamodb:updatecontinuousbackups", "dynamodb:scan", "dynamodb:getitem",
+            "dynamodb:putitem", "dynamodb:query"},
+        "${%s.Arn}/backup/*" % table: {"dynamodb:deletebackup", "dynamodb:restoretablefrombackup"},
+        "*": {"dynamodb:listbackups"},
+        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${%s}-drill-*"
+        % table: {
+            "dynamodb:batchwriteitem", "dynamodb:putitem", "dynamodb:updateitem",
+            "dynamodb:deleteitem", "dynamodb:getitem", "dynamodb:query", "dynamodb:scan",
+            "dynamodb:describetable", "dynamodb:deletetable"},
+        "${%s.Arn}" % key: {
+            "kms:creategrant", "kms:decrypt", "kms:describekey", "kms:generatedatakey"},
+    }
 RUNTIME = "provided.al2023"
 ARCHITECTURES = ["arm64"]
 REQUIRED_ENV = ("LATCHKEY_TABLE", "LATCHKEY_KMS_KEY_ID", "LATCHKEY_SECRET_ID", "LATCHKEY_LOG")
@@ -228,8 +260,15 @@ def main(argv: list[str]) -> int:
                 meta.get("BuildMethod") == "rust-cargolambda"
                 and (meta.get("BuildProperties") or {}).get("Binary") == binary,
                 f"Metadata is {render(meta)}")
-        r.check(f"{fn}: least-privilege inline policy", *policy_ok(p, owned))
+        r.check(f"{fn}: least-privilege inline policy",
+                *policy_ok(p, owned | {MAIL_IDENTITY},
+                           SCRATCH_TABLES if fn == BACKUP_FUNCTION else None))
+        r.check(f"{fn}: mail only from the configured SES identity", *mail_ok(p))
         r.check(f"{fn}: log group with retention", *log_group_ok(fn, p, log_groups, globals_fn))
+
+    # --- status function: its routes as the code declares them -------------------------
+    r.check(f"{STATUS_FUNCTION}: serves every route of functions/status ROUTES, writes only "
+            "under /status/manage/", *status_routes_ok(props(STATUS_FUNCTION), argv[1]))
 
     # --- backup schedule ----------------------------------------------------------------
     events = (props(BACKUP_FUNCTION).get("Events")) or {}
@@ -248,9 +287,42 @@ def main(argv: list[str]) -> int:
         elif ev_type in ("Api", "HttpApi"):
             exposed.append(ev_name)
     good = [s for s in schedules if s[1] in SIX_HOURS and s[2] and s[3] == BACKUP_INPUT]
+    drills = [s for s in schedules
+              if isinstance(s[1], str) and WEEKLY.match(s[1]) and s[2] and s[3] == DRILL_INPUT]
     r.check(f"{BACKUP_FUNCTION}: enabled schedule every 6 hours with input {json.dumps(BACKUP_INPUT)}",
-            len(good) == 1 and len(schedules) == 1,
-            f"schedules found: {schedules!r}")
+            len(good) == 1, f"schedules found: {schedules!r}")
+    r.check(f"{BACKUP_FUNCTION}: enabled weekly schedule with input {json.dumps(DRILL_INPUT)}",
+            len(drills) == 1, f"schedules found: {schedules!r}")
+    r.check(f"{BACKUP_FUNCTION}: no schedules but the backup and the drill",
+            len(schedules) == 2, f"schedules found: {schedules!r}")
+    if len(tables) == 1 and len(keys) == 1:
+        r.check(f"{BACKUP_FUNCTION}: policy grants exactly the backup and drill actions",
+                *backup_policy_exact(props(BACKUP_FUNCTION), next(iter(tables)), next(iter(keys))))
+    else:
+        r.check(f"{BACKUP_FUNCTION}: policy grants exactly the backup and drill actions", False,
+                "needs exactly one table and one KMS key to name them")
+
+    # --- AWS Backup: daily plan with an offsite copy; alarms on failed runs and drills -------
+    plans = of_type("AWS::Backup::BackupPlan")
+    offsite = []
+    for name, plan in plans.items():
+        for rule in as_list(((plan.get("Properties") or {}).get("BackupPlan") or {})
+                            .get("BackupPlanRule")):
+            for copy in as_list((rule or {}).get("CopyActions")):
+                if "OffsiteVaultArn" in refs((copy or {}).get("DestinationBackupVaultArn")):
+                    offsite.append(f"{name}.{rule.get('RuleName')}")
+    r.check("AWS Backup plan copies to the OffsiteVaultArn vault", bool(offsite),
+            f"no CopyActions to OffsiteVaultArn in {sorted(plans) or 'any plan'}")
+    selected = [n for n, sel in of_type("AWS::Backup::BackupSelection").items()
+                if refs(((sel.get("Properties") or {}).get("BackupSelection") or {})
+                        .get("Resources")) & set(tables)]
+    r.check("AWS Backup selection covers the table", bool(selected), "no selection names it")
+    alarmed = {((a.get("Properties") or {}).get("Namespace"),
+                (a.get("Properties") or {}).get("MetricName"))
+               for a in of_type("AWS::CloudWatch::Alarm").values()}
+    for metric in ("BackupSucceeded", "DrillSucceeded"):
+        r.check(f"alarm on Latchkey/{metric}", ("Latchkey", metric) in alarmed,
+                f"alarms watch {sorted(map(str, alarmed))}")
     r.check(f"{BACKUP_FUNCTION}: no HTTP route", not exposed, "HTTP events " + ", ".join(exposed))
 
     # --- HTTP API custom domain and access logs -------------------------------------------
@@ -289,7 +361,111 @@ def main(argv: list[str]) -> int:
     return 0 if r.failed == 0 else 1
 
 
-def policy_ok(fn_props: dict, owned: set[str]) -> tuple[bool, str]:
+def backup_policy_exact(fn_props: dict, table: str, key: str) -> tuple[bool, str]:
+    """The backup function's (action, resource) pairs equal backup_allowed(): no extra action,
+    no extra resource, none missing; its KMS use only through DynamoDB."""
+    allowed = backup_allowed(table, key)
+    want = {(a, res) for res, actions in allowed.items() for a in actions}
+    have = set()
+    problems = []
+    for doc in as_list(fn_props.get("Policies")):
+        for st in as_list((doc or {}).get("Statement") if isinstance(doc, dict) else None):
+            if not isinstance(st, dict):
+                continue
+            actions = {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}
+            for res in as_list(st.get("Resource")):
+                have |= {(a, render(res)) for a in actions}
+            if any(a.startswith("kms:") for a in actions):
+                via = (((st.get("Condition") or {}).get("StringEquals") or {})
+                       .get("kms:ViaService"))
+                if not render(via).startswith("dynamodb."):
+                    problems.append(f"{st.get('Sid')}: KMS without kms:ViaService dynamodb")
+    extra, missing = sorted(have - want), sorted(want - have)
+    if extra:
+        problems.append("grants more than it needs: " +
+                        ", ".join(f"{a} on {res}" for a, res in extra))
+    if missing:
+        problems.append("lacks what it needs: " +
+                        ", ".join(f"{a} on {res}" for a, res in missing))
+    return not problems, "; ".join(problems)
+
+
+MAIL_IDENTITY = "MailIdentity"
+MAIL_RESOURCE = ("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+                 "${MailIdentity}")
+
+
+def mail_ok(fn_props: dict) -> tuple[bool, str]:
+    """Any SES statement sends (ses:SendEmail only) from the MailIdentity parameter's identity
+    only, and the identity parameter appears in no other statement."""
+    problems = []
+    for doc in as_list(fn_props.get("Policies")):
+        for st in as_list((doc or {}).get("Statement") if isinstance(doc, dict) else None):
+            if not isinstance(st, dict):
+                continue
+            actions = {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}
+            texts = [render(res) for res in as_list(st.get("Resource"))]
+            ses = {a for a in actions if a.startswith("ses:")}
+            names_identity = any(MAIL_IDENTITY in t for t in texts)
+            if ses and (ses != {"ses:sendemail"} or actions != ses or texts != [MAIL_RESOURCE]):
+                problems.append(f"{st.get('Sid')}: SES must be ses:SendEmail on {MAIL_RESOURCE} "
+                                f"alone, got {sorted(actions)} on {texts}")
+            if names_identity and not ses:
+                problems.append(f"{st.get('Sid')}: the mail identity is granted non-SES actions")
+    return not problems, "; ".join(problems)
+
+
+STATUS_FUNCTION = "StatusFunction"
+STATUS_ROUTES_FILE = "functions/status/src/lib.rs"
+STATUS_ROUTE = re.compile(r'\(\s*"(GET|POST|PATCH|PUT|DELETE)",\s*"([^"]+)",\s*Access::(\w+)\s*,?\s*\)')
+
+
+def status_routes_ok(fn_props: dict, template_path: str) -> tuple[bool, str]:
+    """Every (method, path) in the status function's ROUTES table reaches it through an HttpApi
+    event; its events name explicit methods (no ANY); only GET is public-shaped, and POST or
+    PATCH events sit under /status/manage/, where the function demands an operator token."""
+    import os
+    source = os.path.join(os.path.dirname(os.path.abspath(template_path)), STATUS_ROUTES_FILE)
+    try:
+        with open(source, encoding="utf-8") as f:
+            routes = STATUS_ROUTE.findall(f.read())
+    except OSError as e:
+        return False, f"cannot read {STATUS_ROUTES_FILE}: {e}"
+    if not routes:
+        return False, f"no routes found in {STATUS_ROUTES_FILE}"
+    events = []
+    problems = []
+    for name, ev in ((fn_props.get("Events")) or {}).items():
+        if (ev or {}).get("Type") != "HttpApi":
+            continue
+        ep = ev.get("Properties") or {}
+        method, path = str(ep.get("Method", "")).upper(), str(ep.get("Path", ""))
+        if method not in ("GET", "POST", "PATCH"):
+            problems.append(f"event {name}: method {method or '<none>'} (GET, POST or PATCH only)")
+        if method in ("POST", "PATCH") and not path.startswith("/status/manage/"):
+            problems.append(f"event {name}: {method} {path} is outside /status/manage/")
+        events.append((method, path))
+
+    def served(method: str, path: str) -> bool:
+        for m, p in events:
+            if m != method:
+                continue
+            if p == path or (p.endswith("/{proxy+}") and path.startswith(p[: -len("{proxy+}")])):
+                return True
+        return False
+
+    for method, path, access in routes:
+        if not served(method, path):
+            problems.append(f"{method} {path} has no HttpApi event")
+        if access == "Public" and method != "GET":
+            problems.append(f"{method} {path} is public but not a GET")
+        if access == "Operator" and not path.startswith("/status/manage/"):
+            problems.append(f"{method} {path} is an operator route outside /status/manage/")
+    return not problems, "; ".join(problems)
+
+
+def policy_ok(fn_props: dict, owned: set[str],
+              extra_wildcard: re.Pattern | None = None) -> tuple[bool, str]:
     """Exactly one inline statement list; explicit actions; resources of this stack only."""
     if "Role" in fn_props:
         return False, "uses an explicit Role instead of its own inline policy"
@@ -334,7 +510,8 @@ def policy_ok(fn_props: dict, owned: set[str]) -> tuple[bool, str]:
                     problems.append(f"{label}: Resource '*' is only allowed for "
                                     f"{sorted(UNSCOPED_ACTIONS)}, not {actions}")
                 continue
-            if "*" in text and not SCOPED_WILDCARD.match(text):
+            if "*" in text and not SCOPED_WILDCARD.match(text) and not (
+                    extra_wildcard and extra_wildcard.match(text)):
                 problems.append(f"{label}: wildcard resource {text}")
             if not refs(res) & owned:
                 problems.append(f"{label}: resource {text} is not this stack's table, key or secret")

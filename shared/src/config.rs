@@ -14,6 +14,11 @@
 //! | `LATCHKEY_DATA_KEY_CACHE_SECS` | `300` | how long an unwrapped data key stays cached |
 //! | `LATCHKEY_DATA_KEY_CACHE_SIZE` | `1000` | how many unwrapped data keys are cached at most |
 //! | `LATCHKEY_SECRET_CACHE_SECS` | `300` | how long Secrets Manager values stay cached |
+//! | `LATCHKEY_BACKUP_RETENTION_DAYS` | `35` | backup function and `latchkey-admin backup`: copies older than this many days are deleted |
+//! | `LATCHKEY_BACKUP_KEEP_NEWEST` | `4` | ... except the newest this many, which are always kept |
+//! | `LATCHKEY_DRILL_WAIT_SECS` | `600` | how long a restore drill waits for DynamoDB to finish restoring its scratch table |
+//! | `LATCHKEY_MAIL_FROM` | `Latchkey <no-reply@localhost>` | sender of one-time codes and notices; with SES, a verified identity's address |
+//! | `LATCHKEY_SES` | unset | `1`: send mail through Amazon SES (v2); unset: write `.eml` files to `<data dir>/outbox/` |
 //! | `LATCHKEY_LISTEN` | `127.0.0.1:8787` | `latchkey-local` only: address to serve on |
 //! | `LATCHKEY_DEV_ORIGINS` | `http://localhost:*` | `latchkey-local` only: comma-separated origins of the development tenant |
 //! | `LATCHKEY_DEV_TENANT_ID` | random on first start | `latchkey-local` only: fixes the development tenant's id |
@@ -44,6 +49,23 @@ pub enum SecretsConfig {
     SecretsManager { secret_id: String },
 }
 
+/// Settings of backup runs and restore drills (`domain::backups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupConfig {
+    pub retention_days: u32,
+    pub keep_newest: u32,
+    pub drill_wait: Duration,
+}
+
+/// Where mail goes (`ports::mailer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailConfig {
+    /// `.eml` files in this folder.
+    Outbox { dir: PathBuf, from: String },
+    /// Amazon SES v2, from a verified identity.
+    Ses { from: String },
+}
+
 /// Settings of the local gateway alone.
 #[derive(Clone)]
 pub struct LocalConfig {
@@ -65,6 +87,8 @@ pub struct Config {
     pub data_key_cache_size: usize,
     pub secret_cache_ttl: Duration,
     pub env_secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    pub mail: MailConfig,
+    pub backup: BackupConfig,
     pub local: LocalConfig,
 }
 
@@ -209,7 +233,7 @@ impl Config {
         {
             return Err(bad(
                 "LATCHKEY_DEV_TENANT_ID",
-                "must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_'",
+                "must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_', not starting with '_'",
             ));
         }
         let dev_secret_key = get("LATCHKEY_DEV_SECRET_KEY")?.map(|s| Zeroizing::new(s.to_owned()));
@@ -221,6 +245,23 @@ impl Config {
                 "must look like lk_<16 lowercase hex>_<at least 22 characters>",
             ));
         }
+        let from = get("LATCHKEY_MAIL_FROM")?
+            .unwrap_or("Latchkey <no-reply@localhost>")
+            .to_owned();
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(bad(
+                "LATCHKEY_MAIL_FROM",
+                "must be an address, optionally with a name: Name <a@example.com>",
+            ));
+        }
+        let mail = match get("LATCHKEY_SES")? {
+            None | Some("0") => MailConfig::Outbox {
+                dir: data_dir.join("outbox"),
+                from,
+            },
+            Some("1") => MailConfig::Ses { from },
+            Some(_) => return Err(bad("LATCHKEY_SES", "must be 1 or 0")),
+        };
         let env_secrets = vars
             .iter()
             .filter(|(k, _)| k.starts_with(SECRET_PREFIX))
@@ -247,6 +288,14 @@ impl Config {
                 0..=86_400,
             )? as i64),
             env_secrets,
+            mail,
+            backup: BackupConfig {
+                retention_days: number("LATCHKEY_BACKUP_RETENTION_DAYS", 35, 1..=3_650)? as u32,
+                keep_newest: number("LATCHKEY_BACKUP_KEEP_NEWEST", 4, 1..=1_000)? as u32,
+                drill_wait: Duration::seconds(
+                    number("LATCHKEY_DRILL_WAIT_SECS", 600, 0..=3_600)? as i64
+                ),
+            },
             local: LocalConfig {
                 listen,
                 dev_origins,
@@ -261,12 +310,15 @@ impl Config {
         matches!(self.store, StoreConfig::DynamoDb { .. })
             || matches!(self.keys, KeysConfig::Kms { .. })
             || matches!(self.secrets, SecretsConfig::SecretsManager { .. })
+            || matches!(self.mail, MailConfig::Ses { .. })
     }
 }
 
 const SECRET_PREFIX: &str = "LATCHKEY_LOCAL_SECRET_";
 
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 18] = [
+    "LATCHKEY_MAIL_FROM",
+    "LATCHKEY_SES",
     "LATCHKEY_TABLE",
     "LATCHKEY_KMS_KEY_ID",
     "LATCHKEY_SECRET_ID",
@@ -276,6 +328,9 @@ const KNOWN: [&str; 13] = [
     "LATCHKEY_DATA_KEY_CACHE_SECS",
     "LATCHKEY_DATA_KEY_CACHE_SIZE",
     "LATCHKEY_SECRET_CACHE_SECS",
+    "LATCHKEY_BACKUP_RETENTION_DAYS",
+    "LATCHKEY_BACKUP_KEEP_NEWEST",
+    "LATCHKEY_DRILL_WAIT_SECS",
     "LATCHKEY_LISTEN",
     "LATCHKEY_DEV_ORIGINS",
     "LATCHKEY_DEV_TENANT_ID",
@@ -306,6 +361,14 @@ mod tests {
         assert!(matches!(c.secrets, SecretsConfig::Local { .. }));
         assert!(!c.uses_aws());
         assert_eq!(c.local.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(
+            c.backup,
+            BackupConfig {
+                retention_days: 35,
+                keep_newest: 4,
+                drill_wait: Duration::minutes(10),
+            }
+        );
     }
 
     #[test]
@@ -329,6 +392,8 @@ mod tests {
             ("LATCHKEY_DEV_ORIGINS", "http://evil.example"),
             ("LATCHKEY_TABLE", ""),
             ("LATCHKEY_TYPO", "1"),
+            ("LATCHKEY_BACKUP_RETENTION_DAYS", "forever"),
+            ("LATCHKEY_BACKUP_KEEP_NEWEST", "many"),
         ] {
             let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(err.var, k);

@@ -4,14 +4,16 @@ use crate::adapters::fs::private_dir;
 use crate::adapters::kms::KmsKeyVault;
 use crate::adapters::local_keys::LocalKeyVault;
 use crate::adapters::local_secrets::LocalSecrets;
+use crate::adapters::outbox::{MemoryOutbox, Outbox};
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
+use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteStore;
-use crate::config::{Config, KeysConfig, SecretsConfig, StoreConfig};
+use crate::config::{Config, KeysConfig, MailConfig, SecretsConfig, StoreConfig};
 use crate::crypto::Envelope;
 use crate::domain::audit::Journal;
 use crate::ports::clock::SystemClock;
 use crate::ports::random::OsRandom;
-use crate::ports::{Clock, KeyVault, Random, Secrets, Store};
+use crate::ports::{Clock, KeyVault, Mailer, Random, Secrets, Store};
 use std::sync::Arc;
 use time::Duration;
 
@@ -24,6 +26,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub journal: Journal,
+    /// Outgoing mail: SES or the `.eml` outbox as configured.
+    pub mailer: Arc<dyn Mailer>,
     pub max_body_bytes: usize,
 }
 
@@ -65,8 +69,15 @@ impl Services {
             clock,
             random,
             journal,
+            mailer: Arc::new(MemoryOutbox::default()),
             max_body_bytes,
         }
+    }
+
+    /// The same services, sending mail through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = mailer;
+        self
     }
 
     /// Builds the adapters `config` names, with the system clock and the OS CSPRNG.
@@ -125,17 +136,57 @@ impl Services {
                 Arc::clone(&clock),
             )),
         };
-        Ok(Arc::new(Self::assemble(
-            store,
-            vault,
-            secrets,
-            clock,
-            random,
-            CachePolicy {
-                ttl: config.data_key_cache_ttl,
-                capacity: config.data_key_cache_size,
-            },
-            config.max_body_bytes,
-        )))
+        let mailer: Arc<dyn Mailer> = match &config.mail {
+            MailConfig::Outbox { dir, from } => Arc::new(
+                Outbox::new(dir, from, Arc::clone(&clock), Arc::clone(&random))
+                    .map_err(|e| StartupError(format!("outbox {}: {e}", dir.display())))?,
+            ),
+            MailConfig::Ses { from } => Arc::new(SesMailer::new(
+                aws_sdk_sesv2::Client::new(aws.as_ref().ok_or_else(missing)?),
+                from,
+                Arc::clone(&clock),
+            )),
+        };
+        Ok(Arc::new(
+            Self::assemble(
+                store,
+                vault,
+                secrets,
+                clock,
+                random,
+                CachePolicy {
+                    ttl: config.data_key_cache_ttl,
+                    capacity: config.data_key_cache_size,
+                },
+                config.max_body_bytes,
+            )
+            .with_mailer(mailer),
+        ))
     }
+}
+
+/// The backup target for the store `config` names: the DynamoDB table's backups, or copies of
+/// the embedded database under `<data dir>/backups`.
+pub async fn backup_target(
+    config: &Config,
+) -> Result<Arc<dyn crate::ports::backup::BackupTarget>, StartupError> {
+    use crate::adapters::dynamodb_backup::DynamoBackups;
+    use crate::adapters::sqlite_backup::SqliteBackups;
+    Ok(match &config.store {
+        StoreConfig::Sqlite { path } => Arc::new(SqliteBackups::new(
+            path.clone(),
+            config.data_dir.join("backups"),
+        )),
+        StoreConfig::DynamoDb { table } => {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let wait = std::time::Duration::from_secs(
+                u64::try_from(config.backup.drill_wait.whole_seconds()).unwrap_or(0),
+            );
+            Arc::new(DynamoBackups::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                table,
+                wait,
+            ))
+        }
+    })
 }

@@ -289,3 +289,66 @@ async fn configuration_wires_the_aws_adapters_end_to_end() {
     let report = services.journal.verify("t-wired").await.unwrap();
     assert_eq!((report.events, report.broken), (2, None));
 }
+
+/// The raw messages moto's SES has recorded (its `/moto-api/data.json` model dump).
+fn ses_raw_messages() -> Vec<serde_json::Value> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(NEEDS_MOTO);
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("{endpoint}/moto-api/data.json")])
+        .output()
+        .expect("curl");
+    let data: serde_json::Value = serde_json::from_slice(&out.stdout).expect("moto data.json");
+    data["ses"]["RawMessage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]
+async fn ses_sends_from_the_verified_identity_and_refuses_others() {
+    use latchkey::adapters::ses::SesMailer;
+    use latchkey::ports::Mailer as _;
+    use latchkey::ports::mailer::{Email, MailError};
+    let client = aws_sdk_sesv2::Client::new(&aws().await);
+    let domain = format!("{}.example.com", unique("lk"));
+    client
+        .create_email_identity()
+        .email_identity(&domain)
+        .send()
+        .await
+        .unwrap();
+    let clock = latchkey_tests::test_clock();
+    let email = Email {
+        to: "customer@example.org".into(),
+        subject: "Your Example verification code".into(),
+        text: "Your code is 123456.".into(),
+        html: "<p>Your code is <b>123456</b>.</p>".into(),
+        urgent: false,
+    };
+    let sent_from = |domain: &str| {
+        ses_raw_messages()
+            .into_iter()
+            .filter(|m| m["raw_data"].as_str().unwrap_or_default().contains(domain))
+            .collect::<Vec<_>>()
+    };
+    let mailer = SesMailer::new(
+        client.clone(),
+        &format!("Example Sign-in <no-reply@{domain}>"),
+        clock.clone(),
+    );
+    let id = mailer.send(&email).await.unwrap();
+    assert!(!id.is_empty());
+    let sent = sent_from(&domain);
+    assert_eq!(sent.len(), 1, "moto recorded exactly one message");
+    let raw = sent[0]["raw_data"].as_str().unwrap();
+    assert!(raw.contains("To: customer@example.org"));
+    assert!(raw.contains("text/plain") && raw.contains("text/html"));
+
+    let stranger = SesMailer::new(client, "someone@not-verified.example.net", clock);
+    assert!(matches!(
+        stranger.send(&email).await,
+        Err(MailError::Rejected(_))
+    ));
+    assert!(sent_from("not-verified.example.net").is_empty());
+}

@@ -119,6 +119,19 @@ impl World {
         t["token"].as_str().unwrap().to_owned()
     }
 
+    /// Track with scope `add:authenticators`, which enrolling another authenticator needs.
+    async fn track_to_add(&self, user: &str, action: &str) -> String {
+        let (status, t) = self
+            .call(
+                &self.server(),
+                &format!("/v1/users/{user}/actions/{action}"),
+                json!({ "scope": "add:authenticators" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        t["token"].as_str().unwrap().to_owned()
+    }
+
     async fn validate(&self, token: &str) -> Value {
         self.call(&self.server(), "/v1/validate", json!({ "token": token }))
             .await
@@ -242,6 +255,8 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
         ),
         (json!(true), json!("u1"))
     );
+    // The first strong authenticator comes with ten recovery codes, shown this once.
+    assert_eq!(registered["recoveryCodes"].as_array().unwrap().len(), 10);
     let v = w.validate(&signup).await;
     assert_eq!(
         (v["isValid"].clone(), v["state"].clone()),
@@ -314,6 +329,19 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
 
     // Registration excluded the existing credential next time.
     let again = w.track("u1", "addPasskey").await;
+    let (status, _) = w
+        .call(
+            &format!("Bearer {again}"),
+            "/v1/client/user-authenticators/passkey/registration-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "another authenticator needs add:authenticators"
+    );
+    let again = w.track_to_add("u1", "addPasskey").await;
     let (_, o) = w
         .call(
             &format!("Bearer {again}"),
@@ -788,7 +816,7 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A passkey registration for the same user excludes the security key.
-    let t = w.track("sk", "addPasskey").await;
+    let t = w.track_to_add("sk", "addPasskey").await;
     let (_, o) = w
         .call(
             &format!("Bearer {t}"),

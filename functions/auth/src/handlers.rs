@@ -266,8 +266,13 @@ pub async fn enroll_authenticator(
     let req: EnrollVerified = serde_json::from_value(body)
         .map_err(|_| ApiError::invalid("verificationMethod is required."))?;
     let ctx = p.audit(&meta.request_id, meta.source_ip);
-    let authenticator = authenticators::enroll_verified(&s, &p.tenant, &ctx, &user_id, req).await?;
-    Ok(Json(json!({ "authenticator": authenticator })))
+    let (authenticator, codes) =
+        authenticators::enroll_verified(&s, &p.tenant, &ctx, &user_id, req).await?;
+    let mut out = json!({ "authenticator": authenticator });
+    if let Some(codes) = codes {
+        out["recoveryCodes"] = json!(codes);
+    }
+    Ok(Json(out))
 }
 
 pub async fn delete_authenticator(

@@ -51,7 +51,7 @@ pub async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-fn ctx(meta: &RequestMeta, auth: &ClientAuth) -> AuditContext {
+pub(crate) fn ctx(meta: &RequestMeta, auth: &ClientAuth) -> AuditContext {
     AuditContext {
         actor: if auth.claims.is_some() {
             "client:token".into()

@@ -1,5 +1,6 @@
-//! The `latchkey-passkeys` function: the Client API's passkey and security-key ceremonies
-//! (API.md §5.1, §5.2), with CORS for browsers calling from the tenant's own origins.
+//! The `latchkey-passkeys` function: the Client API (API.md §5.1, §5.2) — passkey and
+//! security-key ceremonies, authenticator-app TOTP, email OTP and recovery codes — with CORS
+//! for browsers calling from the tenant's own origins.
 //!
 //! A library so that the local gateway and the tests mount the same routes the Lambda serves;
 //! `main.rs` only wires.
@@ -15,6 +16,7 @@
 )]
 
 mod handlers;
+mod otp;
 
 use axum::Router;
 use axum::routing::post;
@@ -67,6 +69,34 @@ pub fn routes(services: &Arc<Services>) -> Router {
         .route(
             "/v1/client/verify/security-key",
             post(verify_security_key).options(preflight),
+        )
+        .route(
+            "/v1/client/user-authenticators/totp",
+            post(otp::enroll_totp).options(preflight),
+        )
+        .route(
+            "/v1/client/verify/totp",
+            post(otp::verify_totp).options(preflight),
+        )
+        .route(
+            "/v1/client/user-authenticators/email-otp",
+            post(otp::enroll_email).options(preflight),
+        )
+        .route(
+            "/v1/client/challenge/email-otp",
+            post(otp::challenge_email).options(preflight),
+        )
+        .route(
+            "/v1/client/verify/email-otp",
+            post(otp::verify_email).options(preflight),
+        )
+        .route(
+            "/v1/client/verify/recovery-code",
+            post(otp::verify_recovery_code).options(preflight),
+        )
+        .route(
+            "/v1/client/user-authenticators/recovery-codes",
+            post(otp::regenerate_recovery_codes).options(preflight),
         )
         .layer(axum::middleware::from_fn(cors))
         .with_state(Arc::clone(services))

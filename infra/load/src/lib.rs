@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 pub const ENV_BASE_URL: &str = "LATCHKEY_BASE_URL";
 pub const ENV_SECRET_KEY: &str = "LATCHKEY_SECRET_KEY";
+pub const ENV_TENANT_ID: &str = "LATCHKEY_TENANT_ID";
 pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const DEFAULT_REQUESTS: usize = 5000;
 pub const DEFAULT_WARMUP: usize = 200;
@@ -58,11 +59,14 @@ pub const USAGE: &str = "\
 usage: latchkey-load --base-url http://127.0.0.1:8787/v1 --secret-key <key>
                      [--concurrency 16] [--requests 5000] [--warmup 200]
                      [--users 1000] [--timeout-ms 10000]
+                     [--scenarios track,validate] [--tenant-id <id>] [--server-pid <pid>]
 
-Measures Server API throughput and latency against latchkey-local on loopback:
+Measures throughput and latency against latchkey-local on loopback:
 scenario `track` (POST {base}/users/{userId}/actions/signIn), then scenario `validate`
-(POST {base}/validate with the tokens track returned). Each scenario sends exactly
---requests measured requests after --warmup unmeasured ones, --concurrency at a time.
+(POST {base}/validate with the tokens track returned), and scenario `passkey` (a whole
+usernameless passkey sign-in: authentication options, a software authenticator's
+assertion, verify; each client registers its own passkey first). Each scenario sends
+exactly --requests measured requests after --warmup unmeasured ones, --concurrency at a time.
 
   --base-url      Server API base URL; plain http, loopback host only
                   (127.0.0.0/8, localhost, [::1]). Default: $LATCHKEY_BASE_URL
@@ -72,6 +76,11 @@ scenario `track` (POST {base}/users/{userId}/actions/signIn), then scenario `val
   --warmup        unmeasured requests per scenario first (default 200)
   --users         distinct user ids load-user-{n} for track (default 1000)
   --timeout-ms    per-request timeout, counted as an error (default 10000)
+  --scenarios     comma-separated: track, validate, passkey (default track,validate)
+  --tenant-id     the tenant's id, for the Client API calls of `passkey`
+                  (Basic tenant auth). Default: $LATCHKEY_TENANT_ID
+  --server-pid    latchkey-local's pid: `passkey` then also reports the server's CPU
+                  time per sign-in (from /proc/<pid>/stat)
   -h, --help      this text
 
 Prints a table and one JSON line per scenario. Exits 1 if more than 1% of a
@@ -85,7 +94,7 @@ scenario's requests failed, 2 on bad arguments or when the server is unreachable
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Run(Options),
+    Run(Box<Options>),
     Help,
 }
 
@@ -99,7 +108,13 @@ pub struct Options {
     pub warmup: usize,
     pub users: usize,
     pub timeout: Duration,
+    pub scenarios: Vec<String>,
+    pub tenant_id: Option<String>,
+    pub server_pid: Option<u32>,
 }
+
+/// The scenarios `--scenarios` may name.
+pub const SCENARIOS: &[&str] = &["track", "validate", "passkey"];
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,6 +126,9 @@ impl fmt::Debug for Options {
             .field("warmup", &self.warmup)
             .field("users", &self.users)
             .field("timeout", &self.timeout)
+            .field("scenarios", &self.scenarios)
+            .field("tenant_id", &self.tenant_id)
+            .field("server_pid", &self.server_pid)
             .finish()
     }
 }
@@ -179,6 +197,9 @@ where
     let mut warmup = DEFAULT_WARMUP;
     let mut users = DEFAULT_USERS;
     let mut timeout_ms = DEFAULT_TIMEOUT_MS;
+    let mut scenarios = vec!["track".to_owned(), "validate".to_owned()];
+    let mut tenant_id = None;
+    let mut server_pid = None;
 
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
@@ -197,6 +218,9 @@ where
             "--warmup" => "--warmup",
             "--users" => "--users",
             "--timeout-ms" => "--timeout-ms",
+            "--scenarios" => "--scenarios",
+            "--tenant-id" => "--tenant-id",
+            "--server-pid" => "--server-pid",
             _ => return Err(ArgError::UnknownArgument(arg)),
         };
         let value: String = match inline.or_else(|| args.next()) {
@@ -210,6 +234,18 @@ where
             "--requests" => requests = number(flag, &value, 1, MAX_REQUESTS)?,
             "--warmup" => warmup = number(flag, &value, 0, MAX_REQUESTS)?,
             "--users" => users = number(flag, &value, 1, MAX_REQUESTS)?,
+            "--tenant-id" => tenant_id = Some(value),
+            "--server-pid" => server_pid = Some(number(flag, &value, 1, u32::MAX)?),
+            "--scenarios" => {
+                scenarios = value.split(',').map(|s| s.trim().to_owned()).collect();
+                if let Some(bad) = scenarios.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                    return Err(ArgError::Invalid {
+                        flag,
+                        value: value.clone(),
+                        reason: format!("`{bad}` is not one of {}", SCENARIOS.join(", ")),
+                    });
+                }
+            }
             _ => timeout_ms = number(flag, &value, 1, 600_000)?,
         }
     }
@@ -228,7 +264,7 @@ where
             env: ENV_SECRET_KEY,
         })?;
 
-    Ok(Command::Run(Options {
+    Ok(Command::Run(Box::new(Options {
         base_url: BaseUrl::parse(base_url.trim())?,
         secret_key: secret_key.trim().to_owned(),
         concurrency,
@@ -236,7 +272,10 @@ where
         warmup,
         users,
         timeout: Duration::from_millis(timeout_ms),
-    }))
+        tenant_id: non_empty(tenant_id).or_else(|| non_empty(env(ENV_TENANT_ID))),
+        scenarios,
+        server_pid,
+    })))
 }
 
 fn number<T>(flag: &'static str, value: &str, min: T, max: T) -> Result<T, ArgError>
@@ -558,6 +597,9 @@ macro_rules! progress {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+
+mod passkey;
+pub use passkey::cpu_from_stat;
 
 /// What a successful response body told us.
 enum Extract {
@@ -885,8 +927,27 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         .build(connector);
 
     let mut report = Report::default();
+    let wants = |name: &str| opts.scenarios.iter().any(|s| s == name);
 
-    let track = scenario(&client, Track::new(opts, authorization.clone())?, opts).await?;
+    if wants("track") || wants("validate") {
+        track_and_validate(&client, opts, authorization.clone(), &mut report).await?;
+    }
+    if wants("passkey") {
+        report
+            .scenarios
+            .push(passkey::run(&client, opts, authorization).await?);
+    }
+    Ok(report)
+}
+
+/// Track, then (if asked) validate with the tokens track returned.
+async fn track_and_validate(
+    client: &HttpClient,
+    opts: &Options,
+    authorization: HeaderValue,
+    report: &mut Report,
+) -> Result<(), LoadError> {
+    let track = scenario(client, Track::new(opts, authorization.clone())?, opts).await?;
     let mut tokens = Vec::with_capacity(track.warmup.len() + track.measured.len());
     let mut without_token = 0;
     let warmed = track.warmup.len();
@@ -904,15 +965,18 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         ));
     }
     report.scenarios.push(track_report);
+    if !opts.scenarios.iter().any(|s| s == "validate") {
+        return Ok(());
+    }
 
     if tokens.is_empty() {
         report
             .skipped
             .push("validate: track returned no tokens to validate".into());
-        return Ok(report);
+        return Ok(());
     }
     let distinct = tokens.len();
-    let validate = scenario(&client, Validate::new(opts, authorization, &tokens)?, opts).await?;
+    let validate = scenario(client, Validate::new(opts, authorization, &tokens)?, opts).await?;
     let (mut valid, mut invalid, mut absent) = (0, 0, 0);
     for extract in &validate.measured {
         match extract {
@@ -926,7 +990,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         "isValid true {valid}, false {invalid}, absent {absent} (over {distinct} tokens)"
     ));
     report.scenarios.push(validate);
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -943,7 +1007,7 @@ mod tests {
 
     fn options(args: &[&str]) -> Options {
         match parse(args) {
-            Ok(Command::Run(opts)) => opts,
+            Ok(Command::Run(opts)) => *opts,
             other => panic!("expected options, got {other:?}"),
         }
     }
@@ -984,7 +1048,32 @@ mod tests {
             (4, 10, 0, 3)
         );
         assert_eq!(opts.timeout, Duration::from_millis(250));
+        assert_eq!(opts.scenarios, ["track", "validate"]);
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
+
+        let opts = options(&[
+            "--base-url=http://localhost:8797/v1",
+            "--secret-key=k",
+            "--scenarios=passkey",
+            "--tenant-id=bench",
+            "--server-pid=4242",
+        ]);
+        assert_eq!(opts.scenarios, ["passkey"]);
+        assert_eq!(
+            (opts.tenant_id.as_deref(), opts.server_pid),
+            (Some("bench"), Some(4242))
+        );
+        assert!(matches!(
+            parse(&[
+                "--base-url=http://127.0.0.1:1/v1",
+                "--secret-key=k",
+                "--scenarios=track,login"
+            ]),
+            Err(ArgError::Invalid {
+                flag: "--scenarios",
+                ..
+            })
+        ));
     }
 
     #[test]

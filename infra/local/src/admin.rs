@@ -10,16 +10,25 @@
 //! latchkey-admin key create --tenant ID
 //! latchkey-admin key revoke --key-id KEY_ID
 //! latchkey-admin audit verify --tenant ID
+//! latchkey-admin backup run
+//! latchkey-admin backup drill
+//! latchkey-admin operator create --name NAME
+//! latchkey-admin operator revoke --id OPERATOR_ID
 //! ```
-use latchkey::Services;
+//!
+//! `backup run` and `backup drill` do what the backup function does on its schedules, on the
+//! configured store: on the embedded one, copies go to `<data dir>/backups/`.
 use latchkey::domain::Error;
 use latchkey::domain::audit::AuditContext;
+use latchkey::domain::backups::{BackupPolicy, run_backup, run_drill};
 use latchkey::domain::rules::ActionConfig;
+use latchkey::domain::status::operators::{create_operator, revoke_operator};
 use latchkey::domain::tenants::{
     AdminContact, TenantSettings, add_admin_contact, admin_contacts, create_api_key, create_tenant,
     get_tenant, revoke_api_key,
 };
 use latchkey::ports::random::RandomExt as _;
+use latchkey::{Config, Services};
 use std::collections::BTreeMap;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -71,7 +80,11 @@ pub const USAGE: &str = "usage:
   latchkey-admin tenant add-contact --id ID --first-name F --last-name L --email E --company C
   latchkey-admin key create --tenant ID
   latchkey-admin key revoke --key-id KEY_ID
-  latchkey-admin audit verify --tenant ID";
+  latchkey-admin audit verify --tenant ID
+  latchkey-admin backup run
+  latchkey-admin backup drill
+  latchkey-admin operator create --name NAME
+  latchkey-admin operator revoke --id OPERATOR_ID";
 
 /// Runs one command and returns what to print.
 pub async fn run(services: &Services, args: &Args) -> Result<String, String> {
@@ -176,6 +189,38 @@ pub async fn run(services: &Services, args: &Args) -> Result<String, String> {
                 None => Ok(text),
                 Some(_) => Err(text),
             }
+        }
+        ["backup", task @ ("run" | "drill")] => {
+            let config = Config::from_env().map_err(|e| e.to_string())?;
+            let target = latchkey::runtime::backup_target(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let policy = BackupPolicy::from(&config.backup);
+            let (text, ok) = if *task == "run" {
+                let report = run_backup(services, target.as_ref(), &policy).await;
+                (serde_json::to_string_pretty(&report), report.succeeded())
+            } else {
+                let report = run_drill(services, target.as_ref(), &policy).await;
+                (
+                    serde_json::to_string_pretty(&report),
+                    report.passed() && report.kind().is_none(),
+                )
+            };
+            let text = text.unwrap_or_default();
+            if ok { Ok(text) } else { Err(text) }
+        }
+        ["operator", "create"] => {
+            let (id, token) = create_operator(services, &ctx, args.one("name")?)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "operator id: {id}\ntoken:       {token}  (shown once; send as Authorization: Bearer)"
+            ))
+        }
+        ["operator", "revoke"] => {
+            let id = args.one("id")?;
+            revoke_operator(services, &ctx, id).await.map_err(err)?;
+            Ok(format!("revoked operator {id}"))
         }
         _ => Err(USAGE.into()),
     }

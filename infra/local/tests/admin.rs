@@ -147,3 +147,46 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
         "contact or secret in the store"
     );
 }
+
+/// An operator on a laptop makes a backup of the embedded store and drills it.
+#[test]
+fn operator_runs_a_backup_and_a_restore_drill_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (ok, _, err) = admin(data, &["backup", "drill"]);
+    assert!(
+        !ok && err.contains("no_copy"),
+        "nothing to drill yet: {err}"
+    );
+    let (ok, out, err) = admin(
+        data,
+        &[
+            "tenant",
+            "create",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--rp-id",
+            "acme.example",
+            "--origin",
+            "https://acme.example",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = admin(data, &["backup", "run"]);
+    assert!(ok, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let copy = std::path::PathBuf::from(report["backupId"].as_str().unwrap());
+    assert_eq!(copy.parent().unwrap(), data.join("backups"));
+    assert!(copy.is_file());
+    assert_eq!(report["pitrBefore"], "not_applicable");
+    let (ok, out, err) = admin(data, &["backup", "drill"]);
+    assert!(ok, "{out}{err}");
+    let drill: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(drill["backupName"], report["backupName"]);
+    assert!(drill["restoredItems"].as_u64().unwrap() > 0);
+    assert_eq!(drill["scratchDropped"], true);
+    let (ok, _, err) = admin(data, &["backup", "sideways"]);
+    assert!(!ok && err.contains("backup drill"), "{err}");
+}

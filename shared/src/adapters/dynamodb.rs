@@ -129,7 +129,7 @@ fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     Ok(out)
 }
 
-fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
+pub(crate) fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
     let corrupt = |what: &str| StoreError::Unavailable(format!("dynamodb: item without {what}"));
     let take_s = |attrs: &mut Attrs, name: &str| match attrs.remove(name) {
         Some(AttributeValue::S(v)) => Some(v),

@@ -91,7 +91,7 @@ fn holds(condition: Condition, stored: Option<u64>) -> bool {
     }
 }
 
-fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Item, String)> {
+pub(crate) fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Item, String)> {
     let gsi1pk: Option<String> = row.get(4)?;
     let gsi1sk: Option<String> = row.get(5)?;
     Ok((
@@ -107,7 +107,7 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Item, String)> {
     ))
 }
 
-fn finish(parts: (Item, String)) -> Result<Item, StoreError> {
+pub(crate) fn finish(parts: (Item, String)) -> Result<Item, StoreError> {
     let (mut item, attrs) = parts;
     item.attrs = match serde_json::from_str::<Value>(&attrs) {
         Ok(Value::Object(map)) => map,
@@ -116,7 +116,7 @@ fn finish(parts: (Item, String)) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-const COLUMNS: &str = "pk, sk, v, ttl, gsi1pk, gsi1sk, attrs";
+pub(crate) const COLUMNS: &str = "pk, sk, v, ttl, gsi1pk, gsi1sk, attrs";
 
 fn get_item(conn: &Connection, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
     conn.query_row(

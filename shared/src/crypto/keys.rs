@@ -24,6 +24,8 @@ pub enum Purpose {
     BlindIndex,
     /// Keys the hash of one-time codes.
     OtpPepper,
+    /// Keys the hash of operator bearer tokens (`lko_...`, status page writes).
+    OperatorTokenPepper,
 }
 
 impl Purpose {
@@ -33,6 +35,7 @@ impl Purpose {
             Purpose::ApiKeyPepper => b"latchkey/v1/api-key-pepper",
             Purpose::BlindIndex => b"latchkey/v1/blind-index",
             Purpose::OtpPepper => b"latchkey/v1/otp-pepper",
+            Purpose::OperatorTokenPepper => b"latchkey/v1/operator-token-pepper",
         }
     }
 }

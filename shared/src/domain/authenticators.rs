@@ -123,6 +123,8 @@ async fn read(
     })
 }
 
+/// A user's authenticators, enrolled ones only: a pending TOTP or email enrollment (no
+/// `verifiedAt` until its first code verifies) is neither listed nor counts as enrolled.
 async fn items(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Vec<Item>, Error> {
     Ok(services
         .store
@@ -132,7 +134,10 @@ async fn items(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Ve
                 .limit(1000),
         )
         .await?
-        .items)
+        .items
+        .into_iter()
+        .filter(|i| i.str("verifiedAt").is_some())
+        .collect())
 }
 
 pub async fn list(
@@ -165,14 +170,15 @@ pub async fn enrolled_methods(
 }
 
 /// Enrolls an authenticator the tenant has already verified (email, phone, or an
-/// authenticator app's `otpauth://` URI), creating the user if new.
+/// authenticator app's `otpauth://` URI), creating the user if new. An authenticator app that
+/// is the user's first strong authenticator comes with recovery codes, returned this once.
 pub async fn enroll_verified(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
     user_id: &str,
     req: EnrollVerified,
-) -> Result<Authenticator, Error> {
+) -> Result<(Authenticator, Option<Vec<String>>), Error> {
     check_user_id(user_id)?;
     let method = req.verification_method.as_str();
     let mut sealed_fields: Vec<(&str, String)> = Vec::new();
@@ -268,10 +274,19 @@ pub async fn enroll_verified(
             condition: Condition::Absent,
         });
     }
+    let recovery = if method == "AUTHENTICATOR_APP" {
+        crate::domain::otp::first_strong_codes(services, tenant, user_id).await?
+    } else {
+        None
+    };
+    let codes = recovery.map(|(codes, more)| {
+        ops.extend(more);
+        codes
+    });
     let change = Change {
         action: "authenticator.enroll",
         target: audit_ref(services, &tenant.id, user_id).await?,
-        summary: json!({ "authenticatorId": id, "verificationMethod": method }),
+        summary: json!({ "authenticatorId": id, "verificationMethod": method, "recoveryCodesIssued": codes.is_some() }),
         ops,
     };
     match services.journal.commit(&tenant.id, ctx, change).await {
@@ -281,7 +296,7 @@ pub async fn enroll_verified(
         }
         Err(e) => return Err(e.into()),
     }
-    read(services, tenant, user_id, &item).await
+    Ok((read(services, tenant, user_id, &item).await?, codes))
 }
 
 pub async fn delete(

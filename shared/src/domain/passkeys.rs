@@ -70,7 +70,7 @@ pub const CEREMONY_SECONDS: i64 = 5 * 60;
 /// The action a usernameless sign-in records when the page named none.
 pub const DEFAULT_SIGN_IN_ACTION: &str = "signIn";
 
-fn challenge_pk(tenant_id: &str, id: &str) -> String {
+pub(crate) fn challenge_pk(tenant_id: &str, id: &str) -> String {
     format!("T#{tenant_id}#CH#{id}")
 }
 
@@ -185,7 +185,7 @@ async fn save_as(
 /// The ceremony id of a security-key ceremony: bound to the token's tenant, user and action
 /// instance, since the wire carries no challenge id. Not secret: only the holder of a token for
 /// that user can start or finish it.
-fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
+pub(crate) fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
     let mut h = Sha256::new();
     for part in [&tenant.id, &claims.sub, &claims.act, &claims.idk] {
         h.update((part.len() as u64).to_be_bytes());
@@ -327,6 +327,7 @@ pub async fn registration_options(
     claims: &Claims,
     username: Option<&str>,
 ) -> Result<(String, CreationChallengeResponse), Error> {
+    crate::domain::otp::check_may_enroll(services, tenant, claims).await?;
     let rp = relying_party(tenant)?;
     let user_id = &claims.sub;
     let handle = match user_handle(services, tenant, user_id).await? {
@@ -371,17 +372,20 @@ pub struct Verified {
     pub user_authenticator_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Recovery codes, when this registration was the user's first strong authenticator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 /// The action a finished ceremony completes: moved to `state`, or (usernameless sign-in)
-/// created in it. Returns the write and the idempotency key.
-async fn settle_action(
+/// created in it. Returns the write and the idempotency key. Shared with the OTP ceremonies.
+pub(crate) async fn settle_action(
     services: &Services,
     tenant: &Tenant,
     user_id: &str,
     action: Option<(String, String)>,
     state: &str,
-    kind: Kind,
+    method: &str,
 ) -> Result<(Option<WriteOp>, String, String), Error> {
     let (code, key) = action.unwrap_or_default();
     let code = if code.is_empty() {
@@ -399,7 +403,7 @@ async fn settle_action(
         let v = item.version;
         let updated = item
             .with("state", state)
-            .with("verificationMethod", kind.method())
+            .with("verificationMethod", method)
             .with("stateUpdatedAt", now.clone())
             .with("updatedAt", now)
             .with_version(v + 1);
@@ -417,7 +421,7 @@ async fn settle_action(
         .with("actionCode", code.clone())
         .with("idempotencyKey", key.clone())
         .with("state", state)
-        .with("verificationMethod", kind.method())
+        .with("verificationMethod", method)
         .with("createdAt", now.clone())
         .with("createdEpoch", now_epoch(services))
         .with("updatedAt", now.clone())
@@ -434,7 +438,7 @@ async fn settle_action(
     ))
 }
 
-async fn commit(
+pub(crate) async fn commit(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
@@ -466,8 +470,15 @@ async fn record_failure(
     let target = match user_id {
         Some(u) => {
             if action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
-                let (op, _, _) =
-                    settle_action(services, tenant, u, action, "CHALLENGE_FAILED", kind).await?;
+                let (op, _, _) = settle_action(
+                    services,
+                    tenant,
+                    u,
+                    action,
+                    "CHALLENGE_FAILED",
+                    kind.method(),
+                )
+                .await?;
                 ops.extend(op);
             }
             audit_ref(services, &tenant.id, u).await?
@@ -519,6 +530,7 @@ pub async fn security_key_registration_options(
     tenant: &Tenant,
     claims: &Claims,
 ) -> Result<CreationChallengeResponse, Error> {
+    crate::domain::otp::check_may_enroll(services, tenant, claims).await?;
     let rp = relying_party(tenant)?;
     let user_id = &claims.sub;
     let handle = match user_handle(services, tenant, user_id).await? {
@@ -706,10 +718,16 @@ async fn register(
         &user_id,
         action,
         "CHALLENGE_SUCCEEDED",
-        kind,
+        kind.method(),
     )
     .await?;
     ops.extend(action_op);
+    let recovery_codes = crate::domain::otp::first_strong_codes(services, tenant, &user_id)
+        .await?
+        .map(|(codes, more)| {
+            ops.extend(more);
+            codes
+        });
     let change = Change {
         action: if kind == Kind::Passkey {
             "passkey.register"
@@ -717,7 +735,7 @@ async fn register(
             "security_key.register"
         },
         target: audit_ref(services, &tenant.id, &user_id).await?,
-        summary: json!({ "authenticatorId": aid, "actionCode": code, "kind": kind.audit() }),
+        summary: json!({ "authenticatorId": aid, "actionCode": code, "kind": kind.audit(), "recoveryCodesIssued": recovery_codes.is_some() }),
         ops,
     };
     commit(services, tenant, ctx, change).await?;
@@ -737,6 +755,7 @@ async fn register(
             user_id,
             user_authenticator_id: aid,
             username,
+            recovery_codes,
         },
         view,
     ))
@@ -975,7 +994,7 @@ async fn succeed(
         user_id,
         action,
         "CHALLENGE_SUCCEEDED",
-        kind,
+        kind.method(),
     )
     .await?;
     ops.extend(action_op);
@@ -1002,6 +1021,7 @@ async fn succeed(
         user_id: user_id.to_owned(),
         user_authenticator_id: authenticator_id,
         username: None,
+        recovery_codes: None,
     })
 }
 

@@ -66,8 +66,11 @@ pub fn key_pk(key_id: &str) -> String {
 }
 
 /// Tenant ids appear in keys and URLs: 3–64 of `[A-Za-z0-9_-]`.
+/// A tenant id: 3-64 characters of A-Z, a-z, 0-9, '-' and '_', not starting with '_' (ids
+/// starting with '_' are Latchkey's own journals, such as the status page's `_platform`).
 pub fn valid_tenant_id(id: &str) -> bool {
     (3..=64).contains(&id.len())
+        && !id.starts_with('_')
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -140,7 +143,7 @@ pub async fn create_tenant(
 ) -> Result<Tenant, Error> {
     if !valid_tenant_id(tenant_id) {
         return Err(Error::Invalid(
-            "tenant id must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_'".into(),
+            "tenant id must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_', not starting with '_'".into(),
         ));
     }
     for config in settings.actions.values() {
@@ -483,4 +486,18 @@ pub async fn admin_contacts(
         .open(&tenant.data_key, contacts_field(&tenant.id), sealed)
         .await?;
     serde_json::from_slice(&plain).map_err(|e| Error::Internal(format!("contacts: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_cannot_take_latchkeys_own_journal_names() {
+        assert!(valid_tenant_id("acme_corp-1"));
+        assert!(!valid_tenant_id("_platform"));
+        assert!(!valid_tenant_id("_x1"));
+        assert!(!valid_tenant_id("ab"));
+        assert!(!valid_tenant_id("a b"));
+    }
 }

@@ -1,0 +1,59 @@
+//! How the write side recognises an operator: one small trait, so that the admin plane's
+//! operator sign-in (passkeys, sessions) can replace the bearer tokens without touching a
+//! handler. Handlers take [`OperatorCaller`]; they never look at credentials themselves.
+use crate::StatusState;
+use async_trait::async_trait;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use latchkey::Services;
+use latchkey::domain::Error;
+use latchkey::domain::status::operators::{self, Operator};
+use latchkey::http::ApiError;
+
+/// Decides who the operator behind a request is, or refuses it with
+/// [`Error::Unauthorized`] (every failure alike, so a caller learns nothing).
+#[async_trait]
+pub trait OperatorAuth: Send + Sync {
+    async fn authorize(&self, services: &Services, parts: &Parts) -> Result<Operator, Error>;
+}
+
+/// `Authorization: Bearer lko_<id>_<secret>`, minted with `latchkey-admin operator create`
+/// and checked against its keyed hash ([`operators::authenticate`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BearerTokens;
+
+#[async_trait]
+impl OperatorAuth for BearerTokens {
+    async fn authorize(&self, services: &Services, parts: &Parts) -> Result<Operator, Error> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(Error::Unauthorized)?;
+        let (scheme, token) = value.split_once(' ').ok_or(Error::Unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Error::Unauthorized);
+        }
+        operators::authenticate(services, token.trim()).await
+    }
+}
+
+/// The operator calling a write route.
+pub struct OperatorCaller(pub Operator);
+
+impl FromRequestParts<StatusState> for OperatorCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &StatusState,
+    ) -> Result<Self, Self::Rejection> {
+        state
+            .auth
+            .authorize(&state.services, parts)
+            .await
+            .map(OperatorCaller)
+            .map_err(ApiError::from)
+    }
+}

@@ -1,0 +1,230 @@
+//! The public read side: no credential, the same body for everyone, so it is cacheable.
+//!
+//! Every answer carries a strong `ETag` (a hash of the body) and `Cache-Control: public,
+//! max-age=30`; a request whose `If-None-Match` names the current tag gets `304` and no body.
+//! Setting `Cache-Control` here is what overrides the shared middleware's `no-store` default,
+//! which only fills the header in when a handler left it empty. JSON and the feed are readable
+//! cross-origin (`Access-Control-Allow-Origin: *`): Statuspage widgets fetch them from other
+//! sites, and they hold nothing private.
+use crate::StatusState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey::domain::Error;
+use latchkey::domain::status::views::{self, PageInfo, Which};
+use latchkey::domain::status::{self, Snapshot};
+use latchkey::http::ApiError;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub const CACHE_CONTROL: &str = "public, max-age=30";
+const PAGE_ID: &str = "latchkey";
+const PAGE_NAME: &str = "Latchkey";
+
+/// The page as this request reaches it: `https://<host>/status` (plain http only on loopback).
+pub fn page_info(headers: &HeaderMap) -> PageInfo {
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let loopback =
+        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
+    let scheme = if loopback { "http" } else { "https" };
+    PageInfo {
+        id: PAGE_ID.into(),
+        name: PAGE_NAME.into(),
+        url: format!("{scheme}://{host}/status"),
+    }
+}
+
+/// A strong validator: the first 128 bits of the body's SHA-256.
+pub fn etag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
+/// Whether `If-None-Match` names `tag` (weak comparison, as RFC 9110 asks for this header).
+fn not_modified(request: &HeaderMap, tag: &str) -> bool {
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag)
+}
+
+/// The answer for a public body: 200 with it, or 304 when the client has it already.
+pub fn cached(request: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+    let tag = etag(&body);
+    let mut response = if not_modified(request, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = (StatusCode::OK, body).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+fn json<T: Serialize>(request: &HeaderMap, doc: &T) -> Result<Response> {
+    let body =
+        serde_json::to_vec(doc).map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    Ok(cached(request, "application/json", body))
+}
+
+async fn snapshot(state: &StatusState) -> Result<Snapshot> {
+    Ok(status::snapshot(&state.services).await?)
+}
+
+pub async fn summary(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    let s = snapshot(&st).await?;
+    json(&headers, &views::summary(&s, &page_info(&headers)))
+}
+
+pub async fn status(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    let s = snapshot(&st).await?;
+    let info = page_info(&headers);
+    json(
+        &headers,
+        &views::StatusDoc {
+            page: views::page(&s, &info),
+            status: views::status(&s),
+        },
+    )
+}
+
+pub async fn components(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    let s = snapshot(&st).await?;
+    let info = page_info(&headers);
+    json(
+        &headers,
+        &views::ComponentsDoc {
+            page: views::page(&s, &info),
+            components: views::components(&s, &info),
+        },
+    )
+}
+
+async fn incidents_doc(st: &StatusState, headers: &HeaderMap, which: Which) -> Result<Response> {
+    let s = snapshot(st).await?;
+    let info = page_info(headers);
+    json(
+        headers,
+        &views::IncidentsDoc {
+            page: views::page(&s, &info),
+            incidents: views::incidents(&s, &info, which),
+        },
+    )
+}
+
+pub async fn incidents(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    incidents_doc(&st, &headers, Which::All).await
+}
+
+pub async fn unresolved(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    incidents_doc(&st, &headers, Which::Unresolved).await
+}
+
+async fn maintenances_doc(st: &StatusState, headers: &HeaderMap, which: Which) -> Result<Response> {
+    let s = snapshot(st).await?;
+    let info = page_info(headers);
+    json(
+        headers,
+        &views::MaintenancesDoc {
+            page: views::page(&s, &info),
+            scheduled_maintenances: views::maintenances(&s, &info, which),
+        },
+    )
+}
+
+pub async fn maintenances(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    maintenances_doc(&st, &headers, Which::All).await
+}
+
+pub async fn upcoming(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    maintenances_doc(&st, &headers, Which::Upcoming).await
+}
+
+pub async fn active(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    maintenances_doc(&st, &headers, Which::Active).await
+}
+
+pub async fn page(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    let s = snapshot(&st).await?;
+    let body = crate::html::render(&s, &page_info(&headers)).into_bytes();
+    let mut response = cached(&headers, "text/html; charset=utf-8", body);
+    response
+        .headers_mut()
+        .remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    if let Ok(csp) = HeaderValue::from_str(&crate::html::content_security_policy()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    Ok(response)
+}
+
+pub async fn feed(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+    let s = snapshot(&st).await?;
+    let body = crate::atom::render(&s, &page_info(&headers))
+        .map_err(|e| ApiError::from(Error::Internal(e)))?;
+    Ok(cached(&headers, "application/atom+xml", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        let tag = etag(b"body");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap(),
+        );
+        assert!(not_modified(&h, &tag));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(not_modified(&h, &tag));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+        assert!(!not_modified(&h, &tag));
+        assert!(!not_modified(&HeaderMap::new(), &tag));
+        assert_ne!(etag(b"body"), etag(b"body2"));
+    }
+
+    #[test]
+    fn page_url_comes_from_a_sane_host_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("status.example.com"));
+        assert_eq!(page_info(&h).url, "https://status.example.com/status");
+        h.insert(header::HOST, HeaderValue::from_static("localhost:8787"));
+        assert_eq!(page_info(&h).url, "http://localhost:8787/status");
+        h.insert(header::HOST, HeaderValue::from_static("evil.example/\"><x"));
+        assert_eq!(page_info(&h).url, "http://localhost/status");
+    }
+}

@@ -1,0 +1,187 @@
+//! Operator credentials for the status page's write side, until the admin plane brings
+//! operator sign-in with passkeys (the status function asks for an operator through a small
+//! trait, so this is the one implementation to replace).
+//!
+//! A token reads `lko_{16 hex id}_{secret}`. The id makes lookup one read of `OP#{id}`; the
+//! store holds only HMAC-SHA256(operator-token pepper, whole token), compared in constant time
+//! under the current and, during a rotation, the previous pepper. The token is shown once.
+use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::domain::Error;
+use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::status::PLATFORM_JOURNAL;
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, WriteOp};
+use crate::runtime::Services;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+pub const TOKEN_PREFIX: &str = "lko_";
+const ID_LEN: usize = 16;
+
+/// An authenticated operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub id: String,
+    pub name: String,
+}
+
+impl Operator {
+    pub fn audit(&self, request_id: &str, source_ip: Option<String>) -> AuditContext {
+        AuditContext {
+            actor: format!("operator:{}", self.id),
+            request_id: request_id.to_owned(),
+            source_ip,
+        }
+    }
+}
+
+fn operator_pk(id: &str) -> String {
+    format!("OP#{id}")
+}
+
+/// The operator id of a token, if it has the shape of one.
+pub fn operator_id_of(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (id, tail) = rest.split_at_checked(ID_LEN)?;
+    let secret = tail.strip_prefix('_')?;
+    let id_ok = id
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    (id_ok && secret.len() >= 32).then_some(id)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Mints an operator token; returns (id, token). The token is not recoverable afterwards.
+pub async fn create_operator(
+    services: &Services,
+    ctx: &AuditContext,
+    name: &str,
+) -> Result<(String, String), Error> {
+    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "operator name must be 1-100 characters".into(),
+        ));
+    }
+    let id = services.random.hex_id(ID_LEN / 2);
+    let token = format!("{TOKEN_PREFIX}{id}_{}", services.random.token(32));
+    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OperatorTokenPepper).await?;
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let item = Item::new(operator_pk(&id), "OPERATOR")
+        .with("name", name)
+        .with("hash", hex(&pepper.mac(token.as_bytes())))
+        .with("createdAt", now);
+    let change = Change {
+        action: "operator.create",
+        target: format!("operator:{id}"),
+        summary: json!({}),
+        ops: vec![WriteOp::Put {
+            item,
+            condition: Condition::Absent,
+        }],
+    };
+    match services.journal.commit(PLATFORM_JOURNAL, ctx, change).await {
+        Ok(_) => Ok((id, token)),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("operator id exists; retry")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Revokes an operator token; it stops working at once.
+pub async fn revoke_operator(
+    services: &Services,
+    ctx: &AuditContext,
+    id: &str,
+) -> Result<(), Error> {
+    let item = services
+        .store
+        .get(&operator_pk(id), "OPERATOR")
+        .await?
+        .ok_or(Error::NotFound("operator"))?;
+    let now = services
+        .clock
+        .now()
+        .format(&Rfc3339)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let version = item.version;
+    let change = Change {
+        action: "operator.revoke",
+        target: format!("operator:{id}"),
+        summary: json!({}),
+        ops: vec![WriteOp::Put {
+            item: item.with("revokedAt", now).with_version(version + 1),
+            condition: Condition::Version(version),
+        }],
+    };
+    services
+        .journal
+        .commit(PLATFORM_JOURNAL, ctx, change)
+        .await?;
+    Ok(())
+}
+
+/// Checks an operator token: one read by its id, then the keyed hash compared in constant
+/// time. Every failure is the same `Unauthorized`.
+pub async fn authenticate(services: &Services, token: &str) -> Result<Operator, Error> {
+    let id = operator_id_of(token).ok_or(Error::Unauthorized)?;
+    let item = services
+        .store
+        .get(&operator_pk(id), "OPERATOR")
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) {
+        return Err(Error::Unauthorized);
+    }
+    let stored = item
+        .str("hash")
+        .and_then(unhex)
+        .ok_or(Error::Unauthorized)?;
+    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OperatorTokenPepper).await?;
+    // `verify` compares with the HMAC's constant-time check, current pepper then previous.
+    if !pepper.verify(token.as_bytes(), &stored) {
+        return Err(Error::Unauthorized);
+    }
+    Ok(Operator {
+        id: id.to_owned(),
+        name: item.str("name").unwrap_or_default().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shape_is_checked_before_any_read() {
+        let secret = "a".repeat(43);
+        assert_eq!(
+            operator_id_of(&format!("lko_0123456789abcdef_{secret}")),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(
+            operator_id_of(&format!("lk_0123456789abcdef_{secret}")),
+            None
+        );
+        assert_eq!(
+            operator_id_of(&format!("lko_0123456789ABCDEF_{secret}")),
+            None
+        );
+        assert_eq!(operator_id_of("lko_0123456789abcdef_short"), None);
+    }
+}

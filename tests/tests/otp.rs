@@ -1,0 +1,954 @@
+//! Authenticator-app TOTP, email OTP and recovery codes through the local gateway, with the
+//! controllable clock, and email read from the `.eml` outbox as a person would read it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use latchkey::Services;
+use latchkey::adapters::local_keys::LocalKeyVault;
+use latchkey::adapters::local_secrets::LocalSecrets;
+use latchkey::adapters::outbox::Outbox;
+use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::audit::AuditContext;
+use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
+use latchkey::ports::clock::ManualClock;
+use latchkey::ports::random::OsRandom;
+use latchkey::runtime::CachePolicy;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::Duration;
+use tower::ServiceExt as _;
+
+const ORIGIN: &str = "https://example.com";
+
+struct World {
+    app: Router,
+    services: Arc<Services>,
+    clock: Arc<ManualClock>,
+    outbox: Arc<Outbox>,
+    key: String,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = latchkey_tests::test_clock();
+    let db = dir.path().join("latchkey.db");
+    let outbox = Arc::new(
+        Outbox::new(
+            &dir.path().join("outbox"),
+            "Latchkey <no-reply@localhost>",
+            clock.clone(),
+            Arc::new(OsRandom),
+        )
+        .unwrap(),
+    );
+    let services = Arc::new(
+        Services::assemble(
+            Arc::new(SqliteStore::open(&db).unwrap()),
+            Arc::new(LocalKeyVault::from_key(&[3u8; 32], Arc::new(OsRandom)).unwrap()),
+            Arc::new(LocalSecrets::new(
+                BTreeMap::from([(
+                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                    zeroize::Zeroizing::new(b"otp-tests".to_vec()),
+                )]),
+                None,
+                Arc::new(OsRandom),
+            )),
+            clock.clone(),
+            Arc::new(OsRandom),
+            CachePolicy {
+                ttl: Duration::minutes(5),
+                capacity: 100,
+            },
+            64 * 1024,
+        )
+        .with_mailer(outbox.clone()),
+    );
+    let ctx = AuditContext::system("test", "setup");
+    let settings = TenantSettings {
+        name: "Example Bank".into(),
+        rp_id: "example.com".into(),
+        allowed_origins: vec![ORIGIN.into()],
+        ..Default::default()
+    };
+    create_tenant(&services, &ctx, "t-otp", settings, vec![])
+        .await
+        .unwrap();
+    let (_, key) = create_api_key(&services, &ctx, "t-otp", None)
+        .await
+        .unwrap();
+    World {
+        app: latchkey_local::gateway(services.clone()),
+        services,
+        clock,
+        outbox,
+        key,
+        db,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn send(
+        &self,
+        method: Method,
+        auth: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, auth)
+            .header(header::ORIGIN, ORIGIN);
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn server(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
+    }
+
+    async fn track(&self, user: &str, action: &str) -> String {
+        let (status, t) = self
+            .send(
+                Method::POST,
+                &self.server(),
+                &format!("/v1/users/{user}/actions/{action}"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        format!("Bearer {}", t["token"].as_str().unwrap())
+    }
+
+    /// Track with scope `add:authenticators`, which enrolling another authenticator needs.
+    async fn track_to_add(&self, user: &str, action: &str) -> String {
+        let (status, t) = self
+            .send(
+                Method::POST,
+                &self.server(),
+                &format!("/v1/users/{user}/actions/{action}"),
+                Some(json!({ "scope": "add:authenticators" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        format!("Bearer {}", t["token"].as_str().unwrap())
+    }
+
+    async fn validate(&self, bearer: &str) -> Value {
+        let token = bearer.trim_start_matches("Bearer ");
+        self.send(
+            Method::POST,
+            &self.server(),
+            "/v1/validate",
+            Some(json!({ "token": token })),
+        )
+        .await
+        .1
+    }
+
+    async fn post(&self, bearer: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.send(Method::POST, bearer, uri, body).await
+    }
+
+    async fn authenticators(&self, user: &str) -> Value {
+        let (status, v) = self
+            .send(
+                Method::GET,
+                &self.server(),
+                &format!("/v1/users/{user}/authenticators"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// The code in the newest message of the outbox, and that message's recipient line.
+    fn last_code(&self) -> (String, String) {
+        let files = self.outbox.messages().unwrap();
+        let text = std::fs::read_to_string(files.last().expect("a message in the outbox")).unwrap();
+        let at = text.find("code is ").expect("a code in the message") + "code is ".len();
+        let code: String = text[at..].chars().take(6).collect();
+        assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+        let to = text
+            .lines()
+            .find(|l| l.starts_with("To: "))
+            .unwrap()
+            .to_owned();
+        (code, to)
+    }
+
+    fn now(&self) -> u64 {
+        use latchkey::ports::Clock as _;
+        self.clock.now().unix_timestamp() as u64
+    }
+}
+
+fn totp_of(secret: &str) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn code_at(t: &totp_rs::Totp, step: u64) -> String {
+    t.generate(step * 30).to_string()
+}
+
+async fn verify_totp(w: &World, bearer: &str, code: &str) -> Value {
+    let (status, v) = w
+        .post(
+            bearer,
+            "/v1/client/verify/totp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() {
+    let w = world().await;
+    let bearer = w.track("tia", "enroll").await;
+    let (status, e) = w
+        .post(&bearer, "/v1/client/user-authenticators/totp", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let uri = e["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Example%20Bank:tia?"),
+        "{uri}"
+    );
+    assert!(
+        uri.contains("issuer=Example%20Bank") && uri.contains("digits=6")
+            || !uri.contains("digits=")
+    );
+    let parsed = totp_rs::Totp::from_url(uri).unwrap();
+    assert_eq!(parsed.secret().to_base32(), e["secret"].as_str().unwrap());
+    let t = totp_of(e["secret"].as_str().unwrap());
+    // 160-bit secret.
+    assert_eq!(
+        totp_rs::Secret::try_from_base32(e["secret"].as_str().unwrap())
+            .unwrap()
+            .as_ref()
+            .len(),
+        20
+    );
+
+    // Not enrolled until a code verifies.
+    assert_eq!(w.authenticators("tia").await, json!([]));
+    let v = verify_totp(&w, &bearer, "000000").await;
+    let wrong = code_at(&t, w.now() / 30 + 5);
+    let v2 = verify_totp(&w, &bearer, &wrong).await;
+    for v in [v, v2] {
+        assert_eq!(
+            (v["isVerified"].clone(), v["failureReason"].clone()),
+            (json!(false), json!("CODE_INVALID_OR_EXPIRED"))
+        );
+    }
+    assert_eq!(w.authenticators("tia").await, json!([]));
+
+    let step = w.now() / 30;
+    let v = verify_totp(&w, &bearer, &code_at(&t, step)).await;
+    assert_eq!(v["isVerified"], true, "{v}");
+    assert_eq!(
+        v["userAuthenticator"]["verificationMethod"],
+        "AUTHENTICATOR_APP"
+    );
+    let codes = v["recoveryCodes"].as_array().unwrap();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        w.validate(&format!("Bearer {}", v["accessToken"].as_str().unwrap()))
+            .await["state"],
+        "CHALLENGE_SUCCEEDED"
+    );
+    let list = w.authenticators("tia").await;
+    assert_eq!(list[0]["verificationMethod"], "AUTHENTICATOR_APP");
+    assert!(list[0]["verifiedAt"].is_string());
+
+    // The same step again, for a new action: refused.
+    let again = w.track("tia", "pay").await;
+    let v = verify_totp(&w, &again, &code_at(&t, step)).await;
+    assert_eq!(v["isVerified"], false);
+
+    // Step −1, 0 and +1 accepted (each a step not used before).
+    w.clock.advance(Duration::seconds(90));
+    let now = w.now() / 30;
+    for (offset, label) in [(-1i64, "previous"), (0, "current"), (1, "next")] {
+        let s = (now as i64 + offset) as u64;
+        let b = w.track("tia", label).await;
+        let v = verify_totp(&w, &b, &code_at(&t, s)).await;
+        assert_eq!(v["isVerified"], true, "step {offset}: {v}");
+        assert!(v.get("userAuthenticator").is_none(), "already enrolled");
+        assert!(
+            v.get("recoveryCodes").is_none(),
+            "codes only at first enrollment"
+        );
+        assert_eq!(w.validate(&b).await["state"], "CHALLENGE_SUCCEEDED");
+    }
+    // ±2 refused (after moving on, so the steps are fresh).
+    w.clock.advance(Duration::seconds(300));
+    let now = w.now() / 30;
+    for s in [now - 2, now + 2] {
+        let b = w.track("tia", "far").await;
+        let v = verify_totp(&w, &b, &code_at(&t, s)).await;
+        assert_eq!(v["isVerified"], false, "step {s} vs {now}");
+    }
+    let events = w
+        .services
+        .journal
+        .events("t-otp", 1000, None, false)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        events.iter().filter(|e| e.action == "totp.enroll").count(),
+        1
+    );
+    assert!(events.iter().any(|e| e.action == "totp.verify.failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_totp_code_raced_by_ten_requests_verifies_once() {
+    let w = Arc::new(world().await);
+    let bearer = w.track("race", "enroll").await;
+    let (_, e) = w
+        .post(&bearer, "/v1/client/user-authenticators/totp", None)
+        .await;
+    let t = totp_of(e["secret"].as_str().unwrap());
+    let step = w.now() / 30;
+    assert_eq!(
+        verify_totp(&w, &bearer, &code_at(&t, step)).await["isVerified"],
+        true
+    );
+    w.clock.advance(Duration::seconds(30));
+    let code = code_at(&t, w.now() / 30);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let w = Arc::clone(&w);
+        let code = code.clone();
+        tasks.push(tokio::spawn(async move {
+            let b = w.track("race", &format!("a{i}")).await;
+            w.post(
+                &b,
+                "/v1/client/verify/totp",
+                Some(json!({ "verificationCode": code })),
+            )
+            .await
+        }));
+    }
+    let mut verified = 0;
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{v}");
+        if v["isVerified"] == true {
+            verified += 1;
+        }
+    }
+    assert_eq!(verified, 1);
+}
+
+#[tokio::test]
+async fn email_otp_end_to_end_through_the_outbox() {
+    let w = world().await;
+    let bearer = w.track("eve", "enroll").await;
+    let (status, e) = w
+        .post(
+            &bearer,
+            "/v1/client/user-authenticators/email-otp",
+            Some(json!({ "email": "eve@example.com" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["userId"], "eve");
+    let (code, to) = w.last_code();
+    assert_eq!(to, "To: eve@example.com");
+    let mail = std::fs::read_to_string(w.outbox.messages().unwrap().last().unwrap()).unwrap();
+    assert!(mail.contains("Example Bank"), "names the tenant");
+    assert!(mail.contains("text/plain") && mail.contains("text/html"));
+    assert_eq!(
+        w.authenticators("eve").await,
+        json!([]),
+        "pending until verified"
+    );
+
+    let (status, v) = w
+        .post(
+            &bearer,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["isVerified"], true, "{v}");
+    assert_eq!(v["userAuthenticator"]["verificationMethod"], "EMAIL_OTP");
+    assert_eq!(w.validate(&bearer).await["state"], "CHALLENGE_SUCCEEDED");
+    // Single use.
+    let (_, v) = w
+        .post(
+            &bearer,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], false);
+
+    // A challenge for a later action; a resend inside the cooldown is refused.
+    let b = w.track("eve", "pay").await;
+    let (status, c) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert!(c["challengeId"].is_string());
+    let (status, _) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    w.clock.advance(Duration::seconds(31));
+    let (status, _) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (code, _) = w.last_code();
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], true, "{v}");
+    assert!(v.get("userAuthenticator").is_none());
+
+    // Expiry: ten minutes. The token from track lives ten minutes too, so the code's own
+    // expiry is checked on the domain with the token's claims: still good at 599 s (through
+    // HTTP), refused at 600 s.
+    let b = w.track("eve", "late").await;
+    let claims =
+        latchkey::domain::tokens::verify(&w.services, "t-otp", b.trim_start_matches("Bearer "))
+            .await
+            .unwrap()
+            .unwrap();
+    let tenant = latchkey::domain::tenants::get_tenant(&w.services, "t-otp")
+        .await
+        .unwrap()
+        .unwrap();
+    w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    let (code, _) = w.last_code();
+    w.clock.advance(Duration::seconds(600));
+    let ctx = AuditContext::system("test", "expiry");
+    let v = latchkey::domain::otp::verify_email(&w.services, &tenant, &ctx, &claims, &code)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.is_verified, v.failure_reason),
+        (false, Some("CODE_INVALID_OR_EXPIRED"))
+    );
+    let b = w.track("eve", "in-time").await;
+    w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    let (code, _) = w.last_code();
+    w.clock.advance(Duration::seconds(599));
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], true, "{v}");
+
+    // Five wrong codes fail the challenge; the sixth attempt is refused even with the right code.
+    let b = w.track("eve", "guess").await;
+    w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    let (code, _) = w.last_code();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for attempt in 1..=5 {
+        let (_, v) = w
+            .post(
+                &b,
+                "/v1/client/verify/email-otp",
+                Some(json!({ "verificationCode": wrong })),
+            )
+            .await;
+        let expected = if attempt == 5 {
+            "MAX_ATTEMPTS_EXCEEDED"
+        } else {
+            "CODE_INVALID_OR_EXPIRED"
+        };
+        assert_eq!(v["failureReason"], expected, "attempt {attempt}");
+    }
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(
+        (v["isVerified"].clone(), v["failureReason"].clone()),
+        (json!(false), json!("MAX_ATTEMPTS_EXCEEDED"))
+    );
+    let state = w.validate(&b).await;
+    assert_eq!(state["state"], "CHALLENGE_FAILED");
+
+    let events = w
+        .services
+        .journal
+        .events("t-otp", 1000, None, false)
+        .await
+        .unwrap()
+        .0;
+    for what in [
+        "email_otp.enroll",
+        "email_otp.verify",
+        "email_otp.send",
+        "email_otp.verify.failed",
+    ] {
+        assert!(events.iter().any(|e| e.action == what), "{what} audited");
+    }
+    let report = w.services.journal.verify("t-otp").await.unwrap();
+    assert_eq!(report.broken, None);
+}
+
+#[tokio::test]
+async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
+    let w = world().await;
+    let bearer = w.track("bob", "enroll").await;
+    w.post(
+        &bearer,
+        "/v1/client/user-authenticators/email-otp",
+        Some(json!({ "email": "bob@example.com" })),
+    )
+    .await;
+    let (code, _) = w.last_code();
+    w.post(
+        &bearer,
+        "/v1/client/verify/email-otp",
+        Some(json!({ "verificationCode": code })),
+    )
+    .await;
+
+    // 100 wrong codes over 25 actions (4 each, under the per-challenge limit).
+    let mut failures = 0;
+    let mut n = 0;
+    while failures < 100 {
+        n += 1;
+        let b = w.track("bob", &format!("a{n}")).await;
+        w.clock.advance(Duration::seconds(31));
+        let (status, _) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
+        assert_eq!(status, StatusCode::OK);
+        for _ in 0..4 {
+            let (status, v) = w
+                .post(
+                    &b,
+                    "/v1/client/verify/email-otp",
+                    Some(json!({ "verificationCode": "abcdef" })),
+                )
+                .await;
+            assert_eq!(
+                (status, v["isVerified"].clone()),
+                (StatusCode::OK, json!(false))
+            );
+            failures += 1;
+        }
+    }
+    // The 101st verification is refused before the code is looked at, even the right code.
+    let b = w.track("bob", "after").await;
+    w.clock.advance(Duration::seconds(31));
+    w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    let (code, _) = w.last_code();
+    let (status, body) = w
+        .post(
+            &b,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_requests");
+    // Another user is not affected.
+    let other = w.track("ann", "enroll").await;
+    let (status, _) = w
+        .post(
+            &other,
+            "/v1/client/verify/totp",
+            Some(json!({ "verificationCode": "123456" })),
+        )
+        .await;
+    assert_ne!(status, StatusCode::TOO_MANY_REQUESTS);
+    // An hour (and the bucket before it) later, Bob may try again.
+    w.clock.advance(Duration::hours(2));
+    let b = w.track("bob", "later").await;
+    w.post(&b, "/v1/client/challenge/email-otp", None).await;
+    let (code, _) = w.last_code();
+    let (status, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["isVerified"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
+    let w = world().await;
+    let bearer = w.track("rc", "enroll").await;
+    let (_, e) = w
+        .post(&bearer, "/v1/client/user-authenticators/totp", None)
+        .await;
+    let t = totp_of(e["secret"].as_str().unwrap());
+    let v = verify_totp(&w, &bearer, &code_at(&t, w.now() / 30)).await;
+    let codes: Vec<String> = v["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
+    assert_eq!(distinct.len(), 10);
+
+    let b = w.track("rc", "lost-phone").await;
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/recovery-code",
+            Some(json!({ "verificationCode": codes[0].to_uppercase() })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], true, "{v}");
+    assert_eq!(w.validate(&b).await["state"], "CHALLENGE_SUCCEEDED");
+    let b = w.track("rc", "again").await;
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/recovery-code",
+            Some(json!({ "verificationCode": codes[0] })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], false, "used once");
+
+    let (status, r) = w
+        .post(&b, "/v1/client/user-authenticators/recovery-codes", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let fresh = r["recoveryCodes"].as_array().unwrap();
+    assert_eq!(fresh.len(), 10);
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/recovery-code",
+            Some(json!({ "verificationCode": codes[1] })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], false, "old set void");
+    let (_, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/recovery-code",
+            Some(json!({ "verificationCode": fresh[0] })),
+        )
+        .await;
+    assert_eq!(v["isVerified"], true, "{v}");
+}
+
+#[tokio::test]
+async fn the_raw_store_holds_neither_totp_secrets_nor_otp_codes() {
+    let w = world().await;
+    let bearer = w.track("raw", "enroll").await;
+    let (_, e) = w
+        .post(&bearer, "/v1/client/user-authenticators/totp", None)
+        .await;
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let t = totp_of(&secret);
+    let v = verify_totp(&w, &bearer, &code_at(&t, w.now() / 30)).await;
+    let recovery: Vec<String> = v["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().replace('-', ""))
+        .collect();
+    let b = w.track_to_add("raw", "mail").await;
+    w.post(
+        &b,
+        "/v1/client/user-authenticators/email-otp",
+        Some(json!({ "email": "raw-user@example.com" })),
+    )
+    .await;
+    let (code, _) = w.last_code();
+
+    // Every byte of every row, as text.
+    let conn = rusqlite::Connection::open(&w.db).unwrap();
+    let mut dump = String::new();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                        dump.push_str(&String::from_utf8_lossy(t));
+                    }
+                    other => dump.push_str(&format!("{other:?}")),
+                }
+                dump.push('\n');
+            }
+        }
+    }
+    assert!(
+        dump.contains("AUTHENTICATOR_APP"),
+        "the dump is of the right store"
+    );
+    assert!(!dump.contains(&secret), "TOTP secret in plaintext");
+    assert!(!dump.to_lowercase().contains(&secret.to_lowercase()));
+    assert!(!dump.contains(&code), "email OTP code in plaintext");
+    assert!(!dump.contains("raw-user@example.com"), "email in plaintext");
+    for r in recovery {
+        assert!(!dump.contains(&r), "recovery code in plaintext");
+    }
+}
+
+#[tokio::test]
+async fn otp_routes_need_a_token_and_say_so_in_the_wire_format() {
+    let w = world().await;
+    let tenant = format!("Basic {}", STANDARD.encode("t-otp"));
+    for uri in [
+        "/v1/client/user-authenticators/totp",
+        "/v1/client/challenge/email-otp",
+    ] {
+        let (status, body) = w.post(&tenant, uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(body["error"], "unauthorized");
+    }
+    let bearer = w.track("x", "y").await;
+    let (status, body) = w
+        .post(&bearer, "/v1/client/verify/totp", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = w
+        .post(
+            &bearer,
+            "/v1/client/user-authenticators/email-otp",
+            Some(json!({ "email": "not an address" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A TOTP verify for a user with no authenticator app is a clear 400.
+    let (status, body) = w
+        .post(
+            &bearer,
+            "/v1/client/verify/totp",
+            Some(json!({ "verificationCode": "123456" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn server_enrolled_authenticator_app_returns_recovery_codes_once() {
+    let w = world().await;
+    let uri = "otpauth://totp/Example:srv?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Example";
+    let body = json!({ "verificationMethod": "AUTHENTICATOR_APP", "otpUri": uri });
+    let (status, r) = w
+        .send(
+            Method::POST,
+            &w.server(),
+            "/v1/users/srv/authenticators",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(
+        r["authenticator"]["verificationMethod"],
+        "AUTHENTICATOR_APP"
+    );
+    assert_eq!(r["recoveryCodes"].as_array().unwrap().len(), 10);
+    let (status, r) = w
+        .send(
+            Method::POST,
+            &w.server(),
+            "/v1/users/srv/authenticators",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert!(
+        r.get("recoveryCodes").is_none(),
+        "only with the first strong authenticator"
+    );
+    // An email authenticator is not a strong one: no codes.
+    let (_, r) = w
+        .send(
+            Method::POST,
+            &w.server(),
+            "/v1/users/mailer/authenticators",
+            Some(json!({ "verificationMethod": "EMAIL_OTP", "email": "m@example.com" })),
+        )
+        .await;
+    assert!(r.get("recoveryCodes").is_none());
+    // The server-enrolled app verifies codes on the Client API.
+    let t = totp_of("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+    let b = w.track("srv", "pay").await;
+    let v = verify_totp(&w, &b, &code_at(&t, w.now() / 30)).await;
+    assert_eq!(v["isVerified"], true, "{v}");
+}
+
+/// Collects what the JSON log layer writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_code_secret_or_address_reaches_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // The only test in this binary that installs a subscriber; global, as in tests/http.rs.
+    tracing::subscriber::set_global_default(latchkey::logging::subscriber("trace", move || {
+        writer.clone()
+    }))
+    .expect("one global subscriber");
+
+    let w = world().await;
+    let bearer = w.track("logged", "enroll").await;
+    let (_, e) = w
+        .post(&bearer, "/v1/client/user-authenticators/totp", None)
+        .await;
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let t = totp_of(&secret);
+    let totp_code = code_at(&t, w.now() / 30);
+    let v = verify_totp(&w, &bearer, &totp_code).await;
+    let recovery = v["recoveryCodes"][0].as_str().unwrap().to_owned();
+    let b = w.track_to_add("logged", "mail").await;
+    w.post(
+        &b,
+        "/v1/client/user-authenticators/email-otp",
+        Some(json!({ "email": "logged.user@example.com" })),
+    )
+    .await;
+    let (code, _) = w.last_code();
+    w.post(
+        &b,
+        "/v1/client/verify/email-otp",
+        Some(json!({ "verificationCode": "999999" })),
+    )
+    .await;
+    w.post(
+        &b,
+        "/v1/client/verify/email-otp",
+        Some(json!({ "verificationCode": code })),
+    )
+    .await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("outbox"),
+        "the outbox says where mail went:\n{logs}"
+    );
+    for (what, needle) in [
+        ("TOTP secret", secret.as_str()),
+        ("recovery code", recovery.as_str()),
+        ("email address", "logged.user@example.com"),
+    ] {
+        assert!(!logs.contains(needle), "{what} in the logs");
+    }
+    // Six digits: counted only as a whole number (not inside a longer run such as a timestamp).
+    for (what, needle) in [
+        ("TOTP code", totp_code.as_str()),
+        ("email code", code.as_str()),
+    ] {
+        let leaked = logs.match_indices(needle).any(|(i, _)| {
+            let before = logs[..i].chars().last();
+            let after = logs[i + needle.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_digit())
+                && !after.is_some_and(|c| c.is_ascii_digit())
+        });
+        assert!(!leaked, "{what} in the logs");
+    }
+}
+
+#[tokio::test]
+async fn another_authenticator_needs_the_add_authenticators_scope() {
+    let w = world().await;
+    let bearer = w.track("sc", "enroll").await;
+    let (_, e) = w
+        .post(&bearer, "/v1/client/user-authenticators/totp", None)
+        .await;
+    let t = totp_of(e["secret"].as_str().unwrap());
+    assert_eq!(
+        verify_totp(&w, &bearer, &code_at(&t, w.now() / 30)).await["isVerified"],
+        true
+    );
+
+    // A token to challenge the user cannot enroll a new factor (someone holding only the
+    // password could otherwise answer the challenge with their own authenticator).
+    let b = w.track("sc", "signIn").await;
+    for (uri, body) in [
+        ("/v1/client/user-authenticators/totp", None),
+        (
+            "/v1/client/user-authenticators/email-otp",
+            Some(json!({ "email": "x@example.com" })),
+        ),
+    ] {
+        let (status, v) = w.post(&b, uri, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {v}");
+        assert_eq!(v["error"], "forbidden");
+    }
+    assert!(w.outbox.messages().unwrap().is_empty(), "no code was sent");
+    // With the scope, it can.
+    let b = w.track_to_add("sc", "addEmail").await;
+    let (status, _) = w
+        .post(
+            &b,
+            "/v1/client/user-authenticators/email-otp",
+            Some(json!({ "email": "x@example.com" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
