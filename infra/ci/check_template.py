@@ -71,7 +71,8 @@ def backup_allowed(table: str, key: str) -> dict[str, set[str]]:
     }
 RUNTIME = "provided.al2023"
 ARCHITECTURES = ["arm64"]
-REQUIRED_ENV = ("LATCHKEY_TABLE", "LATCHKEY_KMS_KEY_ID", "LATCHKEY_SECRET_ID", "LATCHKEY_LOG")
+REQUIRED_ENV = ("LATCHKEY_TABLE", "LATCHKEY_KMS_KEY_ID", "LATCHKEY_SECRET_ID", "LATCHKEY_LOG",
+                "LATCHKEY_SES", "LATCHKEY_MAIL_FROM")
 
 
 # ----------------------------------------------------------------------------- helpers

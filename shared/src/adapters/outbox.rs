@@ -19,14 +19,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox in `dir` (created owner-only), sending as `from`.
+    /// An outbox in `dir`, sending as `from`. The folder is made (owner-only) with the first
+    /// message, so a process that never sends mail never writes to the disk.
     pub fn new(
         dir: &Path,
         from: &str,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
     ) -> std::io::Result<Self> {
-        private_dir(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             from: from.to_owned(),
@@ -41,6 +41,9 @@ impl Outbox {
 
     /// The messages in the outbox, oldest first (file names start with the time).
     pub fn messages(&self) -> std::io::Result<Vec<PathBuf>> {
+        if !self.dir.exists() {
+            return Ok(Vec::new());
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
@@ -67,7 +70,8 @@ impl Mailer for Outbox {
             now.nanosecond()
         );
         let path = self.dir.join(&name);
-        create_private_file(&path, &bytes)
+        private_dir(&self.dir)
+            .and_then(|()| create_private_file(&path, &bytes))
             .map_err(|e| MailError::Unavailable(format!("outbox write failed: {e}")))?;
         tracing::info!(outbox = %path.display(), "email written to the local outbox");
         Ok(id)
@@ -93,6 +97,11 @@ mod tests {
             Arc::new(OsRandom),
         )
         .unwrap();
+        assert!(
+            !outbox.dir().exists(),
+            "nothing is written before the first message"
+        );
+        assert!(outbox.messages().unwrap().is_empty());
         let email = Email {
             to: "jane@example.com".into(),
             subject: "first".into(),
@@ -111,6 +120,15 @@ mod tests {
             .unwrap();
         let files = outbox.messages().unwrap();
         assert_eq!(files.len(), 2);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(outbox.dir())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
         let first = std::fs::read_to_string(&files[0]).unwrap();
         assert!(first.contains("Subject: first"));
         #[cfg(unix)]
