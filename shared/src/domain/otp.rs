@@ -358,6 +358,41 @@ async fn record_failure(
     Err(Error::Conflict("too many concurrent attempts; retry"))
 }
 
+/// Commits a verified code — its writes, the settled action and the audit event, in one
+/// transaction — and issues the access token. A lost race (a condition failed because another
+/// request used the same step, code or challenge first) is a failed verification.
+async fn succeed(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: &Claims,
+    change: Change,
+    (act, key): (&str, &str),
+    response: VerifyResponse,
+) -> Result<VerifyResponse, Error> {
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => {}
+        Err(crate::domain::audit::CommitError::Condition { .. }) => {
+            return Ok(VerifyResponse::failed(CODE_INVALID_OR_EXPIRED));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let access_token = tokens::issue(
+        services,
+        &tenant.id,
+        &claims.sub,
+        act,
+        key,
+        claims.scope.clone(),
+    )
+    .await?;
+    Ok(VerifyResponse {
+        is_verified: true,
+        access_token: Some(access_token),
+        ..response
+    })
+}
+
 /// Refuses before any code is looked at when the user is over the hourly limit.
 async fn check_throttle(services: &Services, tenant: &Tenant, user_id: &str) -> Result<(), Error> {
     let (failures, _) = recent_failures(services, tenant, user_id).await?;
@@ -678,27 +713,16 @@ pub async fn verify_recovery_code(
         summary: json!({ "actionCode": code_name }),
         ops,
     };
-    match services.journal.commit(&tenant.id, ctx, change).await {
-        Ok(_) => {}
-        Err(crate::domain::audit::CommitError::Condition { .. }) => {
-            return Ok(VerifyResponse::failed(CODE_INVALID_OR_EXPIRED));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let access_token = tokens::issue(
+    succeed(
         services,
-        &tenant.id,
-        user_id,
-        &code_name,
-        &key,
-        claims.scope.clone(),
+        tenant,
+        ctx,
+        claims,
+        change,
+        (&code_name, &key),
+        VerifyResponse::default(),
     )
-    .await?;
-    Ok(VerifyResponse {
-        is_verified: true,
-        access_token: Some(access_token),
-        ..VerifyResponse::default()
-    })
+    .await
 }
 
 // -------------------------------------------------------------------------------------------
@@ -951,30 +975,21 @@ pub async fn verify_totp(
         summary: json!({ "authenticatorId": aid_of(&item), "actionCode": act, "recoveryCodesIssued": codes.is_some() }),
         ops,
     };
-    match services.journal.commit(&tenant.id, ctx, change).await {
-        Ok(_) => {}
-        // Another request used this step (or changed the authenticator) first.
-        Err(crate::domain::audit::CommitError::Condition { .. }) => {
-            return Ok(VerifyResponse::failed(CODE_INVALID_OR_EXPIRED));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let access_token = tokens::issue(
+    // A lost race (another request used this step first) fails the verification.
+    succeed(
         services,
-        &tenant.id,
-        user_id,
-        &act,
-        &key,
-        claims.scope.clone(),
+        tenant,
+        ctx,
+        claims,
+        change,
+        (&act, &key),
+        VerifyResponse {
+            user_authenticator: enrolling.then(|| view(&item, user_id, &verified_at)),
+            recovery_codes: codes,
+            ..VerifyResponse::default()
+        },
     )
-    .await?;
-    Ok(VerifyResponse {
-        is_verified: true,
-        access_token: Some(access_token),
-        failure_reason: None,
-        user_authenticator: enrolling.then(|| view(&item, user_id, &verified_at)),
-        recovery_codes: codes,
-    })
+    .await
 }
 
 // -------------------------------------------------------------------------------------------
@@ -1296,29 +1311,19 @@ pub async fn verify_email(
         summary: json!({ "authenticatorId": aid, "actionCode": act }),
         ops,
     };
-    match services.journal.commit(&tenant.id, ctx, change).await {
-        Ok(_) => {}
-        Err(crate::domain::audit::CommitError::Condition { .. }) => {
-            return Ok(VerifyResponse::failed(CODE_INVALID_OR_EXPIRED));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let access_token = tokens::issue(
+    succeed(
         services,
-        &tenant.id,
-        user_id,
-        &act,
-        &key,
-        claims.scope.clone(),
+        tenant,
+        ctx,
+        claims,
+        change,
+        (&act, &key),
+        VerifyResponse {
+            user_authenticator: enrolling.then(|| view(&item, user_id, &verified_at)),
+            ..VerifyResponse::default()
+        },
     )
-    .await?;
-    Ok(VerifyResponse {
-        is_verified: true,
-        access_token: Some(access_token),
-        failure_reason: None,
-        user_authenticator: enrolling.then(|| view(&item, user_id, &verified_at)),
-        recovery_codes: None,
-    })
+    .await
 }
 
 #[cfg(test)]
