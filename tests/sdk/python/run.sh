@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the official Authsignal Python SDK (authsignal 4.1.0) against a fresh latchkey-local.
+# Runs the official Authsignal Python SDK (authsignal 4.1.0) against a fresh latchkey-local, and
+# the Client API's one-time codes with mail read from its outbox (test_client_otp.py).
 # Usage: bash tests/sdk/python/run.sh [extra pytest arguments]
 # Exit status: pytest's (or 1 when the server cannot be started).
 set -euo pipefail
@@ -22,6 +23,7 @@ start_local_server "$port" LATCHKEY_DEV_TENANT_ID=sdk-tenant LATCHKEY_DEV_SECRET
 status=0
 LATCHKEY_BASE_URL="http://127.0.0.1:$port/v1" \
 LATCHKEY_SECRET_KEY="$secret" \
+E2E_OUTBOX="$work/data/outbox" \
 PYTHONDONTWRITEBYTECODE=1 \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/sdk/python "$@" || status=$?
 
