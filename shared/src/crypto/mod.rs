@@ -10,3 +10,13 @@ pub mod envelope;
 pub mod keys;
 
 pub use envelope::{Envelope, FieldContext, WrappedKey};
+
+/// Lower-case hex, the one text form of hashes and MACs stored in items (the `hex` crate).
+pub fn hex(bytes: impl AsRef<[u8]>) -> String {
+    ::hex::encode(bytes)
+}
+
+/// The bytes of a hex string, or `None` if it is not one.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    ::hex::decode(text).ok()
+}

@@ -161,7 +161,7 @@ async fn device_ref(
 ) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
     let mac = keys.mac(format!("device\0{tenant_id}\0{device_id}").as_bytes());
-    Ok(mac[..16].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::crypto::hex(&mac[..16]))
 }
 
 async fn seal(

@@ -9,6 +9,7 @@
 //!
 //! Summaries must be free of personal data and secrets: identifiers, field names and counts,
 //! never values. Tenants read their own log, and it outlives deleted users.
+use crate::crypto::hex;
 use crate::domain::Error;
 use crate::ports::clock::Clock;
 use crate::ports::random::{Random, RandomExt as _};
@@ -80,7 +81,7 @@ impl AuditEvent {
         }
         let mut canonical = String::new();
         write_canonical(&value, &mut canonical);
-        hex(&Sha256::digest(canonical.as_bytes()))
+        hex(Sha256::digest(canonical.as_bytes()))
     }
 }
 
@@ -116,10 +117,6 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn log_pk(tenant_id: &str) -> String {

@@ -24,6 +24,7 @@
 //! attacker nothing about stored codes.
 use crate::crypto::FieldContext;
 use crate::crypto::keys::{Purpose, PurposeKey, purpose_keys};
+use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change};
 use crate::domain::passkeys::{bound_id, challenge_pk, commit, settle_action};
@@ -176,20 +177,6 @@ fn keyed_hash(key: &PurposeKey, parts: &[&str]) -> Vec<u8> {
         mac.update(p.as_bytes());
     }
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A six-digit code, uniform over 000000–999999 (`below` rejects the biased tail).
@@ -549,7 +536,7 @@ fn normalise_recovery(code: &str) -> String {
 fn recovery_sk(key: &PurposeKey, tenant: &Tenant, user_id: &str, code: &str) -> String {
     format!(
         "RC#{}",
-        hex(&keyed_hash(
+        hex(keyed_hash(
             key,
             &[&tenant.id, user_id, "recovery", &normalise_recovery(code)]
         ))
@@ -1080,7 +1067,7 @@ async fn send_code(
         .with("authenticatorId", aid.clone())
         .with(
             "codeHash",
-            hex(&code_hash(&pepper.current, tenant, &ch_id, &code)),
+            hex(code_hash(&pepper.current, tenant, &ch_id, &code)),
         )
         .with(
             "attempts",
@@ -1356,7 +1343,7 @@ mod tests {
 
     #[test]
     fn hex_round_trips() {
-        assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(unhex(&hex([0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
     }

@@ -192,7 +192,7 @@ pub(crate) fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
         h.update(part.as_bytes());
     }
     let digest = h.finalize();
-    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::crypto::hex(&digest[..20]);
     format!("{step}.{hex}")
 }
 

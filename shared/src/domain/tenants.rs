@@ -6,6 +6,7 @@
 //! secret, and the secret is shown once, at creation.
 use crate::crypto::envelope::WrappedKey;
 use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::rules::ActionConfig;
@@ -208,7 +209,7 @@ pub async fn create_api_key(
         .ok_or_else(|| Error::Invalid("secret key must look like lk_<16 hex>_<secret>".into()))?
         .to_owned();
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
-    let hash = hex(&pepper.mac(secret.as_bytes()));
+    let hash = hex(pepper.mac(secret.as_bytes()));
     let now = services
         .clock
         .now()
@@ -240,10 +241,6 @@ pub async fn create_api_key(
         Err(CommitError::Condition { .. }) => Err(Error::Conflict("api key exists")),
         Err(e) => Err(e.into()),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the local gateway prints on start.
@@ -367,16 +364,6 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
         tenant,
         key_id: key_id.to_owned(),
     })
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Revokes a secret key; it stops working at once.

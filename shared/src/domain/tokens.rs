@@ -46,10 +46,7 @@ fn kid(key: &PurposeKey) -> String {
         return String::new();
     };
     m.update(b"latchkey/kid");
-    m.finalize().into_bytes()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(&m.finalize().into_bytes()[..6])
 }
 
 pub async fn issue(

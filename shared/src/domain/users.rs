@@ -33,13 +33,7 @@ pub async fn audit_ref(
 ) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
     let mac = keys.mac(format!("audit\0{tenant_id}\0{user_id}").as_bytes());
-    Ok(format!(
-        "user:{}",
-        mac[..10]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    Ok(format!("user:{}", crate::crypto::hex(&mac[..10])))
 }
 
 /// User ids come from the tenant: 1–255 characters, no control characters.
@@ -180,7 +174,7 @@ async fn blind_index(services: &Services, tenant_id: &str, email: &str) -> Resul
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
     let normalised = email.trim().to_lowercase();
     let mac = keys.mac(format!("{tenant_id}\0{normalised}").as_bytes());
-    Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::crypto::hex(mac))
 }
 
 fn text(

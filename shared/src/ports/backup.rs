@@ -234,11 +234,6 @@ fn canonical(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

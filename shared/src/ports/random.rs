@@ -30,7 +30,7 @@ pub trait RandomExt: Random {
     fn hex_id(&self, bytes: usize) -> String {
         let mut out = vec![0u8; bytes];
         self.fill(&mut out);
-        out.iter().map(|b| format!("{b:02x}")).collect()
+        crate::crypto::hex(out)
     }
 
     /// A value in `0..bound` without modulo bias (`bound` > 0).

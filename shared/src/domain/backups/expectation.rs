@@ -1,6 +1,7 @@
 //! What a backup should hold, from the two reads around it, and the drill's comparison (see
 //! the bracket described in [`super`]).
-use crate::ports::backup::{Snapshot, hex, key_hash};
+use crate::crypto::hex;
+use crate::ports::backup::{Snapshot, key_hash};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -43,7 +44,7 @@ fn digest_of<'a>(entries: impl Iterator<Item = (&'a (String, String), &'a [u8; 3
         h.update(sk.as_bytes());
         h.update(fingerprint);
     }
-    hex(&h.finalize())
+    hex(h.finalize())
 }
 
 /// The expectation for a copy made between `before` and `after`, or why there is none.

@@ -86,7 +86,7 @@ fn batch_sk(incident_id: &str, seq: u32) -> String {
 async fn contact_ref(services: &Services, tenant_id: &str, email: &str) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
     let mac = keys.mac(format!("notice\0{tenant_id}\0{}", email.trim().to_lowercase()).as_bytes());
-    Ok(mac[..12].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::crypto::hex(&mac[..12]))
 }
 
 /// Records and sends the notices of update `seq` of `incident`, for every tenant the update

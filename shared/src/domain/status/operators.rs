@@ -6,6 +6,7 @@
 //! store holds only HMAC-SHA256(operator-token pepper, whole token), compared in constant time
 //! under the current and, during a rotation, the previous pepper. The token is shown once.
 use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::status::PLATFORM_JOURNAL;
@@ -50,20 +51,6 @@ pub fn operator_id_of(token: &str) -> Option<&str> {
     (id_ok && secret.len() >= 32).then_some(id)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Mints an operator token; returns (id, token). The token is not recoverable afterwards.
 pub async fn create_operator(
     services: &Services,
@@ -85,7 +72,7 @@ pub async fn create_operator(
         .map_err(|e| Error::Internal(e.to_string()))?;
     let item = Item::new(operator_pk(&id), "OPERATOR")
         .with("name", name)
-        .with("hash", hex(&pepper.mac(token.as_bytes())))
+        .with("hash", hex(pepper.mac(token.as_bytes())))
         .with("createdAt", now);
     let change = Change {
         action: "operator.create",

@@ -7,6 +7,7 @@
 //! transaction, so a retried request finds what the first one made instead of adding a second
 //! update, and the notices for that update are sent once ([`super::notices`]).
 use super::*;
+use crate::crypto::hex;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::tenants::get_tenant;
 use crate::ports::random::RandomExt as _;
@@ -175,17 +176,13 @@ fn check_name(value: &str) -> Result<(), Error> {
 }
 
 fn idem_sk(key: &str) -> String {
-    format!("{IDEM_PREFIX}{}", hex(&Sha256::digest(key.as_bytes())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{IDEM_PREFIX}{}", hex(Sha256::digest(key.as_bytes())))
 }
 
 /// What identifies a request under its key: the operation and its body.
 fn fingerprint<T: Serialize>(operation: &str, body: &T) -> String {
     let text = serde_json::to_string(body).unwrap_or_default();
-    hex(&Sha256::digest(format!("{operation}\0{text}").as_bytes()))
+    hex(Sha256::digest(format!("{operation}\0{text}").as_bytes()))
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
