@@ -485,6 +485,40 @@ pub async fn check_may_enroll(
     Ok(())
 }
 
+/// Stores a pending enrollment `item` of `method` (replacing any earlier pending one of that
+/// method, and creating the user if new), with its audit event `what`, in one transaction.
+async fn start_enrollment(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    user_id: &str,
+    (method, what): (&str, &'static str),
+    item: Item,
+) -> Result<(), Error> {
+    let aid = aid_of(&item);
+    let mut ops = vec![WriteOp::Put {
+        item,
+        condition: Condition::Absent,
+    }];
+    for old in authenticators_of(services, tenant, user_id, method).await? {
+        if old.str("verifiedAt").is_none() {
+            ops.push(WriteOp::Delete {
+                pk: old.pk,
+                sk: old.sk,
+                condition: Condition::None,
+            });
+        }
+    }
+    ops.extend(ensure_user(services, tenant, user_id).await?);
+    let change = Change {
+        action: what,
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "authenticatorId": aid }),
+        ops,
+    };
+    commit(services, tenant, ctx, change).await
+}
+
 /// The writes that make a user's user item exist.
 async fn ensure_user(
     services: &Services,

@@ -155,27 +155,15 @@ pub async fn enroll_email(
             "email",
             seal(services, tenant, &item_key, "email", email).await?,
         );
-    let mut ops = vec![WriteOp::Put {
-        item: item.clone(),
-        condition: Condition::Absent,
-    }];
-    for old in authenticators_of(services, tenant, user_id, "EMAIL_OTP").await? {
-        if old.str("verifiedAt").is_none() {
-            ops.push(WriteOp::Delete {
-                pk: old.pk,
-                sk: old.sk,
-                condition: Condition::None,
-            });
-        }
-    }
-    ops.extend(ensure_user(services, tenant, user_id).await?);
-    let change = Change {
-        action: "email_otp.enroll.start",
-        target: audit_ref(services, &tenant.id, user_id).await?,
-        summary: json!({ "authenticatorId": aid }),
-        ops,
-    };
-    commit(services, tenant, ctx, change).await?;
+    start_enrollment(
+        services,
+        tenant,
+        ctx,
+        user_id,
+        ("EMAIL_OTP", "email_otp.enroll.start"),
+        item.clone(),
+    )
+    .await?;
     send_code(services, tenant, ctx, claims, &item).await?;
     Ok(EmailEnrollment {
         user_authenticator_id: aid,

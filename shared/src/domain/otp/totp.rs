@@ -71,27 +71,15 @@ pub async fn enroll_totp(
         let sealed = seal(services, tenant, &item_key, name, value).await?;
         item = item.with(name, sealed);
     }
-    let mut ops = vec![WriteOp::Put {
+    start_enrollment(
+        services,
+        tenant,
+        ctx,
+        user_id,
+        ("AUTHENTICATOR_APP", "totp.enroll.start"),
         item,
-        condition: Condition::Absent,
-    }];
-    for old in authenticators_of(services, tenant, user_id, "AUTHENTICATOR_APP").await? {
-        if old.str("verifiedAt").is_none() {
-            ops.push(WriteOp::Delete {
-                pk: old.pk,
-                sk: old.sk,
-                condition: Condition::None,
-            });
-        }
-    }
-    ops.extend(ensure_user(services, tenant, user_id).await?);
-    let change = Change {
-        action: "totp.enroll.start",
-        target: audit_ref(services, &tenant.id, user_id).await?,
-        summary: json!({ "authenticatorId": aid }),
-        ops,
-    };
-    commit(services, tenant, ctx, change).await?;
+    )
+    .await?;
     Ok(TotpEnrollment {
         user_authenticator_id: aid,
         user_id: user_id.clone(),
