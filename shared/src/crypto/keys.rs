@@ -69,7 +69,8 @@ impl PurposeKeys {
     }
 }
 
-fn mac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 of `data` under one purpose key.
+pub fn mac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
     // HMAC takes keys of any length; a 32-byte key cannot be refused.
     let Ok(mut m) = Hmac::<Sha256>::new_from_slice(key) else {
         return [0u8; 32];

@@ -13,13 +13,14 @@
 //!   regenerable.
 //! - Every user's failures are throttled: at most [`FAILURES_PER_HOUR`] in any rolling hour.
 //!
-//! **Constant-time comparison.** Codes are compared with `subtle::ConstantTimeEq` in
-//! [`codes_match`] (TOTP: the six submitted digits against each of the three expected codes,
-//! all three always computed and compared; email OTP: the 32-byte HMAC of the submitted code
-//! against the stored HMAC, under the current and the previous pepper). `ct_eq` on equal-length
-//! byte slices examines every byte whatever the contents, so the time taken does not reveal how
-//! many leading characters were right. Lengths are public (always 6 digits / 32 bytes), so the
-//! early return on a length mismatch reveals nothing secret. Recovery codes are looked up by
+//! **Constant-time comparison.** TOTP codes are compared with `subtle::ConstantTimeEq` in
+//! [`codes_match`]: the six submitted digits against each of the three expected codes, all
+//! three always computed and compared. `ct_eq` on equal-length byte slices examines every byte
+//! whatever the contents, so the time taken does not reveal how many leading digits were right;
+//! lengths are public (always 6), so the early return on a length mismatch reveals nothing.
+//! Email codes are checked with [`PurposeKeys::verify`](crate::crypto::keys::PurposeKeys::verify),
+//! the HMAC crate's constant-time tag check, under the current and then the previous pepper
+//! (which pepper matched is no secret). Recovery codes are looked up by
 //! their keyed hash: the lookup key is an HMAC under a secret pepper, so its timing can tell an
 //! attacker nothing about stored codes.
 use crate::crypto::FieldContext;
@@ -35,10 +36,8 @@ use crate::ports::mailer::Email;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
 use crate::runtime::Services;
-use hmac::{Hmac, Mac as _};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 use time::format_description::well_known::Rfc3339;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
@@ -167,16 +166,18 @@ pub fn codes_match(expected: &[u8], given: &[u8]) -> bool {
     expected.len() == given.len() && bool::from(expected.ct_eq(given))
 }
 
-fn keyed_hash(key: &PurposeKey, parts: &[&str]) -> Vec<u8> {
-    // HMAC-SHA256 accepts any key length, so `new_from_slice` cannot fail for 32 bytes.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_slice()) else {
-        return Vec::new();
-    };
+/// `parts`, each prefixed with its length, so that no two lists frame to the same bytes.
+fn framed(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
     for p in parts {
-        mac.update(&(p.len() as u64).to_be_bytes());
-        mac.update(p.as_bytes());
+        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        out.extend_from_slice(p.as_bytes());
     }
-    mac.finalize().into_bytes().to_vec()
+    out
+}
+
+fn keyed_hash(key: &PurposeKey, parts: &[&str]) -> [u8; 32] {
+    crate::crypto::keys::mac(key, &framed(parts))
 }
 
 /// A six-digit code, uniform over 000000–999999 (`below` rejects the biased tail).

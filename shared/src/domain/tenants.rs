@@ -15,7 +15,6 @@ use crate::ports::store::{Condition, Item, WriteOp};
 use crate::runtime::Services;
 use serde_json::json;
 use std::collections::BTreeMap;
-use subtle::ConstantTimeEq as _;
 use time::format_description::well_known::Rfc3339;
 
 pub const KEY_PREFIX: &str = "lk_";
@@ -343,17 +342,8 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
         .and_then(unhex)
         .ok_or(Error::Unauthorized)?;
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
-    let matches = std::iter::once(&pepper.current)
-        .chain(pepper.previous.as_ref())
-        .any(|key| {
-            let candidate = crate::crypto::keys::PurposeKeys {
-                current: key.clone(),
-                previous: None,
-            }
-            .mac(secret.as_bytes());
-            bool::from(candidate.as_slice().ct_eq(stored.as_slice()))
-        });
-    if !matches {
+    // HMAC's own constant-time check, under the current pepper and then the previous one.
+    if !pepper.verify(secret.as_bytes(), &stored) {
         return Err(Error::Unauthorized);
     }
     let tenant_id = item.str("tenantId").ok_or(Error::Unauthorized)?;
