@@ -349,8 +349,10 @@ impl BaseUrl {
                 host,
             });
         }
+        // The host was just checked to be loopback (and `ensure_resolves_to_loopback` checks
+        // what it resolves to before any request): plain HTTP never leaves the machine.
         Ok(Self {
-            origin: format!("http://{authority}"),
+            origin: format!("http://{authority}"), // plain-http: loopback only
             prefix: uri.path().trim_end_matches('/').to_owned(),
             port: authority.port_u16().unwrap_or(80),
             host,

@@ -9,7 +9,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let services = Services::from_config(&config).await?;
     let dev = latchkey_local::bootstrap(&services, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.local.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    // What this development server serves on, printed for the person running it.
+    let base = format!("http://{}", listener.local_addr()?); // plain-http: our own listener, not outbound
     println!("Latchkey is listening on {base}");
     println!("  base URL:   {base}/v1");
     println!("  tenant id:  {}", dev.tenant_id);
