@@ -177,6 +177,30 @@ impl World {
         self.send(Method::POST, bearer, uri, body).await
     }
 
+    /// Enrolls `address` as the bearer's email authenticator; returns the code mailed to it.
+    async fn enroll_email(&self, bearer: &str, address: &str) -> String {
+        let (status, e) = self
+            .post(
+                bearer,
+                "/v1/client/user-authenticators/email-otp",
+                Some(json!({ "email": address })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{e}");
+        let (code, to) = self.last_code();
+        assert_eq!(to, format!("To: {address}"));
+        code
+    }
+
+    async fn verify_email(&self, bearer: &str, code: &str) -> (StatusCode, Value) {
+        self.post(
+            bearer,
+            "/v1/client/verify/email-otp",
+            Some(json!({ "verificationCode": code })),
+        )
+        .await
+    }
+
     async fn authenticators(&self, user: &str) -> Value {
         let (status, v) = self
             .send(
@@ -250,10 +274,14 @@ async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() 
         uri.starts_with("otpauth://totp/Example%20Bank:tia?"),
         "{uri}"
     );
-    assert!(
-        uri.contains("issuer=Example%20Bank") && uri.contains("digits=6")
-            || !uri.contains("digits=")
-    );
+    assert!(uri.contains("issuer=Example%20Bank"), "{uri}");
+    // SHA1, 6 digits, 30 s: stated, or left to the otpauth defaults, which are the same.
+    for (key, value) in [("algorithm", "SHA1"), ("digits", "6"), ("period", "30")] {
+        assert!(
+            !uri.contains(&format!("{key}=")) || uri.contains(&format!("{key}={value}")),
+            "{uri}"
+        );
+    }
     let parsed = totp_rs::Totp::from_url(uri).unwrap();
     assert_eq!(parsed.secret().to_base32(), e["secret"].as_str().unwrap());
     let t = totp_of(e["secret"].as_str().unwrap());
@@ -403,25 +431,13 @@ async fn email_otp_end_to_end_through_the_outbox() {
         "pending until verified"
     );
 
-    let (status, v) = w
-        .post(
-            &bearer,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (status, v) = w.verify_email(&bearer, &code).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["isVerified"], true, "{v}");
     assert_eq!(v["userAuthenticator"]["verificationMethod"], "EMAIL_OTP");
     assert_eq!(w.validate(&bearer).await["state"], "CHALLENGE_SUCCEEDED");
     // Single use.
-    let (_, v) = w
-        .post(
-            &bearer,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (_, v) = w.verify_email(&bearer, &code).await;
     assert_eq!(v["isVerified"], false);
 
     // A challenge for a later action; a resend inside the cooldown is refused.
@@ -435,13 +451,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     let (status, _) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
     assert_eq!(status, StatusCode::OK);
     let (code, _) = w.last_code();
-    let (_, v) = w
-        .post(
-            &b,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (_, v) = w.verify_email(&b, &code).await;
     assert_eq!(v["isVerified"], true, "{v}");
     assert!(v.get("userAuthenticator").is_none());
 
@@ -473,13 +483,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
     w.clock.advance(Duration::seconds(599));
-    let (_, v) = w
-        .post(
-            &b,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (_, v) = w.verify_email(&b, &code).await;
     assert_eq!(v["isVerified"], true, "{v}");
 
     // Five wrong codes fail the challenge; the sixth attempt is refused even with the right code.
@@ -488,13 +492,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     let (code, _) = w.last_code();
     let wrong = if code == "000000" { "000001" } else { "000000" };
     for attempt in 1..=5 {
-        let (_, v) = w
-            .post(
-                &b,
-                "/v1/client/verify/email-otp",
-                Some(json!({ "verificationCode": wrong })),
-            )
-            .await;
+        let (_, v) = w.verify_email(&b, &wrong).await;
         let expected = if attempt == 5 {
             "MAX_ATTEMPTS_EXCEEDED"
         } else {
@@ -502,13 +500,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
         };
         assert_eq!(v["failureReason"], expected, "attempt {attempt}");
     }
-    let (_, v) = w
-        .post(
-            &b,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (_, v) = w.verify_email(&b, &code).await;
     assert_eq!(
         (v["isVerified"].clone(), v["failureReason"].clone()),
         (json!(false), json!("MAX_ATTEMPTS_EXCEEDED"))
@@ -539,19 +531,8 @@ async fn email_otp_end_to_end_through_the_outbox() {
 async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     let w = world().await;
     let bearer = w.track("bob", "enroll").await;
-    w.post(
-        &bearer,
-        "/v1/client/user-authenticators/email-otp",
-        Some(json!({ "email": "bob@example.com" })),
-    )
-    .await;
-    let (code, _) = w.last_code();
-    w.post(
-        &bearer,
-        "/v1/client/verify/email-otp",
-        Some(json!({ "verificationCode": code })),
-    )
-    .await;
+    let code = w.enroll_email(&bearer, "bob@example.com").await;
+    w.verify_email(&bearer, &code).await;
 
     // 100 wrong codes over 25 actions (4 each, under the per-challenge limit).
     let mut failures = 0;
@@ -563,13 +544,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
         let (status, _) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
         assert_eq!(status, StatusCode::OK);
         for _ in 0..4 {
-            let (status, v) = w
-                .post(
-                    &b,
-                    "/v1/client/verify/email-otp",
-                    Some(json!({ "verificationCode": "abcdef" })),
-                )
-                .await;
+            let (status, v) = w.verify_email(&b, "abcdef").await;
             assert_eq!(
                 (status, v["isVerified"].clone()),
                 (StatusCode::OK, json!(false))
@@ -582,13 +557,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     w.clock.advance(Duration::seconds(31));
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
-    let (status, body) = w
-        .post(
-            &b,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (status, body) = w.verify_email(&b, &code).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "too_many_requests");
     // Another user is not affected.
@@ -606,13 +575,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     let b = w.track("bob", "later").await;
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
-    let (status, v) = w
-        .post(
-            &b,
-            "/v1/client/verify/email-otp",
-            Some(json!({ "verificationCode": code })),
-        )
-        .await;
+    let (status, v) = w.verify_email(&b, &code).await;
     assert_eq!(
         (status, v["isVerified"].clone()),
         (StatusCode::OK, json!(true)),
@@ -699,13 +662,7 @@ async fn the_raw_store_holds_neither_totp_secrets_nor_otp_codes() {
         .map(|c| c.as_str().unwrap().replace('-', ""))
         .collect();
     let b = w.track_to_add("raw", "mail").await;
-    w.post(
-        &b,
-        "/v1/client/user-authenticators/email-otp",
-        Some(json!({ "email": "raw-user@example.com" })),
-    )
-    .await;
-    let (code, _) = w.last_code();
+    let code = w.enroll_email(&b, "raw-user@example.com").await;
 
     // Every byte of every row, as text.
     let conn = rusqlite::Connection::open(&w.db).unwrap();
@@ -866,25 +823,9 @@ async fn no_code_secret_or_address_reaches_the_logs() {
     let v = verify_totp(&w, &bearer, &totp_code).await;
     let recovery = v["recoveryCodes"][0].as_str().unwrap().to_owned();
     let b = w.track_to_add("logged", "mail").await;
-    w.post(
-        &b,
-        "/v1/client/user-authenticators/email-otp",
-        Some(json!({ "email": "logged.user@example.com" })),
-    )
-    .await;
-    let (code, _) = w.last_code();
-    w.post(
-        &b,
-        "/v1/client/verify/email-otp",
-        Some(json!({ "verificationCode": "999999" })),
-    )
-    .await;
-    w.post(
-        &b,
-        "/v1/client/verify/email-otp",
-        Some(json!({ "verificationCode": code })),
-    )
-    .await;
+    let code = w.enroll_email(&b, "logged.user@example.com").await;
+    w.verify_email(&b, "999999").await;
+    w.verify_email(&b, &code).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
