@@ -492,7 +492,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     let (code, _) = w.last_code();
     let wrong = if code == "000000" { "000001" } else { "000000" };
     for attempt in 1..=5 {
-        let (_, v) = w.verify_email(&b, &wrong).await;
+        let (_, v) = w.verify_email(&b, wrong).await;
         let expected = if attempt == 5 {
             "MAX_ATTEMPTS_EXCEEDED"
         } else {
