@@ -5,6 +5,7 @@ pub mod actions;
 pub mod audit;
 pub mod authenticators;
 pub mod backups;
+pub mod ceremony;
 pub mod otp;
 pub mod passkeys;
 pub mod rules;

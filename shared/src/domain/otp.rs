@@ -28,7 +28,7 @@ use crate::crypto::keys::{Purpose, PurposeKey, purpose_keys};
 use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change};
-use crate::domain::passkeys::{bound_id, challenge_pk, commit, settle_action};
+use crate::domain::ceremony::{bound_id, challenge_pk, commit, now_epoch, settle_action, stamp};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::{self, Claims};
 use crate::domain::users::{audit_ref, get_user, new_user_item, user_pk};
@@ -39,7 +39,6 @@ use crate::runtime::Services;
 use serde::Serialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
-use time::format_description::well_known::Rfc3339;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 /// How long an emailed code lives.
@@ -99,18 +98,6 @@ pub struct TotpEnrollment {
 pub struct EmailEnrollment {
     pub user_authenticator_id: String,
     pub user_id: String,
-}
-
-fn now_epoch(services: &Services) -> i64 {
-    services.clock.now().unix_timestamp()
-}
-
-fn stamp(services: &Services) -> Result<String, Error> {
-    services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn field<'a>(tenant: &'a Tenant, item_key: &'a str, name: &'a str) -> FieldContext<'a> {

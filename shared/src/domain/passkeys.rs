@@ -13,7 +13,8 @@
 use crate::domain::Error;
 use crate::domain::aaguid;
 use crate::domain::actions::check_code;
-use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::audit::{AuditContext, Change};
+use crate::domain::ceremony::{bound_id, challenge_pk, commit, now_epoch, settle_action, stamp};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::{self, Claims};
 use crate::domain::users::{audit_ref, new_user_item, user_pk};
@@ -23,8 +24,6 @@ use crate::runtime::Services;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-use time::format_description::well_known::Rfc3339;
 use webauthn_rs::prelude::{
     AuthenticationResult, CreationChallengeResponse, CredentialID, DiscoverableAuthentication,
     DiscoverableKey, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
@@ -67,12 +66,7 @@ impl Kind {
 
 /// How long a ceremony may take, start to finish.
 pub const CEREMONY_SECONDS: i64 = 5 * 60;
-/// The action a usernameless sign-in records when the page named none.
-pub const DEFAULT_SIGN_IN_ACTION: &str = "signIn";
-
-pub(crate) fn challenge_pk(tenant_id: &str, id: &str) -> String {
-    format!("T#{tenant_id}#CH#{id}")
-}
+pub use crate::domain::ceremony::DEFAULT_SIGN_IN_ACTION;
 
 fn credential_pk(tenant_id: &str, credential_id: &str) -> String {
     format!("T#{tenant_id}#CRED#{credential_id}")
@@ -113,18 +107,6 @@ pub fn relying_party(tenant: &Tenant) -> Result<Webauthn, Error> {
     builder
         .build()
         .map_err(|e| Error::Internal(format!("relying party: {e}")))
-}
-
-fn now_epoch(services: &Services) -> i64 {
-    services.clock.now().unix_timestamp()
-}
-
-fn stamp(services: &Services) -> Result<String, Error> {
-    services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Error> {
@@ -180,20 +162,6 @@ async fn save_as(
     }
     services.store.put(item, condition).await?;
     Ok(id)
-}
-
-/// The ceremony id of a security-key ceremony: bound to the token's tenant, user and action
-/// instance, since the wire carries no challenge id. Not secret: only the holder of a token for
-/// that user can start or finish it.
-pub(crate) fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [&tenant.id, &claims.sub, &claims.act, &claims.idk] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    let digest = h.finalize();
-    let hex = crate::crypto::hex(&digest[..20]);
-    format!("{step}.{hex}")
 }
 
 /// Takes a ceremony out of the store: at most one caller ever gets it.
@@ -375,80 +343,6 @@ pub struct Verified {
     /// Recovery codes, when this registration was the user's first strong authenticator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
-}
-
-/// The action a finished ceremony completes: moved to `state`, or (usernameless sign-in)
-/// created in it. Returns the write and the idempotency key. Shared with the OTP ceremonies.
-pub(crate) async fn settle_action(
-    services: &Services,
-    tenant: &Tenant,
-    user_id: &str,
-    action: Option<(String, String)>,
-    state: &str,
-    method: &str,
-) -> Result<(Option<WriteOp>, String, String), Error> {
-    let (code, key) = action.unwrap_or_default();
-    let code = if code.is_empty() {
-        DEFAULT_SIGN_IN_ACTION.to_owned()
-    } else {
-        code
-    };
-    let now = stamp(services)?;
-    let pk = user_pk(&tenant.id, user_id);
-    if !key.is_empty() {
-        let sk = format!("ACT#{code}#{key}");
-        let Some(item) = services.store.get(&pk, &sk).await? else {
-            return Ok((None, code, key));
-        };
-        let v = item.version;
-        let updated = item
-            .with("state", state)
-            .with("verificationMethod", method)
-            .with("stateUpdatedAt", now.clone())
-            .with("updatedAt", now)
-            .with_version(v + 1);
-        return Ok((
-            Some(WriteOp::Put {
-                item: updated,
-                condition: Condition::Version(v),
-            }),
-            code,
-            key,
-        ));
-    }
-    let key = services.random.hex_id(16);
-    let item = Item::new(&pk, format!("ACT#{code}#{key}"))
-        .with("actionCode", code.clone())
-        .with("idempotencyKey", key.clone())
-        .with("state", state)
-        .with("verificationMethod", method)
-        .with("createdAt", now.clone())
-        .with("createdEpoch", now_epoch(services))
-        .with("updatedAt", now.clone())
-        .with("stateUpdatedAt", now)
-        .with("ruleIds", Vec::<String>::new())
-        .with("output", json!({}));
-    Ok((
-        Some(WriteOp::Put {
-            item,
-            condition: Condition::Absent,
-        }),
-        code,
-        key,
-    ))
-}
-
-pub(crate) async fn commit(
-    services: &Services,
-    tenant: &Tenant,
-    ctx: &AuditContext,
-    change: Change,
-) -> Result<(), Error> {
-    match services.journal.commit(&tenant.id, ctx, change).await {
-        Ok(_) => Ok(()),
-        Err(CommitError::Condition { .. }) => Err(Error::Conflict("the user changed; retry")),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Records a failed ceremony: the action (if any) moves to CHALLENGE_FAILED, with its event.
