@@ -16,10 +16,13 @@ use latchkey::Services;
 use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::actions;
 use latchkey::domain::audit::AuditContext;
+use latchkey::domain::authz::{self, RouteId};
+use latchkey::domain::limits::AnonymousLimits;
 use latchkey::domain::passkeys;
 use latchkey::domain::tenants::{TenantSettings, create_tenant};
-use latchkey::domain::tokens::Claims;
+use latchkey::domain::tokens::{self, Claims};
 use latchkey::ports::clock::SystemClock;
 use latchkey::ports::random::OsRandom;
 use latchkey::runtime::CachePolicy;
@@ -64,25 +67,32 @@ fn answer(
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let services = Arc::new(Services::assemble(
-        Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap()),
-        Arc::new(LocalKeyVault::from_key(&[5u8; 32], Arc::new(OsRandom)).unwrap()),
-        Arc::new(LocalSecrets::new(
-            BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"bench".to_vec()),
-            )]),
-            None,
+    let services = Arc::new(
+        Services::assemble(
+            Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap()),
+            Arc::new(LocalKeyVault::from_key(&[5u8; 32], Arc::new(OsRandom)).unwrap()),
+            Arc::new(LocalSecrets::new(
+                BTreeMap::from([(
+                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                    zeroize::Zeroizing::new(b"bench".to_vec()),
+                )]),
+                None,
+                Arc::new(OsRandom),
+            )),
+            Arc::new(SystemClock),
             Arc::new(OsRandom),
-        )),
-        Arc::new(SystemClock),
-        Arc::new(OsRandom),
-        CachePolicy {
-            ttl: time::Duration::minutes(5),
-            capacity: 100,
-        },
-        64 * 1024,
-    ));
+            CachePolicy {
+                ttl: time::Duration::minutes(5),
+                capacity: 100,
+            },
+            64 * 1024,
+        )
+        // The bench signs in far faster than any one client may in production.
+        .with_limits(AnonymousLimits {
+            per_client_per_minute: i64::MAX / 4,
+            per_tenant_per_minute: i64::MAX / 4,
+        }),
+    );
     let ctx = AuditContext::system("bench", "r");
     let settings = TenantSettings {
         name: "Bench".into(),
@@ -93,23 +103,36 @@ fn bench(c: &mut Criterion) {
     let tenant = rt
         .block_on(create_tenant(&services, &ctx, "t-bench", settings, vec![]))
         .unwrap();
-    let claims = Claims {
-        iss: "bench".into(),
-        aud: "t-bench".into(),
-        sub: "bench-user".into(),
-        act: "signUp".into(),
-        idk: String::new(),
-        scope: None,
-        iat: 0,
-        exp: i64::MAX,
-        jti: "j".into(),
+    let tracked = rt
+        .block_on(actions::track(
+            &services,
+            &tenant,
+            &ctx,
+            "bench-user",
+            "signUp",
+            Default::default(),
+        ))
+        .unwrap();
+    let claims = rt
+        .block_on(tokens::verify(&services, "t-bench", &tracked.token))
+        .unwrap()
+        .unwrap();
+    let access = |id: RouteId, claims: Option<Claims>| {
+        rt.block_on(authz::authorize(
+            &services,
+            &tenant,
+            authz::rule(id).unwrap(),
+            claims,
+        ))
+        .unwrap()
     };
+    let enrolling = access(RouteId::PasskeyRegistrationOptions, Some(claims.clone()));
 
     // Register one passkey.
     let mut authenticator = SoftPasskey::new(true);
     let (id, options) = rt
         .block_on(passkeys::registration_options(
-            &services, &tenant, &claims, None,
+            &services, &tenant, &enrolling, None,
         ))
         .unwrap();
     let options_json = serde_json::to_value(&options).unwrap();
@@ -128,7 +151,7 @@ fn bench(c: &mut Criterion) {
             &services,
             &tenant,
             &ctx,
-            &claims,
+            &enrolling,
             &id,
             &credential,
         ))
@@ -162,6 +185,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    let anonymous = access(RouteId::VerifyPasskey, None);
     // The whole server side of a usernameless sign-in; the authenticator's part is not timed.
     c.bench_function("passkey sign-in, domain (options + verify, SQLite)", |b| {
         b.iter_custom(|iters| {
@@ -170,7 +194,7 @@ fn bench(c: &mut Criterion) {
                 let started = Instant::now();
                 let (challenge, options) = rt
                     .block_on(passkeys::authentication_options(
-                        &services, &tenant, None, None,
+                        &services, &tenant, &ctx, &anonymous, None,
                     ))
                     .unwrap();
                 total += started.elapsed();
@@ -178,7 +202,7 @@ fn bench(c: &mut Criterion) {
                 let started = Instant::now();
                 let ok = rt
                     .block_on(passkeys::verify_authentication(
-                        &services, &tenant, &ctx, None, &challenge, &assertion,
+                        &services, &tenant, &ctx, &anonymous, &challenge, &assertion,
                     ))
                     .unwrap();
                 total += started.elapsed();

@@ -11,6 +11,8 @@
 //! | `LATCHKEY_DATA_DIR` | `.latchkey` | folder for the embedded store, key file and secrets (created 0700) |
 //! | `LATCHKEY_LOG` | `info` | log filter (tracing `EnvFilter` syntax) |
 //! | `LATCHKEY_MAX_BODY_BYTES` | `65536` | largest request body accepted; larger gets 413 |
+//! | `LATCHKEY_ANON_PER_CLIENT_PER_MINUTE` | `120` | Client API calls with only a tenant id (usernameless sign-in) allowed per client address per minute; more get 429 |
+//! | `LATCHKEY_ANON_PER_TENANT_PER_MINUTE` | `6000` | ... and per tenant, whatever the address |
 //! | `LATCHKEY_DATA_KEY_CACHE_SECS` | `300` | how long an unwrapped data key stays cached |
 //! | `LATCHKEY_DATA_KEY_CACHE_SIZE` | `1000` | how many unwrapped data keys are cached at most |
 //! | `LATCHKEY_SECRET_CACHE_SECS` | `300` | how long Secrets Manager values stay cached |
@@ -83,6 +85,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_filter: String,
     pub max_body_bytes: usize,
+    /// Limits on Client API calls made with only a tenant id.
+    pub anonymous: crate::domain::limits::AnonymousLimits,
     pub data_key_cache_ttl: Duration,
     pub data_key_cache_size: usize,
     pub secret_cache_ttl: Duration,
@@ -101,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("log_filter", &self.log_filter)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("anonymous", &self.anonymous)
             .field("env_secrets", &self.env_secrets.keys().collect::<Vec<_>>())
             .field("listen", &self.local.listen)
             .finish_non_exhaustive()
@@ -275,6 +280,18 @@ impl Config {
             data_dir,
             log_filter,
             max_body_bytes: number("LATCHKEY_MAX_BODY_BYTES", 65_536, 1_024..=10_485_760)? as usize,
+            anonymous: crate::domain::limits::AnonymousLimits {
+                per_client_per_minute: number(
+                    "LATCHKEY_ANON_PER_CLIENT_PER_MINUTE",
+                    120,
+                    1..=1_000_000,
+                )? as i64,
+                per_tenant_per_minute: number(
+                    "LATCHKEY_ANON_PER_TENANT_PER_MINUTE",
+                    6_000,
+                    1..=10_000_000,
+                )? as i64,
+            },
             data_key_cache_ttl: Duration::seconds(number(
                 "LATCHKEY_DATA_KEY_CACHE_SECS",
                 300,
@@ -316,7 +333,7 @@ impl Config {
 
 const SECRET_PREFIX: &str = "LATCHKEY_LOCAL_SECRET_";
 
-const KNOWN: [&str; 18] = [
+const KNOWN: [&str; 20] = [
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_SES",
     "LATCHKEY_TABLE",
@@ -325,6 +342,8 @@ const KNOWN: [&str; 18] = [
     "LATCHKEY_DATA_DIR",
     "LATCHKEY_LOG",
     "LATCHKEY_MAX_BODY_BYTES",
+    "LATCHKEY_ANON_PER_CLIENT_PER_MINUTE",
+    "LATCHKEY_ANON_PER_TENANT_PER_MINUTE",
     "LATCHKEY_DATA_KEY_CACHE_SECS",
     "LATCHKEY_DATA_KEY_CACHE_SIZE",
     "LATCHKEY_SECRET_CACHE_SECS",

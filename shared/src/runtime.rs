@@ -11,6 +11,7 @@ use crate::adapters::sqlite::SqliteStore;
 use crate::config::{Config, KeysConfig, MailConfig, SecretsConfig, StoreConfig};
 use crate::crypto::Envelope;
 use crate::domain::audit::Journal;
+use crate::domain::limits::AnonymousLimits;
 use crate::ports::clock::SystemClock;
 use crate::ports::random::OsRandom;
 use crate::ports::{Clock, KeyVault, Mailer, Random, Secrets, Store};
@@ -29,6 +30,8 @@ pub struct Services {
     /// Outgoing mail: SES or the `.eml` outbox as configured.
     pub mailer: Arc<dyn Mailer>,
     pub max_body_bytes: usize,
+    /// Limits on Client API calls made with only a tenant id.
+    pub limits: AnonymousLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +74,14 @@ impl Services {
             journal,
             mailer: Arc::new(MemoryOutbox::default()),
             max_body_bytes,
+            limits: AnonymousLimits::default(),
         }
+    }
+
+    /// The same services, with these limits on anonymous Client API calls.
+    pub fn with_limits(mut self, limits: AnonymousLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same services, sending mail through `mailer`.
@@ -160,7 +170,8 @@ impl Services {
                 },
                 config.max_body_bytes,
             )
-            .with_mailer(mailer),
+            .with_mailer(mailer)
+            .with_limits(config.anonymous),
         ))
     }
 }

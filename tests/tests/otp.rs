@@ -435,10 +435,20 @@ async fn email_otp_end_to_end_through_the_outbox() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["isVerified"], true, "{v}");
     assert_eq!(v["userAuthenticator"]["verificationMethod"], "EMAIL_OTP");
-    assert_eq!(w.validate(&bearer).await["state"], "CHALLENGE_SUCCEEDED");
-    // Single use.
-    let (_, v) = w.verify_email(&bearer, &code).await;
+    // Single use: the token the verification returned may try again, and is told no.
+    let after = format!("Bearer {}", v["accessToken"].as_str().unwrap());
+    let (_, v) = w.verify_email(&after, &code).await;
     assert_eq!(v["isVerified"], false);
+    // The track token answered its challenge: it may not start over.
+    let (status, _) = w.verify_email(&bearer, &code).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(w.validate(&bearer).await["state"], "CHALLENGE_SUCCEEDED");
+    // Validate spent the action: its token authorizes nothing more.
+    let (status, e) = w.verify_email(&bearer, &code).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::FORBIDDEN, json!("forbidden"))
+    );
 
     // A challenge for a later action; a resend inside the cooldown is refused.
     let b = w.track("eve", "pay").await;
@@ -472,7 +482,12 @@ async fn email_otp_end_to_end_through_the_outbox() {
     let (code, _) = w.last_code();
     w.clock.advance(Duration::seconds(600));
     let ctx = AuditContext::system("test", "expiry");
-    let v = latchkey::domain::otp::verify_email(&w.services, &tenant, &ctx, &claims, &code)
+    let rule =
+        latchkey::domain::authz::rule(latchkey::domain::authz::RouteId::VerifyEmailOtp).unwrap();
+    let access = latchkey::domain::authz::authorize(&w.services, &tenant, rule, Some(claims))
+        .await
+        .unwrap();
+    let v = latchkey::domain::otp::verify_email(&w.services, &tenant, &ctx, &access, &code)
         .await
         .unwrap();
     assert_eq!(
@@ -500,10 +515,15 @@ async fn email_otp_end_to_end_through_the_outbox() {
         };
         assert_eq!(v["failureReason"], expected, "attempt {attempt}");
     }
-    let (_, v) = w.verify_email(&b, &code).await;
-    assert_eq!(
-        (v["isVerified"].clone(), v["failureReason"].clone()),
-        (json!(false), json!("MAX_ATTEMPTS_EXCEEDED"))
+    // The action failed, and a failed action's token authorizes nothing: not even the right
+    // code gets in.
+    let (status, v) = w.verify_email(&b, &code).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["errorDescription"]
+            .as_str()
+            .unwrap()
+            .contains("CHALLENGE_FAILED")
     );
     let state = w.validate(&b).await;
     assert_eq!(state["state"], "CHALLENGE_FAILED");
@@ -534,17 +554,22 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     let code = w.enroll_email(&bearer, "bob@example.com").await;
     w.verify_email(&bearer, &code).await;
 
-    // 100 wrong codes over 25 actions (4 each, under the per-challenge limit).
+    // 100 wrong codes over 25 actions (4 each, under the per-challenge limit). Recovery codes
+    // are guessed, so that no email is sent (sends have their own limit).
     let mut failures = 0;
     let mut n = 0;
     while failures < 100 {
         n += 1;
         let b = w.track("bob", &format!("a{n}")).await;
         w.clock.advance(Duration::seconds(31));
-        let (status, _) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
-        assert_eq!(status, StatusCode::OK);
         for _ in 0..4 {
-            let (status, v) = w.verify_email(&b, "abcdef").await;
+            let (status, v) = w
+                .post(
+                    &b,
+                    "/v1/client/verify/recovery-code",
+                    Some(json!({ "verificationCode": "aaaaa-aaaaa" })),
+                )
+                .await;
             assert_eq!(
                 (status, v["isVerified"].clone()),
                 (StatusCode::OK, json!(false))
@@ -621,12 +646,28 @@ async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
         .await;
     assert_eq!(v["isVerified"], false, "used once");
 
+    // A bare track token may not mint codes; the tenant's backend grants it.
+    let (status, _) = w
+        .post(&b, "/v1/client/user-authenticators/recovery-codes", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let b = w.track_to_add("rc", "settings").await;
     let (status, r) = w
         .post(&b, "/v1/client/user-authenticators/recovery-codes", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
     let fresh = r["recoveryCodes"].as_array().unwrap();
     assert_eq!(fresh.len(), 10);
+    // Not on the action they were minted on.
+    let (status, _) = w
+        .post(
+            &b,
+            "/v1/client/verify/recovery-code",
+            Some(json!({ "verificationCode": fresh[0] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let b = w.track("rc", "lost-again").await;
     let (_, v) = w
         .post(
             &b,

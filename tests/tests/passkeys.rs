@@ -405,16 +405,16 @@ async fn a_ceremony_finishes_once_even_when_twenty_race() {
         if status == StatusCode::OK {
             ok += 1;
         } else {
-            assert_eq!(body["errorCode"], "invalid_request", "{body}");
+            // The ceremony is gone (400), or the action has already succeeded (403).
+            assert!(
+                body["errorCode"] == "invalid_request" || body["errorCode"] == "forbidden",
+                "{body}"
+            );
         }
     }
     assert_eq!(ok, 1, "exactly one finish wins");
     let (status, _) = w.verify(&bearer, &challenge, &credential).await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "finishing twice is refused"
-    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "finishing twice is refused");
 }
 
 #[tokio::test]
@@ -466,6 +466,18 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
         json!(URL_SAFE_NO_PAD.encode(cdj.replace(ORIGIN, "https://evil-example.com")));
     let (status, _) = w.verify(&bearer, &challenge, &forged).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The refusal failed the action, for good: its token may not start another ceremony.
+    let (status, _) = w
+        .call(
+            &bearer,
+            "/v1/client/user-authenticators/passkey/authentication-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(w.validate(&token).await["state"], "CHALLENGE_FAILED");
+    let token = w.track("alice", "tamper-signature").await;
+    let bearer = format!("Bearer {token}");
     let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
     let mut forged = serde_json::to_value(&credential).unwrap();
     let mut sig = URL_SAFE_NO_PAD
@@ -767,11 +779,12 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
     let ua = &r["userAuthenticator"];
     assert_eq!(ua["verificationMethod"], "SECURITY_KEY");
     assert_eq!(ua["webauthnCredential"]["name"], "Security key");
+    // The same registration again, with the token it returned: the ceremony is gone.
+    let after = format!("Bearer {}", r["accessToken"].as_str().unwrap());
+    let (status, _) = w.call(&after, p, bare).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let v = w.validate(&t).await;
     assert_eq!(v["state"], "CHALLENGE_SUCCEEDED");
-    // The same registration again: the ceremony is gone.
-    let (status, _) = w.call(&bearer, p, bare).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Listed by the Server API with its WebAuthn view.
     let (status, list) = w.call_get(&w.server(), "/v1/users/sk/authenticators").await;
@@ -809,11 +822,11 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
         (v["isValid"].clone(), v["action"].clone()),
         (json!(true), json!("withdraw"))
     );
-    // Replayed: refused.
+    // Replayed: refused (the action is spent, and the ceremony gone).
     let (status, _) = w
         .call(&bearer, "/v1/client/verify/security-key", bare)
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A passkey registration for the same user excludes the security key.
     let t = w.track_to_add("sk", "addPasskey").await;

@@ -7,7 +7,7 @@ use axum::{Extension, Json};
 use latchkey::Services;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::passkeys;
-use latchkey::http::{ApiError, ClientAuth, RequestMeta, WireJson, WireQuery};
+use latchkey::http::{ApiError, Authorized, RequestMeta, WireJson, WireQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 type Svc = State<Arc<Services>>;
 
 /// CORS for the browser SDK: preflights are answered here; every response names the caller's
-/// origin. Which origins may act for a tenant is checked by [`ClientAuth`], so a page on an
+/// origin. Which origins may act for a tenant is checked by [`Authorized`], so a page on an
 /// origin the tenant did not allow gets a 403, not data.
 pub async fn cors(req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
@@ -51,9 +51,9 @@ pub async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-pub(crate) fn ctx(meta: &RequestMeta, auth: &ClientAuth) -> AuditContext {
+pub(crate) fn ctx(meta: &RequestMeta, auth: &Authorized) -> AuditContext {
     AuditContext {
-        actor: if auth.claims.is_some() {
+        actor: if auth.access.claims.is_some() {
             "client:token".into()
         } else {
             "client:anonymous".into()
@@ -74,12 +74,12 @@ pub struct RegistrationOptionsBody {
 
 pub async fn registration_options(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     WireJson(body): WireJson<RegistrationOptionsBody>,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let (id, options) =
-        passkeys::registration_options(&s, &auth.tenant, claims, body.username.as_deref()).await?;
+        passkeys::registration_options(&s, &auth.tenant, &auth.access, body.username.as_deref())
+            .await?;
     let options = serde_json::to_value(&options).map_err(internal)?;
     Ok(Json(
         json!({ "challengeId": id, "options": options["publicKey"] }),
@@ -95,11 +95,10 @@ pub struct AddPasskeyBody {
 
 pub async fn add_passkey(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<AddPasskeyBody>,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let credential = serde_json::from_value(body.registration_credential).map_err(|_| {
         ApiError::invalid("registrationCredential is not a WebAuthn registration response.")
     })?;
@@ -108,7 +107,7 @@ pub async fn add_passkey(
         &s,
         &auth.tenant,
         &ctx(&meta, &auth),
-        claims,
+        &auth.access,
         &challenge,
         &credential,
     )
@@ -125,13 +124,14 @@ pub struct ChallengeBody {
 
 pub async fn challenge(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
+    Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<ChallengeBody>,
 ) -> Result<Json<Value>> {
     let action = body
         .action
         .ok_or_else(|| ApiError::invalid("action is required."))?;
-    let id = passkeys::challenge_for_action(&s, &auth.tenant, &action).await?;
+    let id = passkeys::challenge_for_action(&s, &auth.tenant, &ctx(&meta, &auth), &action).await?;
     Ok(Json(json!({ "challengeId": id })))
 }
 
@@ -143,13 +143,15 @@ pub struct AuthenticationOptionsBody {
 
 pub async fn authentication_options(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
+    Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<AuthenticationOptionsBody>,
 ) -> Result<Json<Value>> {
     let (id, options) = passkeys::authentication_options(
         &s,
         &auth.tenant,
-        auth.claims.as_ref(),
+        &ctx(&meta, &auth),
+        &auth.access,
         body.challenge_id.as_deref(),
     )
     .await?;
@@ -168,7 +170,7 @@ pub struct VerifyBody {
 
 pub async fn verify(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<VerifyBody>,
 ) -> Result<Json<passkeys::Verified>> {
@@ -180,7 +182,7 @@ pub async fn verify(
             &s,
             &auth.tenant,
             &ctx(&meta, &auth),
-            auth.claims.as_ref(),
+            &auth.access,
             &challenge,
             &credential,
         )
@@ -190,7 +192,7 @@ pub async fn verify(
 
 pub async fn passkey_available(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     WireQuery(q): WireQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
     let ids: Vec<String> = q
@@ -213,10 +215,10 @@ pub async fn passkey_available(
 /// creation options (no wrapper, no challenge id; API.md §5.1). The body (`{}`) is not read.
 pub async fn security_key_registration_options(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
-    let options = passkeys::security_key_registration_options(&s, &auth.tenant, claims).await?;
+    let options =
+        passkeys::security_key_registration_options(&s, &auth.tenant, &auth.access).await?;
     let options = serde_json::to_value(&options).map_err(internal)?;
     Ok(Json(options["publicKey"].clone()))
 }
@@ -224,18 +226,17 @@ pub async fn security_key_registration_options(
 /// `POST /client/user-authenticators/security-key` with the bare registration response.
 pub async fn add_security_key(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<Value>,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let credential = serde_json::from_value(body)
         .map_err(|_| ApiError::invalid("The body is not a WebAuthn registration response."))?;
     let (verified, authenticator) = passkeys::finish_security_key_registration(
         &s,
         &auth.tenant,
         &ctx(&meta, &auth),
-        claims,
+        &auth.access,
         &credential,
     )
     .await?;
@@ -248,10 +249,10 @@ pub async fn add_security_key(
 /// options.
 pub async fn security_key_authentication_options(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
-    let options = passkeys::security_key_authentication_options(&s, &auth.tenant, claims).await?;
+    let options =
+        passkeys::security_key_authentication_options(&s, &auth.tenant, &auth.access).await?;
     let options = serde_json::to_value(&options).map_err(internal)?;
     Ok(Json(options["publicKey"].clone()))
 }
@@ -259,15 +260,20 @@ pub async fn security_key_authentication_options(
 /// `POST /client/verify/security-key` with the bare assertion.
 pub async fn verify_security_key(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<Value>,
 ) -> Result<Json<passkeys::Verified>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let credential = serde_json::from_value(body)
         .map_err(|_| ApiError::invalid("The body is not a WebAuthn assertion."))?;
     Ok(Json(
-        passkeys::verify_security_key(&s, &auth.tenant, &ctx(&meta, &auth), claims, &credential)
-            .await?,
+        passkeys::verify_security_key(
+            &s,
+            &auth.tenant,
+            &ctx(&meta, &auth),
+            &auth.access,
+            &credential,
+        )
+        .await?,
     ))
 }

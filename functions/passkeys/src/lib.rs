@@ -19,86 +19,59 @@ mod handlers;
 mod otp;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{MethodRouter, get, post};
 use latchkey::Services;
+use latchkey::domain::authz::{CLIENT_ROUTES, RouteId, RouteRule};
 use std::sync::Arc;
 
 pub const NAME: &str = "latchkey-passkeys";
 
-/// This function's routes, without the shared layers (the local gateway merges them).
-pub fn routes(services: &Arc<Services>) -> Router {
+/// The handler of each route of the matrix. The match is exhaustive, so a route cannot be in
+/// the table without a handler, nor served without its row.
+fn handler(rule: &'static RouteRule) -> MethodRouter<Arc<Services>> {
+    use RouteId::*;
     use handlers::*;
-    let p = "/v1/client/user-authenticators/passkey";
-    let k = "/v1/client/user-authenticators/security-key";
-    Router::new()
-        .route(
-            &format!("{p}/registration-options"),
-            post(registration_options).options(preflight),
-        )
-        .route(
-            &format!("{p}/registration-options/web"),
-            post(registration_options).options(preflight),
-        )
-        .route(
-            p,
-            post(add_passkey).get(passkey_available).options(preflight),
-        )
-        .route("/v1/client/challenge", post(challenge).options(preflight))
-        .route(
-            "/v1/client/challenge/web",
-            post(challenge).options(preflight),
-        )
-        .route(
-            &format!("{p}/authentication-options"),
-            post(authentication_options).options(preflight),
-        )
-        .route(
-            &format!("{p}/authentication-options/web"),
-            post(authentication_options).options(preflight),
-        )
-        .route("/v1/client/verify/passkey", post(verify).options(preflight))
-        .route(
-            &format!("{k}/registration-options"),
-            post(security_key_registration_options).options(preflight),
-        )
-        .route(k, post(add_security_key).options(preflight))
-        .route(
-            &format!("{k}/authentication-options"),
-            post(security_key_authentication_options).options(preflight),
-        )
-        .route(
-            "/v1/client/verify/security-key",
-            post(verify_security_key).options(preflight),
-        )
-        .route(
-            "/v1/client/user-authenticators/totp",
-            post(otp::enroll_totp).options(preflight),
-        )
-        .route(
-            "/v1/client/verify/totp",
-            post(otp::verify_totp).options(preflight),
-        )
-        .route(
-            "/v1/client/user-authenticators/email-otp",
-            post(otp::enroll_email).options(preflight),
-        )
-        .route(
-            "/v1/client/challenge/email-otp",
-            post(otp::challenge_email).options(preflight),
-        )
-        .route(
-            "/v1/client/verify/email-otp",
-            post(otp::verify_email).options(preflight),
-        )
-        .route(
-            "/v1/client/verify/recovery-code",
-            post(otp::verify_recovery_code).options(preflight),
-        )
-        .route(
-            "/v1/client/user-authenticators/recovery-codes",
-            post(otp::regenerate_recovery_codes).options(preflight),
-        )
-        .layer(axum::middleware::from_fn(cors))
+    let route = match rule.id {
+        PasskeyRegistrationOptions | PasskeyRegistrationOptionsWeb => post(registration_options),
+        AddPasskey => post(add_passkey),
+        PasskeyAvailable => get(passkey_available),
+        NameAction | NameActionWeb => post(challenge),
+        PasskeyAuthenticationOptions | PasskeyAuthenticationOptionsWeb => {
+            post(authentication_options)
+        }
+        VerifyPasskey => post(verify),
+        SecurityKeyRegistrationOptions => post(security_key_registration_options),
+        AddSecurityKey => post(add_security_key),
+        SecurityKeyAuthenticationOptions => post(security_key_authentication_options),
+        VerifySecurityKey => post(verify_security_key),
+        EnrollTotp => post(otp::enroll_totp),
+        VerifyTotp => post(otp::verify_totp),
+        EnrollEmailOtp => post(otp::enroll_email),
+        ChallengeEmailOtp => post(otp::challenge_email),
+        VerifyEmailOtp => post(otp::verify_email),
+        VerifyRecoveryCode => post(otp::verify_recovery_code),
+        RegenerateRecoveryCodes => post(otp::regenerate_recovery_codes),
+    };
+    // The row travels with the request to the `Authorized` extractor.
+    route.layer(axum::Extension(rule))
+}
+
+/// This function's routes, without the shared layers (the local gateway merges them): built
+/// from the authorization matrix, one path at a time, with CORS preflights.
+pub fn routes(services: &Arc<Services>) -> Router {
+    let mut router = Router::new();
+    let mut paths: Vec<&'static str> = CLIENT_ROUTES.iter().map(|r| r.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    for path in paths {
+        let mut methods = MethodRouter::new().options(handlers::preflight);
+        for rule in CLIENT_ROUTES.iter().filter(|r| r.path == path) {
+            methods = methods.merge(handler(rule));
+        }
+        router = router.route(path, methods);
+    }
+    router
+        .layer(axum::middleware::from_fn(handlers::cors))
         .with_state(Arc::clone(services))
 }
 

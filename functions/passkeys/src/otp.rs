@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use latchkey::Services;
 use latchkey::domain::otp::{self, EmailEnrollment, TotpEnrollment, VerifyResponse};
-use latchkey::http::{ApiError, ClientAuth, RequestMeta, WireJson};
+use latchkey::http::{ApiError, Authorized, RequestMeta, WireJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -36,92 +36,86 @@ pub struct EmailBody {
 /// `POST /client/user-authenticators/totp` (no body).
 pub async fn enroll_totp(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
 ) -> Result<Json<TotpEnrollment>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     Ok(Json(
-        otp::enroll_totp(&s, &auth.tenant, &ctx(&meta, &auth), claims).await?,
+        otp::enroll_totp(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access).await?,
     ))
 }
 
 /// `POST /client/verify/totp {verificationCode}`.
 pub async fn verify_totp(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<CodeBody>,
 ) -> Result<Json<VerifyResponse>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let code = body.code()?;
     Ok(Json(
-        otp::verify_totp(&s, &auth.tenant, &ctx(&meta, &auth), claims, &code).await?,
+        otp::verify_totp(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access, &code).await?,
     ))
 }
 
 /// `POST /client/user-authenticators/email-otp {email}`.
 pub async fn enroll_email(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<EmailBody>,
 ) -> Result<Json<EmailEnrollment>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let email = body
         .email
         .ok_or_else(|| ApiError::invalid("email is required."))?;
     Ok(Json(
-        otp::enroll_email(&s, &auth.tenant, &ctx(&meta, &auth), claims, &email).await?,
+        otp::enroll_email(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access, &email).await?,
     ))
 }
 
 /// `POST /client/challenge/email-otp` (no body).
 pub async fn challenge_email(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
-    let id = otp::challenge_email(&s, &auth.tenant, &ctx(&meta, &auth), claims).await?;
+    let id = otp::challenge_email(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access).await?;
     Ok(Json(json!({ "challengeId": id })))
 }
 
 /// `POST /client/verify/email-otp {verificationCode}`.
 pub async fn verify_email(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<CodeBody>,
 ) -> Result<Json<VerifyResponse>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let code = body.code()?;
     Ok(Json(
-        otp::verify_email(&s, &auth.tenant, &ctx(&meta, &auth), claims, &code).await?,
+        otp::verify_email(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access, &code).await?,
     ))
 }
 
 /// `POST /client/verify/recovery-code {verificationCode}`.
 pub async fn verify_recovery_code(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
     WireJson(body): WireJson<CodeBody>,
 ) -> Result<Json<VerifyResponse>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let code = body.code()?;
     Ok(Json(
-        otp::verify_recovery_code(&s, &auth.tenant, &ctx(&meta, &auth), claims, &code).await?,
+        otp::verify_recovery_code(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access, &code)
+            .await?,
     ))
 }
 
 /// `POST /client/user-authenticators/recovery-codes`: a new set; the old codes stop working.
 pub async fn regenerate_recovery_codes(
     State(s): Svc,
-    auth: ClientAuth,
+    auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
 ) -> Result<Json<Value>> {
-    let claims = auth.claims.as_ref().ok_or_else(ApiError::unauthorized)?;
     let codes =
-        otp::regenerate_recovery_codes(&s, &auth.tenant, &ctx(&meta, &auth), claims).await?;
+        otp::regenerate_recovery_codes(&s, &auth.tenant, &ctx(&meta, &auth), &auth.access).await?;
     Ok(Json(json!({ "recoveryCodes": codes })))
 }

@@ -15,6 +15,7 @@ use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::enrolled_methods;
+use crate::domain::machine::{self, ActionState, Event, VerificationMethod};
 use crate::domain::rules::Facts;
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::{self, TokenError};
@@ -27,16 +28,103 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub const STATES: [&str; 8] = [
-    "ALLOW",
-    "BLOCK",
-    "CHALLENGE_REQUIRED",
-    "CHALLENGE_SUCCEEDED",
-    "CHALLENGE_FAILED",
-    "REVIEW_REQUIRED",
-    "REVIEW_SUCCEEDED",
-    "REVIEW_FAILED",
-];
+/// The tracked action as stored at `T#{tid}#U#{uid}` / `ACT#{code}#{key}`: read from and
+/// written to its item here, and nowhere else. Its state moves only through
+/// [`machine::transition`].
+#[derive(Debug, Clone)]
+pub struct ActionRecord {
+    pub code: String,
+    pub idempotency_key: String,
+    pub state: ActionState,
+    pub verification_method: Option<VerificationMethod>,
+    /// Set when validate consumed the success: the action's tokens are spent.
+    pub validated_at: Option<String>,
+    /// The stored item, so that a write keeps every other attribute.
+    pub item: Item,
+}
+
+impl ActionRecord {
+    pub fn from_item(item: Item) -> Result<Self, Error> {
+        let state = item
+            .str("state")
+            .and_then(ActionState::parse)
+            .ok_or_else(|| Error::Internal("stored action has no valid state".into()))?;
+        Ok(Self {
+            code: item.str("actionCode").unwrap_or_default().to_owned(),
+            idempotency_key: item.str("idempotencyKey").unwrap_or_default().to_owned(),
+            state,
+            verification_method: item
+                .str("verificationMethod")
+                .and_then(VerificationMethod::parse),
+            validated_at: item
+                .str("validatedAt")
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+            item,
+        })
+    }
+
+    /// The write that applies `event` (conditional on the version read), or the machine's
+    /// refusal. `None` when the event changes nothing (a Server API self-move).
+    pub fn apply(
+        &self,
+        event: Event,
+        method: Option<VerificationMethod>,
+        now: &str,
+    ) -> Result<Option<WriteOp>, machine::Refused> {
+        let to = machine::transition(self.state, event)?;
+        if to == self.state {
+            return Ok(None);
+        }
+        let v = self.item.version;
+        let mut item = self
+            .item
+            .clone()
+            .with("state", to.as_str())
+            .with("stateUpdatedAt", now)
+            .with("updatedAt", now)
+            .with_version(v + 1);
+        if let Some(m) = method {
+            item = item.with("verificationMethod", m.as_str());
+        }
+        Ok(Some(WriteOp::Put {
+            item,
+            condition: Condition::Version(v),
+        }))
+    }
+}
+
+/// How a token names its action in other records (pending enrollments, `enrolledFor`).
+pub fn action_ref(code: &str, key: &str) -> String {
+    format!("{code}#{key}")
+}
+
+/// Reads one action.
+pub async fn load(
+    services: &Services,
+    tenant_id: &str,
+    user_id: &str,
+    code: &str,
+    key: &str,
+) -> Result<Option<ActionRecord>, Error> {
+    match services
+        .store
+        .get(&user_pk(tenant_id, user_id), &action_sk(code, key))
+        .await?
+    {
+        Some(item) => Ok(Some(ActionRecord::from_item(item)?)),
+        None => Ok(None),
+    }
+}
+
+fn states_list() -> String {
+    ActionState::ALL.map(ActionState::as_str).join(", ")
+}
+
+fn parse_state(s: &str) -> Result<ActionState, Error> {
+    ActionState::parse(s)
+        .ok_or_else(|| Error::Invalid(format!("state must be one of {}", states_list())))
+}
 
 /// Action codes: `^[a-zA-Z0-9_-]{1,64}$`.
 pub fn check_code(code: &str) -> Result<(), Error> {
@@ -333,7 +421,7 @@ pub async fn track(
             }
         }
     };
-    let token = tokens::issue(services, &tenant.id, user_id, code, &key, attrs.scope).await?;
+    let token = tokens::issue(services, &tenant.id, user_id, code, &key, attrs.scope, None).await?;
     Ok(TrackResult {
         state: stored.str("state").unwrap_or_default().to_owned(),
         idempotency_key: key,
@@ -376,35 +464,36 @@ pub async fn update_state(
     check_user_id(user_id)?;
     check_code(code)?;
     check_idempotency_key(key)?;
-    if !STATES.contains(&state) {
-        return Err(Error::Invalid(format!(
-            "state must be one of {}",
-            STATES.join(", ")
-        )));
-    }
-    let pk = user_pk(&tenant.id, user_id);
-    let sk = action_sk(code, key);
-    let item = services
-        .store
-        .get(&pk, &sk)
+    let to = parse_state(state)?;
+    let record = load(services, &tenant.id, user_id, code, key)
         .await?
         .ok_or(Error::NotFound("action"))?;
-    let version = item.version;
-    let previous = item.str("state").unwrap_or_default().to_owned();
     let stamp = rfc3339(services.clock.now())?;
-    let updated = item
-        .with("state", state)
-        .with("stateUpdatedAt", stamp.clone())
-        .with("updatedAt", stamp)
-        .with_version(version + 1);
+    let target = audit_ref(services, &tenant.id, user_id).await?;
+    let op = match record.apply(Event::ServerUpdate(to), None, &stamp) {
+        Ok(Some(op)) => op,
+        Ok(None) => return Ok(view(&record.item)),
+        Err(refused) => {
+            // The refusal is audited too: the tenant's log shows every attempted move.
+            let change = Change {
+                action: "action.update.refused",
+                target,
+                summary: json!({ "actionCode": code, "idempotencyKey": key, "from": record.state, "to": to }),
+                ops: Vec::new(),
+            };
+            services.journal.commit(&tenant.id, ctx, change).await?;
+            return Err(Error::InvalidState(refused.to_string()));
+        }
+    };
+    let updated = match &op {
+        WriteOp::Put { item, .. } => item.clone(),
+        _ => record.item.clone(),
+    };
     let change = Change {
         action: "action.update",
-        target: audit_ref(services, &tenant.id, user_id).await?,
-        summary: json!({ "actionCode": code, "idempotencyKey": key, "from": previous, "to": state }),
-        ops: vec![WriteOp::Put {
-            item: updated.clone(),
-            condition: Condition::Version(version),
-        }],
+        target,
+        summary: json!({ "actionCode": code, "idempotencyKey": key, "from": record.state, "to": to }),
+        ops: vec![op],
     };
     match services.journal.commit(&tenant.id, ctx, change).await {
         Ok(_) => Ok(view(&updated)),
@@ -434,13 +523,8 @@ pub async fn query(
         ),
         None => None,
     };
-    if let Some(s) = state
-        && !STATES.contains(&s)
-    {
-        return Err(Error::Invalid(format!(
-            "state must be one of {}",
-            STATES.join(", ")
-        )));
+    if let Some(s) = state {
+        parse_state(s)?;
     }
     let page = services
         .store
@@ -544,10 +628,11 @@ pub async fn validate(
             ..Validation::default()
         });
     };
-    if item.str("state") != Some("CHALLENGE_SUCCEEDED") {
+    let record = ActionRecord::from_item(item.clone())?;
+    if record.state != ActionState::ChallengeSucceeded {
         return Ok(base(&item));
     }
-    if item.attrs.get("validatedAt").is_some_and(|v| !v.is_null()) {
+    if record.validated_at.is_some() {
         return Ok(Validation {
             error: Some("The token was already validated.".into()),
             ..base(&item)

@@ -3,6 +3,7 @@
 use crate::crypto::FieldContext;
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::machine::VerificationMethod;
 use crate::domain::tenants::Tenant;
 use crate::domain::users::{audit_ref, check_user_id, new_user_item, user_pk};
 use crate::ports::random::RandomExt as _;
@@ -123,10 +124,146 @@ async fn read(
     })
 }
 
-/// A user's authenticators, enrolled ones only: a pending TOTP or email enrollment (no
-/// `verifiedAt` until its first code verifies) is neither listed nor counts as enrolled.
-async fn items(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Vec<Item>, Error> {
-    Ok(services
+/// How long a started enrollment (TOTP secret shown, email code sent) may be completed.
+pub const PENDING_SECONDS: i64 = 10 * 60;
+
+/// Where an authenticator is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Started, not completed: usable only to complete itself, by the action that started it,
+    /// until it expires. Never listed, never counts as enrolled, never answers a challenge.
+    Pending {
+        expires_at: i64,
+        started_by: String,
+    },
+    Verified,
+}
+
+/// One authenticator item (`T#{tid}#U#{uid}` / `AUTH#{id}`), typed. The item is kept so that a
+/// write keeps what the kind-specific code stored (sealed fields, webauthn-rs records).
+#[derive(Debug, Clone)]
+pub struct AuthenticatorRecord {
+    pub id: String,
+    pub method: VerificationMethod,
+    pub status: Status,
+    /// The action it was enrolled on: it cannot answer that action's challenge.
+    pub enrolled_for: Option<String>,
+    pub item: Item,
+}
+
+impl AuthenticatorRecord {
+    /// `None` for an item of a method this version does not know.
+    pub fn from_item(item: Item) -> Option<Self> {
+        let method = VerificationMethod::parse(item.str("verificationMethod")?)?;
+        let status = if item.str("verifiedAt").is_some() {
+            Status::Verified
+        } else {
+            // Pending items written before expiry was recorded are expired.
+            Status::Pending {
+                expires_at: item
+                    .attrs
+                    .get("pendingExpiresAt")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+                started_by: item.str("startedBy").unwrap_or_default().to_owned(),
+            }
+        };
+        Some(Self {
+            id: item.sk.trim_start_matches(PREFIX).to_owned(),
+            method,
+            status,
+            enrolled_for: item.str("enrolledFor").map(str::to_owned),
+            item,
+        })
+    }
+
+    pub fn is_verified(&self) -> bool {
+        self.status == Status::Verified
+    }
+
+    /// A pending enrollment started by `action` that has not expired.
+    pub fn is_pending_for(&self, action: &str, now: i64) -> bool {
+        matches!(&self.status, Status::Pending { expires_at, started_by }
+            if *expires_at > now && started_by == action)
+    }
+
+    /// Whether it may answer the challenge of `action` (`code#key`).
+    pub fn answers(&self, action: &str) -> bool {
+        self.is_verified() && self.enrolled_for.as_deref() != Some(action)
+    }
+}
+
+/// A user's authenticators, read with one query: what passkeys, OTP, the Server API and the
+/// authorization matrix all read.
+#[derive(Debug, Clone, Default)]
+pub struct UserAuthenticators {
+    pub records: Vec<AuthenticatorRecord>,
+}
+
+impl UserAuthenticators {
+    pub fn verified(&self) -> impl Iterator<Item = &AuthenticatorRecord> {
+        self.records.iter().filter(|r| r.is_verified())
+    }
+
+    pub fn has_verified(&self) -> bool {
+        self.verified().next().is_some()
+    }
+
+    /// A verified passkey, security key or authenticator app.
+    pub fn has_strong(&self) -> bool {
+        self.verified().any(|r| r.method.is_strong())
+    }
+
+    /// The verified authenticators of `method` that may answer `action`'s challenge.
+    pub fn challengers(
+        &self,
+        method: VerificationMethod,
+        action: &str,
+    ) -> impl Iterator<Item = &AuthenticatorRecord> {
+        self.records
+            .iter()
+            .filter(move |r| r.method == method && r.answers(action))
+    }
+
+    /// The live pending enrollment of `method` that `action` started, if any.
+    pub fn pending_for(
+        &self,
+        method: VerificationMethod,
+        action: &str,
+        now: i64,
+    ) -> Option<&AuthenticatorRecord> {
+        self.records
+            .iter()
+            .find(|r| r.method == method && r.is_pending_for(action, now))
+    }
+
+    /// Deletes of every pending enrollment but `keep`: written with the verification of
+    /// another authenticator (or a new start), so no stale enrollment lingers.
+    pub fn drop_pending(&self, keep: Option<&str>) -> Vec<WriteOp> {
+        self.records
+            .iter()
+            .filter(|r| !r.is_verified() && Some(r.id.as_str()) != keep)
+            .map(|r| WriteOp::Delete {
+                pk: r.item.pk.clone(),
+                sk: r.item.sk.clone(),
+                condition: Condition::None,
+            })
+            .collect()
+    }
+
+    /// The verified items, as the Server API lists them.
+    fn verified_items(&self) -> Vec<Item> {
+        self.verified().map(|r| r.item.clone()).collect()
+    }
+}
+
+/// Every authenticator of a user, pending ones included (callers filter by status).
+pub async fn of_user(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<UserAuthenticators, Error> {
+    let items = services
         .store
         .query(
             Query::partition(user_pk(&tenant.id, user_id))
@@ -134,10 +271,18 @@ async fn items(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Ve
                 .limit(1000),
         )
         .await?
-        .items
-        .into_iter()
-        .filter(|i| i.str("verifiedAt").is_some())
-        .collect())
+        .items;
+    Ok(UserAuthenticators {
+        records: items
+            .into_iter()
+            .filter_map(AuthenticatorRecord::from_item)
+            .collect(),
+    })
+}
+
+/// A user's verified authenticators' items.
+async fn items(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Vec<Item>, Error> {
+    Ok(of_user(services, tenant, user_id).await?.verified_items())
 }
 
 pub async fn list(
@@ -222,7 +367,8 @@ pub async fn enroll_verified(
             ));
         }
     }
-    let existing = items(services, tenant, user_id).await?;
+    let all = of_user(services, tenant, user_id).await?;
+    let existing = all.verified_items();
     let is_default = req.is_default.unwrap_or(existing.is_empty());
     let id = services.random.hex_id(16);
     let sk = format!("{PREFIX}{id}");
@@ -252,6 +398,8 @@ pub async fn enroll_verified(
         item: item.clone(),
         condition: Condition::Absent,
     }];
+    // A verified authenticator ends every pending enrollment.
+    ops.extend(all.drop_pending(None));
     if is_default {
         for other in existing
             .into_iter()
@@ -275,7 +423,8 @@ pub async fn enroll_verified(
         });
     }
     let recovery = if method == "AUTHENTICATOR_APP" {
-        crate::domain::otp::first_strong_codes(services, tenant, user_id).await?
+        // Enrolled by the tenant's backend, not on an action: the codes answer any challenge.
+        crate::domain::otp::first_strong_codes(services, tenant, user_id, &all, "", "").await?
     } else {
         None
     };

@@ -2,7 +2,10 @@
 //! ceremony's item lives, the id of a ceremony bound to a token, settling the tracked action,
 //! and committing a change with its audit event.
 use crate::domain::Error;
+use crate::domain::actions::load;
 use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::authz::{Access, Proof};
+use crate::domain::machine::{ActionState, Event, VerificationMethod};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::Claims;
 use crate::domain::users::user_pk;
@@ -23,7 +26,8 @@ pub(crate) fn challenge_pk(tenant_id: &str, id: &str) -> String {
 /// The ceremony id of a security-key ceremony: bound to the token's tenant, user and action
 /// instance, since the wire carries no challenge id. Not secret: only the holder of a token for
 /// that user can start or finish it.
-pub(crate) fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
+pub(crate) fn bound_id(tenant: &Tenant, claims: &Claims, kind: CeremonyKind) -> String {
+    let step = kind.bound_prefix();
     let mut h = Sha256::new();
     for part in [&tenant.id, &claims.sub, &claims.act, &claims.idk] {
         h.update((part.len() as u64).to_be_bytes());
@@ -34,15 +38,23 @@ pub(crate) fn bound_id(tenant: &Tenant, claims: &Claims, step: &str) -> String {
     format!("{step}.{hex}")
 }
 
-/// The action a finished ceremony completes: moved to `state`, or (usernameless sign-in)
-/// created in it. Returns the write and the idempotency key. Shared with the OTP ceremonies.
+/// The action a ceremony answers: its code and idempotency key (empty for a usernameless
+/// sign-in, which has no tracked action yet).
+pub(crate) type ActionKey = (String, String);
+
+/// The write that settles the action a ceremony answered, as the state machine allows it:
+/// `CHALLENGE_REQUIRED → CHALLENGE_SUCCEEDED | CHALLENGE_FAILED`. A usernameless sign-in (no
+/// idempotency key) creates its action directly in `CHALLENGE_SUCCEEDED`. Any other state is
+/// refused with [`Error::InvalidState`]: a ceremony never changes `ALLOW`, `BLOCK`, the
+/// `REVIEW_*` states, nor a failed or succeeded action. Returns the write (none when a failure
+/// has no action to fail) and the action's code and key.
 pub(crate) async fn settle_action(
     services: &Services,
     tenant: &Tenant,
     user_id: &str,
-    action: Option<(String, String)>,
-    state: &str,
-    method: &str,
+    action: Option<ActionKey>,
+    event: Event,
+    method: VerificationMethod,
 ) -> Result<(Option<WriteOp>, String, String), Error> {
     let (code, key) = action.unwrap_or_default();
     let code = if code.is_empty() {
@@ -51,34 +63,27 @@ pub(crate) async fn settle_action(
         code
     };
     let now = stamp(services)?;
-    let pk = user_pk(&tenant.id, user_id);
     if !key.is_empty() {
-        let sk = format!("ACT#{code}#{key}");
-        let Some(item) = services.store.get(&pk, &sk).await? else {
-            return Ok((None, code, key));
+        let Some(record) = load(services, &tenant.id, user_id, &code, &key).await? else {
+            return Err(Error::Invalid(
+                "The token's action no longer exists.".into(),
+            ));
         };
-        let v = item.version;
-        let updated = item
-            .with("state", state)
-            .with("verificationMethod", method)
-            .with("stateUpdatedAt", now.clone())
-            .with("updatedAt", now)
-            .with_version(v + 1);
-        return Ok((
-            Some(WriteOp::Put {
-                item: updated,
-                condition: Condition::Version(v),
-            }),
-            code,
-            key,
-        ));
+        let op = record
+            .apply(event, Some(method), &now)
+            .map_err(|r| Error::InvalidState(r.to_string()))?;
+        return Ok((op, code, key));
+    }
+    if event != Event::CeremonySucceeded {
+        return Ok((None, code, key));
     }
     let key = services.random.hex_id(16);
+    let pk = user_pk(&tenant.id, user_id);
     let item = Item::new(&pk, format!("ACT#{code}#{key}"))
         .with("actionCode", code.clone())
         .with("idempotencyKey", key.clone())
-        .with("state", state)
-        .with("verificationMethod", method)
+        .with("state", ActionState::ChallengeSucceeded.as_str())
+        .with("verificationMethod", method.as_str())
         .with("createdAt", now.clone())
         .with("createdEpoch", now_epoch(services))
         .with("updatedAt", now.clone())
@@ -93,6 +98,111 @@ pub(crate) async fn settle_action(
         code,
         key,
     ))
+}
+
+/// What a completed enrollment does to the action it was made on: the user's first
+/// authenticator answers a `CHALLENGE_REQUIRED` action (signing up is the challenge); any
+/// later one leaves the action as it is, so that enrolling a factor never passes a challenge
+/// by itself.
+pub(crate) async fn settle_enrollment(
+    services: &Services,
+    tenant: &Tenant,
+    access: &Access,
+    method: VerificationMethod,
+) -> Result<(Option<WriteOp>, Option<Proof>), Error> {
+    let claims = access.claims()?;
+    let now = now_epoch(services);
+    let first = access
+        .subject
+        .as_ref()
+        .is_some_and(|s| !s.authenticators.has_verified());
+    let challenged = access
+        .subject
+        .as_ref()
+        .is_some_and(|s| s.action.state == ActionState::ChallengeRequired);
+    if !(first && challenged) {
+        return Ok((None, claims.proof()));
+    }
+    let (op, _, _) = settle_action(
+        services,
+        tenant,
+        &claims.sub,
+        Some((claims.act.clone(), claims.idk.clone())),
+        Event::CeremonySucceeded,
+        method,
+    )
+    .await?;
+    Ok((op, Some(Proof { method, at: now })))
+}
+
+/// The kinds of ceremony item (`T#{tid}#CH#{id}` / `CH`), with the strings they are stored as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// The action named for a usernameless sign-in (`POST /client/challenge`).
+    NamedAction,
+    PasskeyRegister,
+    /// Passkey sign-in with a token: the user is known.
+    PasskeyAuthenticate,
+    /// Usernameless passkey sign-in.
+    PasskeyDiscover,
+    SecurityKeyRegister,
+    SecurityKeyAuthenticate,
+    Totp,
+    EmailOtp,
+    RecoveryCode,
+}
+
+impl CeremonyKind {
+    pub const ALL: [CeremonyKind; 9] = [
+        CeremonyKind::NamedAction,
+        CeremonyKind::PasskeyRegister,
+        CeremonyKind::PasskeyAuthenticate,
+        CeremonyKind::PasskeyDiscover,
+        CeremonyKind::SecurityKeyRegister,
+        CeremonyKind::SecurityKeyAuthenticate,
+        CeremonyKind::Totp,
+        CeremonyKind::EmailOtp,
+        CeremonyKind::RecoveryCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::NamedAction => "action",
+            CeremonyKind::PasskeyRegister => "register",
+            CeremonyKind::PasskeyAuthenticate => "authenticate",
+            CeremonyKind::PasskeyDiscover => "discover",
+            CeremonyKind::SecurityKeyRegister => "sk-register",
+            CeremonyKind::SecurityKeyAuthenticate => "sk-authenticate",
+            CeremonyKind::Totp => "AUTHENTICATOR_APP",
+            CeremonyKind::EmailOtp => "EMAIL_OTP",
+            CeremonyKind::RecoveryCode => "RECOVERY_CODE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The prefix of a token-bound ceremony id of this kind.
+    pub fn bound_prefix(self) -> &'static str {
+        match self {
+            CeremonyKind::SecurityKeyRegister => "skr",
+            CeremonyKind::SecurityKeyAuthenticate => "ska",
+            CeremonyKind::Totp => "totp",
+            CeremonyKind::EmailOtp => "eotp",
+            CeremonyKind::RecoveryCode => "rc",
+            _ => "ch",
+        }
+    }
+
+    /// The kind of a one-time-code challenge item, by its method.
+    pub fn of_code_method(m: VerificationMethod) -> Self {
+        match m {
+            VerificationMethod::EmailOtp => CeremonyKind::EmailOtp,
+            VerificationMethod::RecoveryCode => CeremonyKind::RecoveryCode,
+            _ => CeremonyKind::Totp,
+        }
+    }
 }
 
 pub(crate) async fn commit(

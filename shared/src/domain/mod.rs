@@ -4,8 +4,11 @@ pub mod aaguid;
 pub mod actions;
 pub mod audit;
 pub mod authenticators;
+pub mod authz;
 pub mod backups;
 pub mod ceremony;
+pub mod limits;
+pub mod machine;
 pub mod otp;
 pub mod passkeys;
 pub mod rules;
@@ -33,6 +36,13 @@ pub enum Error {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// The caller is known but this credential does not authorize the request; the message
+    /// names the rule (safe to show: no personal data).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The action's state machine refused the move; the message says what is allowed.
+    #[error("invalid state: {0}")]
+    InvalidState(String),
     #[error("too many requests")]
     TooManyRequests,
     /// Something failed inside; the message is for logs only.

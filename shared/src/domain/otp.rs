@@ -28,9 +28,15 @@ use crate::crypto::keys::{Purpose, PurposeKey, purpose_keys};
 use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::audit::{AuditContext, Change};
-use crate::domain::ceremony::{bound_id, challenge_pk, commit, now_epoch, settle_action, stamp};
+use crate::domain::authenticators::{AuthenticatorRecord, PENDING_SECONDS, UserAuthenticators};
+use crate::domain::authz::{Access, Grant, Proof};
+use crate::domain::ceremony::{
+    CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_action, settle_enrollment,
+    stamp,
+};
+use crate::domain::machine::{ActionState, Event, VerificationMethod};
 use crate::domain::tenants::Tenant;
-use crate::domain::tokens::{self, Claims};
+use crate::domain::tokens;
 use crate::domain::users::{audit_ref, get_user, new_user_item, user_pk};
 use crate::ports::mailer::Email;
 use crate::ports::random::RandomExt as _;
@@ -251,13 +257,20 @@ async fn record_failure(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     ch_id: &str,
-    method: &str,
+    method: VerificationMethod,
     what: &'static str,
 ) -> Result<Failure, Error> {
     const ROUNDS: usize = 8;
+    let claims = access.claims()?;
     let user_id = &claims.sub;
+    // Only an action waiting for a challenge fails with the challenge; completing an
+    // enrollment on an ALLOW action with wrong codes leaves the action as it is.
+    let challenged = access
+        .subject
+        .as_ref()
+        .is_some_and(|s| s.action.state == ActionState::ChallengeRequired);
     for round in 0..ROUNDS {
         let ch = services
             .store
@@ -286,7 +299,7 @@ async fn record_failure(
             }
             None => ops.push(WriteOp::Put {
                 item: Item::new(challenge_pk(&tenant.id, ch_id), "CH")
-                    .with("kind", method)
+                    .with("kind", CeremonyKind::of_code_method(method).as_str())
                     .with("userId", user_id.clone())
                     .with("attempts", attempts)
                     .with("failed", exhausted)
@@ -295,14 +308,14 @@ async fn record_failure(
                 condition: Condition::Absent,
             }),
         }
-        if exhausted {
+        if exhausted && challenged {
             let action = Some((claims.act.clone(), claims.idk.clone()));
             let (op, _, _) = settle_action(
                 services,
                 tenant,
                 user_id,
                 action,
-                "CHALLENGE_FAILED",
+                Event::CeremonyFailed,
                 method,
             )
             .await?;
@@ -340,11 +353,12 @@ async fn succeed(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     change: Change,
-    (act, key): (&str, &str),
+    proof: Option<Proof>,
     response: VerifyResponse,
 ) -> Result<VerifyResponse, Error> {
+    let claims = access.claims()?;
     match services.journal.commit(&tenant.id, ctx, change).await {
         Ok(_) => {}
         Err(crate::domain::audit::CommitError::Condition { .. }) => {
@@ -356,9 +370,10 @@ async fn succeed(
         services,
         &tenant.id,
         &claims.sub,
-        act,
-        key,
+        &claims.act,
+        &claims.idk,
         claims.scope.clone(),
+        proof,
     )
     .await?;
     Ok(VerifyResponse {
@@ -381,29 +396,6 @@ async fn check_throttle(services: &Services, tenant: &Tenant, user_id: &str) -> 
 // Authenticator items
 // -------------------------------------------------------------------------------------------
 
-async fn authenticators_of(
-    services: &Services,
-    tenant: &Tenant,
-    user_id: &str,
-    method: &str,
-) -> Result<Vec<Item>, Error> {
-    let mut items: Vec<Item> = services
-        .store
-        .query(
-            Query::partition(user_pk(&tenant.id, user_id))
-                .prefix("AUTH#")
-                .limit(1000),
-        )
-        .await?
-        .items
-        .into_iter()
-        .filter(|i| i.str("verificationMethod") == Some(method))
-        .collect();
-    // Verified first, then pending enrollments.
-    items.sort_by_key(|i| i.str("verifiedAt").is_none());
-    Ok(items)
-}
-
 fn aid_of(item: &Item) -> String {
     item.sk.trim_start_matches("AUTH#").to_owned()
 }
@@ -420,79 +412,64 @@ fn view(item: &Item, user_id: &str, verified_at: &str) -> Value {
     })
 }
 
-/// Whether the user already has a verified strong authenticator (or recovery codes).
-async fn has_strong(services: &Services, tenant: &Tenant, user_id: &str) -> Result<bool, Error> {
-    let items = services
-        .store
-        .query(
-            Query::partition(user_pk(&tenant.id, user_id))
-                .prefix("AUTH#")
-                .limit(1000),
-        )
-        .await?
-        .items;
-    Ok(items.iter().any(|i| {
-        i.str("verifiedAt").is_some()
-            && matches!(
-                i.str("verificationMethod"),
-                Some("AUTHENTICATOR_APP" | "PASSKEY" | "SECURITY_KEY")
-            )
-    }))
+/// The authenticators the authorization step read for this (Bearer) caller.
+fn auths_of(access: &Access) -> Result<&UserAuthenticators, Error> {
+    access
+        .subject
+        .as_ref()
+        .map(|s| &s.authenticators)
+        .ok_or(Error::Unauthorized)
 }
 
-/// Enrolling an authenticator for a user who already has one needs the token's scope to say
-/// `add:authenticators` (API.md §7, AuthScope): otherwise a token issued to challenge a user
-/// would let whoever holds it (for instance someone who knows only the password) enroll an
-/// authenticator of their own and answer the challenge with it.
-pub async fn check_may_enroll(
+/// A new pending enrollment of `method`: bound to the action that started it, expiring in
+/// [`PENDING_SECONDS`].
+fn pending_item(
     services: &Services,
     tenant: &Tenant,
-    claims: &Claims,
-) -> Result<(), Error> {
-    let scoped = claims
-        .scope
-        .as_deref()
-        .is_some_and(|s| s.split_whitespace().any(|p| p == "add:authenticators"));
-    if scoped {
-        return Ok(());
-    }
-    let enrolled = services
-        .store
-        .query(
-            Query::partition(user_pk(&tenant.id, &claims.sub))
-                .prefix("AUTH#")
-                .limit(1000),
-        )
-        .await?
-        .items
-        .iter()
-        .any(|i| i.str("verifiedAt").is_some());
-    if enrolled {
-        return Err(Error::Forbidden);
-    }
-    Ok(())
+    access: &Access,
+    aid: &str,
+    method: VerificationMethod,
+) -> Result<Item, Error> {
+    let claims = access.claims()?;
+    let expires = now_epoch(services) + PENDING_SECONDS;
+    Ok(
+        Item::new(user_pk(&tenant.id, &claims.sub), format!("AUTH#{aid}"))
+            .with("verificationMethod", method.as_str())
+            .with("createdAt", stamp(services)?)
+            .with("isDefault", false)
+            .with("pending", true)
+            .with("pendingExpiresAt", expires)
+            .with("startedBy", access.action_ref().unwrap_or_default())
+            .with_ttl(expires + 86_400),
+    )
 }
 
-/// Stores a pending enrollment `item` of `method` (replacing any earlier pending one of that
-/// method, and creating the user if new), with its audit event `what`, in one transaction.
+/// Stores a pending enrollment `item` (replacing every earlier pending one of that method,
+/// and creating the user if new), with its audit event `what`, in one transaction.
 async fn start_enrollment(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    user_id: &str,
-    (method, what): (&str, &'static str),
+    access: &Access,
+    what: &'static str,
     item: Item,
 ) -> Result<(), Error> {
+    let claims = access.claims()?;
+    let user_id = &claims.sub;
     let aid = aid_of(&item);
+    let method = item
+        .str("verificationMethod")
+        .unwrap_or_default()
+        .to_owned();
     let mut ops = vec![WriteOp::Put {
         item,
         condition: Condition::Absent,
     }];
-    for old in authenticators_of(services, tenant, user_id, method).await? {
-        if old.str("verifiedAt").is_none() {
+    for old in &auths_of(access)?.records {
+        if !old.is_verified() && old.method.as_str() == method {
             ops.push(WriteOp::Delete {
-                pk: old.pk,
-                sk: old.sk,
+                pk: old.item.pk.clone(),
+                sk: old.item.sk.clone(),
                 condition: Condition::None,
             });
         }
@@ -505,6 +482,79 @@ async fn start_enrollment(
         ops,
     };
     commit(services, tenant, ctx, change).await
+}
+
+/// What a verified code does to its authenticator: a challenge answered (`Verified`) or an
+/// enrollment completed (`Pending`, with the matrix's enroll right re-checked).
+fn completes(record: &AuthenticatorRecord, access: &Access, now: i64) -> Result<bool, Error> {
+    let this = access.action_ref().unwrap_or_default();
+    if record.is_verified() {
+        access.require(Grant::Challenge)?;
+        if !record.answers(&this) {
+            return Err(Error::Refused(
+                "An authenticator cannot answer the challenge of the action it was enrolled on."
+                    .into(),
+            ));
+        }
+        Ok(false)
+    } else if record.is_pending_for(&this, now) {
+        access.require(Grant::Enroll)?;
+        Ok(true)
+    } else {
+        Err(Error::Invalid(
+            "The enrollment has expired or belongs to another action; start it again.".into(),
+        ))
+    }
+}
+
+/// The writes and the token proof of a verified code. For a completed enrollment: the item
+/// becomes verified (recording the action it was enrolled on), every other pending enrollment
+/// goes, and the action is answered if this is the user's first authenticator. For an
+/// answered challenge: the action moves to CHALLENGE_SUCCEEDED.
+async fn settle_code(
+    services: &Services,
+    tenant: &Tenant,
+    access: &Access,
+    updated: &mut Item,
+    enrolling: bool,
+    method: VerificationMethod,
+) -> Result<(Vec<WriteOp>, Option<Proof>), Error> {
+    let claims = access.claims()?;
+    let now_text = stamp(services)?;
+    if enrolling {
+        updated.attrs.remove("pending");
+        updated.attrs.remove("pendingExpiresAt");
+        updated.attrs.remove("startedBy");
+        updated.ttl = None;
+        updated
+            .attrs
+            .insert("verifiedAt".into(), Value::String(now_text));
+        updated.attrs.insert(
+            "enrolledFor".into(),
+            Value::String(access.action_ref().unwrap_or_default()),
+        );
+        let keep = aid_of(updated);
+        let mut ops = auths_of(access)?.drop_pending(Some(&keep));
+        let (op, proof) = settle_enrollment(services, tenant, access, method).await?;
+        ops.extend(op);
+        return Ok((ops, proof));
+    }
+    let (op, _, _) = settle_action(
+        services,
+        tenant,
+        &claims.sub,
+        Some((claims.act.clone(), claims.idk.clone())),
+        Event::CeremonySucceeded,
+        method,
+    )
+    .await?;
+    Ok((
+        op.into_iter().collect(),
+        Some(Proof {
+            method,
+            at: now_epoch(services),
+        }),
+    ))
 }
 
 /// The writes that make a user's user item exist.

@@ -14,12 +14,19 @@ use crate::domain::Error;
 use crate::domain::aaguid;
 use crate::domain::actions::check_code;
 use crate::domain::audit::{AuditContext, Change};
-use crate::domain::ceremony::{bound_id, challenge_pk, commit, now_epoch, settle_action, stamp};
+use crate::domain::authenticators::UserAuthenticators;
+use crate::domain::authz::{Access, Proof};
+use crate::domain::ceremony::{
+    CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_action, settle_enrollment,
+    stamp,
+};
+use crate::domain::limits;
+use crate::domain::machine::{Event, VerificationMethod};
 use crate::domain::tenants::Tenant;
-use crate::domain::tokens::{self, Claims};
-use crate::domain::users::{audit_ref, new_user_item, user_pk};
+use crate::domain::tokens;
+use crate::domain::users::{audit_ref, get_user, new_user_item, user_pk};
 use crate::ports::random::RandomExt as _;
-use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::ports::store::{Condition, Item, WriteOp};
 use crate::runtime::Services;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -41,10 +48,10 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn method(self) -> &'static str {
+    fn method(self) -> VerificationMethod {
         match self {
-            Kind::Passkey => "PASSKEY",
-            Kind::SecurityKey => "SECURITY_KEY",
+            Kind::Passkey => VerificationMethod::Passkey,
+            Kind::SecurityKey => VerificationMethod::SecurityKey,
         }
     }
 
@@ -120,7 +127,7 @@ fn from_value<T: serde::de::DeserializeOwned>(v: Option<&Value>) -> Result<T, Er
 
 /// What a ceremony started with, and finishes against.
 struct Ceremony {
-    kind: &'static str,
+    kind: CeremonyKind,
     state: Value,
     user_id: Option<String>,
     action: Option<(String, String)>,
@@ -148,12 +155,17 @@ async fn save_as(
     c: Ceremony,
 ) -> Result<String, Error> {
     let expires = now_epoch(services) + CEREMONY_SECONDS;
+    // Ceremonies anyone can start with a tenant id alone are removed soon after they expire.
+    let linger = match c.kind {
+        CeremonyKind::NamedAction | CeremonyKind::PasskeyDiscover => 60,
+        _ => 3600,
+    };
     let mut item = Item::new(challenge_pk(&tenant.id, &id), "CH")
-        .with("kind", c.kind)
+        .with("kind", c.kind.as_str())
         .with("state", c.state)
         .with("expiresAt", expires)
         .with("extra", c.extra)
-        .with_ttl(expires + 3600);
+        .with_ttl(expires + linger);
     if let Some(u) = c.user_id {
         item = item.with("userId", u);
     }
@@ -169,7 +181,7 @@ async fn take(
     services: &Services,
     tenant: &Tenant,
     id: &str,
-    kinds: &[&str],
+    kinds: &[CeremonyKind],
 ) -> Result<Item, Error> {
     let gone = || Error::Invalid("The challenge is unknown, expired or already used.".into());
     if id.is_empty() || id.len() > 64 {
@@ -191,7 +203,8 @@ async fn take(
         .get("expiresAt")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    if expires <= now_epoch(services) || !kinds.contains(&item.str("kind").unwrap_or_default()) {
+    let kind = item.str("kind").and_then(CeremonyKind::parse);
+    if expires <= now_epoch(services) || !kind.is_some_and(|k| kinds.contains(&k)) {
         return Err(gone());
     }
     Ok(item)
@@ -201,14 +214,16 @@ async fn take(
 pub async fn challenge_for_action(
     services: &Services,
     tenant: &Tenant,
+    ctx: &AuditContext,
     action: &str,
 ) -> Result<String, Error> {
     check_code(action)?;
+    limits::take_anonymous(services, &tenant.id, ctx.source_ip.as_deref()).await?;
     save(
         services,
         tenant,
         Ceremony {
-            kind: "action",
+            kind: CeremonyKind::NamedAction,
             state: Value::Null,
             user_id: None,
             action: Some((action.to_owned(), String::new())),
@@ -218,62 +233,50 @@ pub async fn challenge_for_action(
     .await
 }
 
-async fn authenticator_items(
-    services: &Services,
-    tenant: &Tenant,
-    user_id: &str,
-) -> Result<Vec<Item>, Error> {
-    Ok(services
-        .store
-        .query(
-            Query::partition(user_pk(&tenant.id, user_id))
-                .prefix("AUTH#")
-                .limit(1000),
-        )
-        .await?
-        .items)
-}
-
-/// A user's credentials of one kind, with the items that hold them.
-async fn keys_of<T: serde::de::DeserializeOwned>(
-    services: &Services,
-    tenant: &Tenant,
-    user_id: &str,
+/// A user's verified credentials of one kind, with the items that hold them.
+fn keys_of<T: serde::de::DeserializeOwned>(
+    auths: &UserAuthenticators,
     kind: Kind,
-) -> Result<Vec<(Item, T)>, Error> {
-    let mut out = Vec::new();
-    for item in authenticator_items(services, tenant, user_id).await? {
-        if item.str("verificationMethod") == Some(kind.method())
-            && let Some(v) = item.attrs.get(kind.field())
-            && let Ok(key) = serde_json::from_value::<T>(v.clone())
-        {
-            out.push((item, key));
-        }
-    }
-    Ok(out)
-}
-
-async fn passkeys_of(
-    services: &Services,
-    tenant: &Tenant,
-    user_id: &str,
-) -> Result<Vec<(Item, Passkey)>, Error> {
-    keys_of(services, tenant, user_id, Kind::Passkey).await
+) -> Vec<(Item, T)> {
+    auths
+        .verified()
+        .filter(|r| r.method == kind.method())
+        .filter_map(|r| {
+            let v = r.item.attrs.get(kind.field())?;
+            let key = serde_json::from_value::<T>(v.clone()).ok()?;
+            Some((r.item.clone(), key))
+        })
+        .collect()
 }
 
 /// Every WebAuthn credential the user has, of either kind: excluded at registration so one
 /// authenticator is not registered twice.
-async fn credential_ids_of(
-    services: &Services,
-    tenant: &Tenant,
-    user_id: &str,
-) -> Result<Vec<CredentialID>, Error> {
-    Ok(authenticator_items(services, tenant, user_id)
-        .await?
+fn credential_ids_of(auths: &UserAuthenticators) -> Vec<CredentialID> {
+    auths
+        .records
         .iter()
-        .filter_map(|i| i.str("credentialId"))
+        .filter_map(|r| r.item.str("credentialId"))
         .filter_map(|c| URL_SAFE_NO_PAD.decode(c).ok())
-        .collect())
+        .collect()
+}
+
+/// The authenticators the authorization step read (Bearer callers always have them).
+fn subject_auths(access: &Access) -> Result<&UserAuthenticators, Error> {
+    access
+        .subject
+        .as_ref()
+        .map(|s| &s.authenticators)
+        .ok_or(Error::Unauthorized)
+}
+
+/// Refuses an assertion made in a cross-origin iframe (`crossOrigin: true` in its client
+/// data): webauthn-rs 0.6 checks this on registration only. A page embedding the tenant's in
+/// a frame must not be able to run its sign-in.
+fn cross_origin(client_data_json: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(client_data_json)
+        .ok()
+        .and_then(|v| v.get("crossOrigin").and_then(Value::as_bool))
+        .unwrap_or(false)
 }
 
 /// The stable WebAuthn user handle of a user, if one was made.
@@ -292,17 +295,17 @@ async fn user_handle(
 pub async fn registration_options(
     services: &Services,
     tenant: &Tenant,
-    claims: &Claims,
+    access: &Access,
     username: Option<&str>,
 ) -> Result<(String, CreationChallengeResponse), Error> {
-    crate::domain::otp::check_may_enroll(services, tenant, claims).await?;
+    let claims = access.claims()?;
     let rp = relying_party(tenant)?;
     let user_id = &claims.sub;
     let handle = match user_handle(services, tenant, user_id).await? {
         Some(h) => h,
         None => Uuid::from_bytes(services.random.bytes::<16>()),
     };
-    let exclude = credential_ids_of(services, tenant, user_id).await?;
+    let exclude = credential_ids_of(subject_auths(access)?);
     let name = username
         .filter(|n| !n.is_empty() && n.len() <= 256)
         .unwrap_or(user_id);
@@ -319,7 +322,7 @@ pub async fn registration_options(
         services,
         tenant,
         Ceremony {
-            kind: "register",
+            kind: CeremonyKind::PasskeyRegister,
             state: to_value(&state)?,
             user_id: Some(user_id.clone()),
             action: Some((claims.act.clone(), claims.idk.clone())),
@@ -340,16 +343,24 @@ pub struct Verified {
     pub user_authenticator_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_display_name: Option<String>,
     /// Recovery codes, when this registration was the user's first strong authenticator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
 }
 
-/// Records a failed ceremony: the action (if any) moves to CHALLENGE_FAILED, with its event.
+/// Records a failed ceremony: the action (if any, and if it is waiting for a challenge) moves
+/// to CHALLENGE_FAILED, with its event. A failure with no known user (usernameless sign-in
+/// with an unknown or broken credential) is counted per tenant and hour instead, and audited
+/// only on the 1st, 10th, 100th … of each hour: anyone who knows the tenant id can cause one,
+/// and must not be able to grow the tenant's audit log without bound.
+#[allow(clippy::too_many_arguments)]
 async fn record_failure(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
+    access: &Access,
     user_id: Option<&str>,
     action: Option<(String, String)>,
     what: &'static str,
@@ -360,57 +371,134 @@ async fn record_failure(
     } else {
         Kind::Passkey
     };
-    let mut ops = Vec::new();
-    let target = match user_id {
-        Some(u) => {
-            if action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
-                let (op, _, _) = settle_action(
-                    services,
-                    tenant,
-                    u,
-                    action,
-                    "CHALLENGE_FAILED",
-                    kind.method(),
-                )
-                .await?;
-                ops.extend(op);
-            }
-            audit_ref(services, &tenant.id, u).await?
-        }
-        None => "user:unknown".to_owned(),
+    let Some(u) = user_id else {
+        return record_anonymous_failure(services, tenant, ctx, what, reason).await;
     };
-    // An audit event needs a write to go with it; a failure with no action writes a marker.
-    if ops.is_empty() {
-        ops.push(WriteOp::Put {
-            item: Item::new(format!("T#{}#FAIL", tenant.id), services.random.hex_id(8))
-                .with("what", what)
-                .with_ttl(now_epoch(services) + 86_400),
-            condition: Condition::Absent,
-        });
+    let mut ops = Vec::new();
+    let challenged = access
+        .subject
+        .as_ref()
+        .is_some_and(|s| s.action.state == crate::domain::machine::ActionState::ChallengeRequired);
+    if challenged && action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
+        let (op, _, _) = settle_action(
+            services,
+            tenant,
+            u,
+            action,
+            Event::CeremonyFailed,
+            kind.method(),
+        )
+        .await?;
+        ops.extend(op);
     }
     let change = Change {
         action: what,
-        target,
+        target: audit_ref(services, &tenant.id, u).await?,
         summary: json!({ "reason": reason }),
         ops,
     };
     commit(services, tenant, ctx, change).await
 }
 
+fn is_power_of_ten(n: u64) -> bool {
+    let mut m = n;
+    while m >= 10 && m.is_multiple_of(10) {
+        m /= 10;
+    }
+    m == 1
+}
+
+async fn record_anonymous_failure(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    what: &'static str,
+    reason: &str,
+) -> Result<(), Error> {
+    let hour = now_epoch(services).div_euclid(3600);
+    let pk = format!("T#{}#FAIL", tenant.id);
+    let sk = format!("H#{hour}");
+    for _ in 0..4 {
+        let current = services.store.get(&pk, &sk).await?;
+        let (n, op) = match current {
+            Some(item) => {
+                let v = item.version;
+                let n = item.u64("count").unwrap_or(0) + 1;
+                (
+                    n,
+                    WriteOp::Put {
+                        item: item.with("count", n).with_version(v + 1),
+                        condition: Condition::Version(v),
+                    },
+                )
+            }
+            None => (
+                1,
+                WriteOp::Put {
+                    item: Item::new(&pk, &sk)
+                        .with("count", 1)
+                        .with_ttl((hour + 1) * 3600 + 7 * 86_400),
+                    condition: Condition::Absent,
+                },
+            ),
+        };
+        let audited = is_power_of_ten(n);
+        let result = if audited {
+            let change = Change {
+                action: what,
+                target: "user:unknown".to_owned(),
+                summary: json!({ "reason": reason, "anonymousFailuresThisHour": n }),
+                ops: vec![op],
+            };
+            services
+                .journal
+                .commit(&tenant.id, ctx, change)
+                .await
+                .map(|_| ())
+                .map_err(|e| match e {
+                    crate::domain::audit::CommitError::Condition { .. } => None,
+                    other => Some(Error::from(other)),
+                })
+        } else {
+            services
+                .store
+                .transact(vec![op])
+                .await
+                .map_err(|e| match e {
+                    crate::ports::store::StoreError::ConditionFailed { .. }
+                    | crate::ports::store::StoreError::TransactionConditionFailed { .. } => None,
+                    other => Some(Error::from(other)),
+                })
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(None) => continue,
+            Err(Some(e)) => return Err(e),
+        }
+    }
+    Err(Error::Conflict("too many concurrent failures; retry"))
+}
+
 pub async fn finish_registration(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     challenge_id: &str,
     credential: &RegisterPublicKeyCredential,
 ) -> Result<(Verified, Value), Error> {
-    let ceremony = take(services, tenant, challenge_id, &["register"]).await?;
+    let ceremony = take(
+        services,
+        tenant,
+        challenge_id,
+        &[CeremonyKind::PasskeyRegister],
+    )
+    .await?;
     register(
         services,
         tenant,
         ctx,
-        claims,
+        access,
         ceremony,
         credential,
         Kind::Passkey,
@@ -422,26 +510,27 @@ pub async fn finish_registration(
 pub async fn security_key_registration_options(
     services: &Services,
     tenant: &Tenant,
-    claims: &Claims,
+    access: &Access,
 ) -> Result<CreationChallengeResponse, Error> {
-    crate::domain::otp::check_may_enroll(services, tenant, claims).await?;
+    let claims = access.claims()?;
     let rp = relying_party(tenant)?;
     let user_id = &claims.sub;
     let handle = match user_handle(services, tenant, user_id).await? {
         Some(h) => h,
         None => Uuid::from_bytes(services.random.bytes::<16>()),
     };
-    let exclude = credential_ids_of(services, tenant, user_id).await?;
+    let exclude = credential_ids_of(subject_auths(access)?);
     let (options, state): (CreationChallengeResponse, SecurityKeyRegistration) = rp
         .start_securitykey_registration(handle, user_id, user_id, Some(exclude), None, None)
         .map_err(|e| Error::Internal(format!("registration start: {e}")))?;
+    let options = without_cred_protect(options)?;
     save_as(
         services,
         tenant,
-        bound_id(tenant, claims, "skr"),
+        bound_id(tenant, claims, CeremonyKind::SecurityKeyRegister),
         Condition::None,
         Ceremony {
-            kind: "sk-register",
+            kind: CeremonyKind::SecurityKeyRegister,
             state: to_value(&state)?,
             user_id: Some(user_id.clone()),
             action: Some((claims.act.clone(), claims.idk.clone())),
@@ -452,26 +541,47 @@ pub async fn security_key_registration_options(
     Ok(options)
 }
 
+/// webauthn-rs asks security keys for the credProtect policy `userVerificationRequired`
+/// while its security-key flow sets `residentKey: "discouraged"`; Chromium refuses that
+/// combination ("Requested protection policy is inconsistent", a `NotSupportedError`), so no
+/// browser could enroll a key. The options go out without the credProtect request: a
+/// non-discoverable credential needs no protection policy (CTAP 2.1 §12.1), and webauthn-rs
+/// does not require the extension's output at finish.
+fn without_cred_protect(
+    options: CreationChallengeResponse,
+) -> Result<CreationChallengeResponse, Error> {
+    let mut json = to_value(&options)?;
+    if let Some(ext) = json["publicKey"]
+        .get_mut("extensions")
+        .and_then(Value::as_object_mut)
+    {
+        ext.remove("credentialProtectionPolicy");
+        ext.remove("enforceCredentialProtectionPolicy");
+    }
+    serde_json::from_value(json).map_err(|e| Error::Internal(format!("options: {e}")))
+}
+
 /// `POST /client/user-authenticators/security-key` with the bare registration response.
 pub async fn finish_security_key_registration(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     credential: &RegisterPublicKeyCredential,
 ) -> Result<(Verified, Value), Error> {
+    let claims = access.claims()?;
     let ceremony = take(
         services,
         tenant,
-        &bound_id(tenant, claims, "skr"),
-        &["sk-register"],
+        &bound_id(tenant, claims, CeremonyKind::SecurityKeyRegister),
+        &[CeremonyKind::SecurityKeyRegister],
     )
     .await?;
     register(
         services,
         tenant,
         ctx,
-        claims,
+        access,
         ceremony,
         credential,
         Kind::SecurityKey,
@@ -486,7 +596,7 @@ async fn register(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     ceremony: Item,
     credential: &RegisterPublicKeyCredential,
     kind: Kind,
@@ -499,11 +609,13 @@ async fn register(
             .unwrap_or_default()
             .to_owned(),
     ));
-    if user_id != claims.sub {
+    let claims = access.claims()?;
+    if user_id != claims.sub || action.as_ref() != Some(&(claims.act.clone(), claims.idk.clone())) {
         return Err(Error::Invalid(
-            "The challenge belongs to another user.".into(),
+            "The challenge belongs to another user or action.".into(),
         ));
     }
+    let auths = subject_auths(access)?;
     let rp = relying_party(tenant)?;
     let outcome = match kind {
         Kind::Passkey => {
@@ -524,6 +636,7 @@ async fn register(
                 services,
                 tenant,
                 ctx,
+                access,
                 Some(&user_id),
                 action,
                 if kind == Kind::Passkey {
@@ -551,7 +664,7 @@ async fn register(
     let now = stamp(services)?;
     let pk = user_pk(&tenant.id, &user_id);
     let mut authenticator = Item::new(&pk, format!("AUTH#{aid}"))
-        .with("verificationMethod", kind.method())
+        .with("verificationMethod", kind.method().as_str())
         .with("createdAt", now.clone())
         .with("verifiedAt", now.clone())
         .with("isDefault", false)
@@ -559,6 +672,11 @@ async fn register(
         .with("name", name)
         .with("backupEligible", backup_eligible)
         .with("backedUp", backed_up)
+        .with("enrolledFor", access.action_ref().unwrap_or_default())
+        .with(
+            "userName",
+            username.clone().unwrap_or_else(|| user_id.clone()),
+        )
         .with(kind.field(), stored);
     if let Some(a) = aaguid {
         authenticator = authenticator.with("aaguid", a.hyphenated().to_string());
@@ -566,7 +684,7 @@ async fn register(
     let view = json!({
         "userAuthenticatorId": aid,
         "userId": user_id,
-        "verificationMethod": kind.method(),
+        "verificationMethod": kind.method().as_str(),
         "createdAt": now,
         "verifiedAt": now,
         "isDefault": false,
@@ -606,22 +724,18 @@ async fn register(
             condition: Condition::None,
         });
     }
-    let (action_op, code, key) = settle_action(
-        services,
-        tenant,
-        &user_id,
-        action,
-        "CHALLENGE_SUCCEEDED",
-        kind.method(),
-    )
-    .await?;
+    // The user's first authenticator answers a waiting challenge; a later one does not.
+    let (action_op, proof) = settle_enrollment(services, tenant, access, kind.method()).await?;
     ops.extend(action_op);
-    let recovery_codes = crate::domain::otp::first_strong_codes(services, tenant, &user_id)
-        .await?
-        .map(|(codes, more)| {
-            ops.extend(more);
-            codes
-        });
+    ops.extend(auths.drop_pending(None));
+    let (code, key) = (claims.act.clone(), claims.idk.clone());
+    let recovery_codes =
+        crate::domain::otp::first_strong_codes(services, tenant, &user_id, auths, &code, &key)
+            .await?
+            .map(|(codes, more)| {
+                ops.extend(more);
+                codes
+            });
     let change = Change {
         action: if kind == Kind::Passkey {
             "passkey.register"
@@ -640,6 +754,7 @@ async fn register(
         &code,
         &key,
         claims.scope.clone(),
+        proof,
     )
     .await?;
     Ok((
@@ -648,6 +763,7 @@ async fn register(
             access_token,
             user_id,
             user_authenticator_id: aid,
+            user_display_name: username.clone(),
             username,
             recovery_codes,
         },
@@ -658,14 +774,19 @@ async fn register(
 pub async fn authentication_options(
     services: &Services,
     tenant: &Tenant,
-    claims: Option<&Claims>,
+    ctx: &AuditContext,
+    access: &Access,
     challenge_id: Option<&str>,
 ) -> Result<(String, RequestChallengeResponse), Error> {
     let rp = relying_party(tenant)?;
+    let claims = access.claims.as_ref();
+    if claims.is_none() {
+        limits::take_anonymous(services, &tenant.id, ctx.source_ip.as_deref()).await?;
+    }
     let action = match (claims, challenge_id.filter(|c| !c.is_empty())) {
         (Some(c), _) => Some((c.act.clone(), c.idk.clone())),
         (None, Some(id)) => {
-            let named = take(services, tenant, id, &["action"]).await?;
+            let named = take(services, tenant, id, &[CeremonyKind::NamedAction]).await?;
             Some((
                 named.str("actionCode").unwrap_or_default().to_owned(),
                 String::new(),
@@ -673,13 +794,15 @@ pub async fn authentication_options(
         }
         (None, None) => None,
     };
-    // With a token the user is known: their passkeys are offered. Without one the browser
-    // offers any discoverable credential for this RP, and the user is learnt at verify.
+    // With a token the user is known: their passkeys are offered (not one enrolled on this
+    // very action). Without one the browser offers any discoverable credential for this RP,
+    // and the user is learnt at verify.
     let (options, kind, state, user_id) = match claims {
         Some(claims) => {
-            let passkeys: Vec<Passkey> = passkeys_of(services, tenant, &claims.sub)
-                .await?
+            let this = access.action_ref().unwrap_or_default();
+            let passkeys: Vec<Passkey> = keys_of::<Passkey>(subject_auths(access)?, Kind::Passkey)
                 .into_iter()
+                .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
                 .map(|(_, p)| p)
                 .collect();
             if passkeys.is_empty() {
@@ -690,7 +813,7 @@ pub async fn authentication_options(
                 .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
             (
                 options,
-                "authenticate",
+                CeremonyKind::PasskeyAuthenticate,
                 to_value(&state)?,
                 Some(claims.sub.clone()),
             )
@@ -699,7 +822,12 @@ pub async fn authentication_options(
             let (options, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
                 .start_discoverable_authentication()
                 .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
-            (options, "discover", to_value(&state)?, None)
+            (
+                options,
+                CeremonyKind::PasskeyDiscover,
+                to_value(&state)?,
+                None,
+            )
         }
     };
     let id = save(
@@ -721,17 +849,20 @@ pub async fn verify_authentication(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: Option<&Claims>,
+    access: &Access,
     challenge_id: &str,
     credential: &PublicKeyCredential,
 ) -> Result<Verified, Error> {
-    let ceremony = take(
-        services,
-        tenant,
-        challenge_id,
-        &["authenticate", "discover"],
-    )
-    .await?;
+    let claims = access.claims.as_ref();
+    // A token finishes only the ceremony it started; a tenant id only a usernameless one.
+    let kinds: &[CeremonyKind] = match claims {
+        Some(_) => &[CeremonyKind::PasskeyAuthenticate],
+        None => {
+            limits::take_anonymous(services, &tenant.id, ctx.source_ip.as_deref()).await?;
+            &[CeremonyKind::PasskeyDiscover]
+        }
+    };
+    let ceremony = take(services, tenant, challenge_id, kinds).await?;
     let action = Some((
         ceremony.str("actionCode").unwrap_or_default().to_owned(),
         ceremony
@@ -754,6 +885,7 @@ pub async fn verify_authentication(
                 services,
                 tenant,
                 ctx,
+                access,
                 user.as_deref(),
                 action,
                 "passkey.verify.failed",
@@ -765,10 +897,17 @@ pub async fn verify_authentication(
             )))
         }
     };
-    let (user_id, result) = if ceremony.str("kind") == Some("authenticate") {
+    if cross_origin(&credential.response.client_data_json) {
+        let user = claims.map(|c| c.sub.clone());
+        return refuse(
+            user,
+            "the assertion was made in a cross-origin frame".into(),
+        )
+        .await;
+    }
+    let (user_id, result, auths) = if let Some(claims) = claims {
         let expected = ceremony.str("userId").unwrap_or_default().to_owned();
-        if claims.is_some_and(|c| c.sub != expected) || owner.as_deref() != Some(expected.as_str())
-        {
+        if claims.sub != expected || owner.as_deref() != Some(expected.as_str()) {
             return refuse(
                 Some(expected),
                 "the credential belongs to another user".into(),
@@ -777,7 +916,7 @@ pub async fn verify_authentication(
         }
         let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
         match rp.finish_passkey_authentication(credential, &state) {
-            Ok(r) => (expected, r),
+            Ok(r) => (expected, r, subject_auths(access)?.clone()),
             Err(e) => return refuse(Some(expected), e.to_string()).await,
         }
     } else {
@@ -800,8 +939,8 @@ pub async fn verify_authentication(
             )
             .await;
         }
-        let Some(key) = passkeys_of(services, tenant, &user_id)
-            .await?
+        let auths = crate::domain::authenticators::of_user(services, tenant, &user_id).await?;
+        let Some(key) = keys_of::<Passkey>(&auths, Kind::Passkey)
             .into_iter()
             .map(|(_, p)| p)
             .find(|p| URL_SAFE_NO_PAD.encode::<&[u8]>(p.cred_id().as_ref()) == cred_id)
@@ -815,7 +954,7 @@ pub async fn verify_authentication(
             state,
             DiscoverableKey::from(&key),
         ) {
-            Ok(r) => (user_id, r),
+            Ok(r) => (user_id, r, auths),
             Err(e) => return refuse(Some(user_id), e.to_string()).await,
         }
     };
@@ -823,23 +962,24 @@ pub async fn verify_authentication(
         services,
         tenant,
         ctx,
-        &user_id,
+        (&user_id, &auths),
         &result,
         action,
         Kind::Passkey,
-        None,
+        claims.and_then(|c| c.scope.clone()),
     )
     .await
 }
 
 /// A verified assertion: records the credential's new counter and backup state, settles the
-/// action and audits, in one transaction; then issues the access token.
+/// action and audits, in one transaction; then issues the access token, which carries the
+/// proof of this ceremony.
 #[allow(clippy::too_many_arguments)]
 async fn succeed(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    user_id: &str,
+    (user_id, auths): (&str, &UserAuthenticators),
     result: &AuthenticationResult,
     action: Option<(String, String)>,
     kind: Kind,
@@ -849,13 +989,15 @@ async fn succeed(
     // docs advise); record the new values.
     let mut ops = Vec::new();
     let mut authenticator_id = String::new();
-    let items = authenticator_items(services, tenant, user_id).await?;
+    let mut registered_name = None;
     let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(result.cred_id().as_ref());
-    if let Some(item) = items
-        .into_iter()
-        .find(|i| i.str("credentialId") == Some(cred_id.as_str()))
+    if let Some(record) = auths
+        .verified()
+        .find(|r| r.item.str("credentialId") == Some(cred_id.as_str()))
     {
-        authenticator_id = item.sk.trim_start_matches("AUTH#").to_owned();
+        let item = record.item.clone();
+        authenticator_id = record.id.clone();
+        registered_name = item.str("userName").map(str::to_owned);
         let updated = match kind {
             Kind::Passkey => from_value::<Passkey>(item.attrs.get(kind.field()))
                 .ok()
@@ -887,7 +1029,7 @@ async fn succeed(
         tenant,
         user_id,
         action,
-        "CHALLENGE_SUCCEEDED",
+        Event::CeremonySucceeded,
         kind.method(),
     )
     .await?;
@@ -908,28 +1050,54 @@ async fn succeed(
         ops,
     };
     commit(services, tenant, ctx, change).await?;
-    let access_token = tokens::issue(services, &tenant.id, user_id, &code, &key, scope).await?;
+    let proof = Proof {
+        method: kind.method(),
+        at: now_epoch(services),
+    };
+    let access_token = tokens::issue(
+        services,
+        &tenant.id,
+        user_id,
+        &code,
+        &key,
+        scope,
+        Some(proof),
+    )
+    .await?;
+    // What the browser SDK shows as `username` / `displayName`: the user's own attributes,
+    // else the name the credential was registered under.
+    let attributes = get_user(services, tenant, user_id)
+        .await?
+        .map(|u| u.attributes)
+        .unwrap_or_default();
+    let username = attributes
+        .username
+        .or(registered_name)
+        .unwrap_or_else(|| user_id.to_owned());
     Ok(Verified {
         is_verified: true,
         access_token,
         user_id: user_id.to_owned(),
         user_authenticator_id: authenticator_id,
-        username: None,
+        user_display_name: Some(attributes.display_name.unwrap_or_else(|| username.clone())),
+        username: Some(username),
         recovery_codes: None,
     })
 }
 
 /// `POST /client/user-authenticators/security-key/authentication-options`: the bare options
-/// for the token's user's security keys.
+/// for the token's user's security keys (not one enrolled on this very action).
 pub async fn security_key_authentication_options(
     services: &Services,
     tenant: &Tenant,
-    claims: &Claims,
+    access: &Access,
 ) -> Result<RequestChallengeResponse, Error> {
+    let claims = access.claims()?;
     let rp = relying_party(tenant)?;
-    let keys: Vec<SecurityKey> = keys_of(services, tenant, &claims.sub, Kind::SecurityKey)
-        .await?
+    let this = access.action_ref().unwrap_or_default();
+    let keys: Vec<SecurityKey> = keys_of::<SecurityKey>(subject_auths(access)?, Kind::SecurityKey)
         .into_iter()
+        .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
         .map(|(_, k)| k)
         .collect();
     if keys.is_empty() {
@@ -941,10 +1109,10 @@ pub async fn security_key_authentication_options(
     save_as(
         services,
         tenant,
-        bound_id(tenant, claims, "ska"),
+        bound_id(tenant, claims, CeremonyKind::SecurityKeyAuthenticate),
         Condition::None,
         Ceremony {
-            kind: "sk-authenticate",
+            kind: CeremonyKind::SecurityKeyAuthenticate,
             state: to_value(&state)?,
             user_id: Some(claims.sub.clone()),
             action: Some((claims.act.clone(), claims.idk.clone())),
@@ -960,14 +1128,15 @@ pub async fn verify_security_key(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     credential: &PublicKeyCredential,
 ) -> Result<Verified, Error> {
+    let claims = access.claims()?;
     let ceremony = take(
         services,
         tenant,
-        &bound_id(tenant, claims, "ska"),
-        &["sk-authenticate"],
+        &bound_id(tenant, claims, CeremonyKind::SecurityKeyAuthenticate),
+        &[CeremonyKind::SecurityKeyAuthenticate],
     )
     .await?;
     let action = Some((claims.act.clone(), claims.idk.clone()));
@@ -980,6 +1149,7 @@ pub async fn verify_security_key(
                 services,
                 tenant,
                 ctx,
+                access,
                 Some(&user_id),
                 action,
                 "security_key.verify.failed",
@@ -991,6 +1161,9 @@ pub async fn verify_security_key(
             )))
         }
     };
+    if cross_origin(&credential.response.client_data_json) {
+        return refuse("the assertion was made in a cross-origin frame".into()).await;
+    }
     let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
     let owner = services
         .store
@@ -1010,7 +1183,7 @@ pub async fn verify_security_key(
         services,
         tenant,
         ctx,
-        &user_id,
+        (&user_id, subject_auths(access)?),
         &result,
         action,
         Kind::SecurityKey,

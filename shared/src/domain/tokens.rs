@@ -4,6 +4,8 @@
 //! injected clock, not the wall clock.
 use crate::crypto::keys::{Purpose, PurposeKey, purpose_keys};
 use crate::domain::Error;
+use crate::domain::authz::Proof;
+use crate::domain::machine::VerificationMethod;
 use crate::ports::random::RandomExt as _;
 use crate::runtime::Services;
 use hmac::{Hmac, Mac};
@@ -28,9 +30,25 @@ pub struct Claims {
     pub idk: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The method of the ceremony that issued this token (absent on tokens from track).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<VerificationMethod>,
+    /// When that ceremony verified the user (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat: Option<i64>,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+}
+
+impl Claims {
+    /// The ceremony this token proves, if it was issued by one.
+    pub fn proof(&self) -> Option<Proof> {
+        Some(Proof {
+            method: self.amr?,
+            at: self.vat?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +74,7 @@ pub async fn issue(
     action: &str,
     idempotency_key: &str,
     scope: Option<String>,
+    proof: Option<Proof>,
 ) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::TokenSigning).await?;
     let now = services.clock.now().unix_timestamp();
@@ -66,6 +85,8 @@ pub async fn issue(
         act: action.into(),
         idk: idempotency_key.into(),
         scope,
+        amr: proof.map(|p| p.method),
+        vat: proof.map(|p| p.at),
         iat: now,
         exp: now + TOKEN_TTL_SECONDS,
         jti: services.random.token(12),

@@ -162,6 +162,8 @@ impl From<Error> for ApiError {
             Error::Conflict(m) => (ErrorKind::Conflict, Some(format!("Conflict: {m}.")), None),
             Error::Unauthorized => (ErrorKind::Unauthorized, None, None),
             Error::Forbidden => (ErrorKind::Forbidden, None, None),
+            Error::Refused(m) => (ErrorKind::Forbidden, Some(m), None),
+            Error::InvalidState(m) => (ErrorKind::Conflict, Some(m), None),
             Error::TooManyRequests => (ErrorKind::TooManyRequests, None, None),
             Error::Internal(m) => (ErrorKind::Internal, None, Some(m)),
             Error::Unavailable(m) => (ErrorKind::Unavailable, None, Some(m)),

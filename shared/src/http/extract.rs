@@ -79,24 +79,38 @@ pub fn basic_username(parts: &Parts) -> Option<String> {
     (!user.is_empty()).then(|| user.to_owned())
 }
 
-/// The caller of the Client API (API.md §2.2): `Bearer <token>` from track or a previous
+/// The caller of the Client API (API.md §2.2), authorized by its route's row of the matrix
+/// ([`crate::domain::authz::CLIENT_ROUTES`]): `Bearer <token>` from track or a previous
 /// verify, or `Basic base64(<tenant id>[:])` for token-less sign-in. A browser's `Origin`, when
 /// sent, must be one of the tenant's allowed origins.
-pub struct ClientAuth {
+///
+/// The row comes from the route itself (the Client API router puts it in the request's
+/// extensions); a handler mounted without one refuses every request, so no route can be served
+/// unauthorized by mistake.
+pub struct Authorized {
     pub tenant: crate::domain::tenants::Tenant,
-    pub claims: Option<crate::domain::tokens::Claims>,
+    pub access: crate::domain::authz::Access,
 }
 
-impl FromRequestParts<Arc<Services>> for ClientAuth {
+impl FromRequestParts<Arc<Services>> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         services: &Arc<Services>,
     ) -> Result<Self, Self::Rejection> {
+        use crate::domain::authz::{RouteRule, authorize};
         use crate::domain::tenants::get_tenant;
         use crate::domain::tokens::{TokenError, verify_any};
         use crate::http::error::ErrorKind;
+        let rule = *parts
+            .extensions
+            .get::<&'static RouteRule>()
+            .ok_or_else(|| {
+                ApiError::from(crate::domain::Error::Internal(
+                    "route mounted without an authorization rule".into(),
+                ))
+            })?;
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -126,7 +140,8 @@ impl FromRequestParts<Arc<Services>> for ClientAuth {
         {
             return Err(ApiError::new(ErrorKind::Forbidden));
         }
-        Ok(ClientAuth { tenant, claims })
+        let access = authorize(services, &tenant, rule, claims).await?;
+        Ok(Authorized { tenant, access })
     }
 }
 

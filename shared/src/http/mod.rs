@@ -6,7 +6,7 @@ pub mod json;
 pub mod middleware;
 
 pub use error::ApiError;
-pub use extract::{ClientAuth, SecretKey, WirePath, WireQuery};
+pub use extract::{Authorized, SecretKey, WirePath, WireQuery};
 pub use json::WireJson;
 pub use middleware::RequestMeta;
 

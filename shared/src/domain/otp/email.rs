@@ -1,5 +1,6 @@
 //! Email OTP: enrollment, sending codes and verification.
 use super::*;
+use crate::domain::limits;
 
 /// What the stored code hash is the HMAC of: the code, bound to its tenant and challenge.
 fn code_message(tenant: &Tenant, ch_id: &str, code: &str) -> Vec<u8> {
@@ -36,18 +37,21 @@ fn message(tenant: &Tenant, code: &str) -> (String, String, String) {
     (subject, text, html)
 }
 
-/// Sends a fresh code for the token's email challenge, to the authenticator `item`. The
-/// challenge item is written before the email goes out, so a code that was sent always has a
-/// hash to be checked against.
+/// Sends a fresh code for the token's email challenge, to the authenticator `record` (a
+/// verified one answering a challenge, or the pending one being enrolled). Sends are limited
+/// per user and per recipient address across every token ([`limits`]); the counters, the
+/// challenge item and the audit event are written in one transaction before the email goes
+/// out, so a code that was sent always has a hash to be checked against and was counted.
 async fn send_code(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
-    item: &Item,
+    access: &Access,
+    record: &AuthenticatorRecord,
 ) -> Result<String, Error> {
+    let claims = access.claims()?;
     let user_id = &claims.sub;
-    let ch_id = bound_id(tenant, claims, "eotp");
+    let ch_id = bound_id(tenant, claims, CeremonyKind::EmailOtp);
     let pk = challenge_pk(&tenant.id, &ch_id);
     let now = now_epoch(services);
     let existing = services.store.get(&pk, "CH").await?;
@@ -62,6 +66,7 @@ async fn send_code(
             ));
         }
     }
+    let item = &record.item;
     let aid = aid_of(item);
     let email = open(
         services,
@@ -72,10 +77,28 @@ async fn send_code(
     )
     .await?
     .ok_or_else(|| Error::Internal("email authenticator without an email".into()))?;
+    let per_user = limits::read(
+        services,
+        &tenant.id,
+        limits::EMAIL_SENDS_PER_USER,
+        &limits::hashed(services, &tenant.id, &format!("user\0{user_id}")).await?,
+    )
+    .await?;
+    let address = limits::hashed(services, &tenant.id, &email.to_lowercase()).await?;
+    let per_address = limits::read(
+        services,
+        &tenant.id,
+        limits::EMAIL_SENDS_PER_ADDRESS,
+        &address,
+    )
+    .await?;
+    if !per_user.allows() || !per_address.allows() {
+        return Err(Error::TooManyRequests);
+    }
     let code = new_code(services);
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OtpPepper).await?;
     let ch = Item::new(&pk, "CH")
-        .with("kind", "EMAIL_OTP")
+        .with("kind", CeremonyKind::EmailOtp.as_str())
         .with("userId", user_id.clone())
         .with("authenticatorId", aid.clone())
         .with(
@@ -104,10 +127,14 @@ async fn send_code(
         action: "email_otp.send",
         target: audit_ref(services, &tenant.id, user_id).await?,
         summary: json!({ "authenticatorId": aid }),
-        ops: vec![WriteOp::Put {
-            item: ch,
-            condition,
-        }],
+        ops: vec![
+            WriteOp::Put {
+                item: ch,
+                condition,
+            },
+            per_user.hit(),
+            per_address.hit(),
+        ],
     };
     commit(services, tenant, ctx, change).await?;
     let (subject, text, html) = message(tenant, &code);
@@ -130,16 +157,17 @@ async fn send_code(
     Ok(ch_id)
 }
 
-/// `POST /client/user-authenticators/email-otp {email}`: a pending email authenticator, and a
-/// code sent to it. Enrollment completes when the code verifies.
+/// `POST /client/user-authenticators/email-otp {email}`: a pending email authenticator, bound
+/// to the token's action and expiring in 10 minutes, and a code sent to it. Enrollment
+/// completes when the code verifies with the same action.
 pub async fn enroll_email(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     email: &str,
 ) -> Result<EmailEnrollment, Error> {
-    check_may_enroll(services, tenant, claims).await?;
+    let claims = access.claims()?;
     let email = email.trim();
     if email.len() > 320 || email.parse::<lettre::Address>().is_err() {
         return Err(Error::Invalid("email is not a valid address.".into()));
@@ -147,45 +175,44 @@ pub async fn enroll_email(
     let user_id = &claims.sub;
     let aid = services.random.hex_id(16);
     let item_key = auth_item_key(user_id, &aid);
-    let item = Item::new(user_pk(&tenant.id, user_id), format!("AUTH#{aid}"))
-        .with("verificationMethod", "EMAIL_OTP")
-        .with("createdAt", stamp(services)?)
-        .with("isDefault", false)
-        .with("pending", true)
-        .with(
-            "email",
-            seal(services, tenant, &item_key, "email", email).await?,
-        );
+    let item = pending_item(services, tenant, access, &aid, VerificationMethod::EmailOtp)?.with(
+        "email",
+        seal(services, tenant, &item_key, "email", email).await?,
+    );
     start_enrollment(
         services,
         tenant,
         ctx,
-        user_id,
-        ("EMAIL_OTP", "email_otp.enroll.start"),
+        access,
+        "email_otp.enroll.start",
         item.clone(),
     )
     .await?;
-    send_code(services, tenant, ctx, claims, &item).await?;
+    let record = AuthenticatorRecord::from_item(item)
+        .ok_or_else(|| Error::Internal("pending email item".into()))?;
+    send_code(services, tenant, ctx, access, &record).await?;
     Ok(EmailEnrollment {
         user_authenticator_id: aid,
         user_id: user_id.clone(),
     })
 }
 
-/// `POST /client/challenge/email-otp`: a code to the user's email authenticator (a pending
-/// enrollment if that is all there is).
+/// `POST /client/challenge/email-otp`: a code to the user's verified email authenticator.
+/// A pending enrollment never receives a challenge code (its address is not yet proven to be
+/// the user's).
 pub async fn challenge_email(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
 ) -> Result<String, Error> {
-    let item = authenticators_of(services, tenant, &claims.sub, "EMAIL_OTP")
-        .await?
-        .into_iter()
+    let this = access.action_ref().unwrap_or_default();
+    let record = auths_of(access)?
+        .challengers(VerificationMethod::EmailOtp, &this)
         .next()
+        .cloned()
         .ok_or_else(|| Error::Invalid("The user has no email authenticator.".into()))?;
-    send_code(services, tenant, ctx, claims, &item).await
+    send_code(services, tenant, ctx, access, &record).await
 }
 
 /// `POST /client/verify/email-otp {verificationCode}`.
@@ -193,12 +220,13 @@ pub async fn verify_email(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     code: &str,
 ) -> Result<VerifyResponse, Error> {
+    let claims = access.claims()?;
     let user_id = &claims.sub;
     check_throttle(services, tenant, user_id).await?;
-    let ch_id = bound_id(tenant, claims, "eotp");
+    let ch_id = bound_id(tenant, claims, CeremonyKind::EmailOtp);
     let Some(ch) = services
         .store
         .get(&challenge_pk(&tenant.id, &ch_id), "CH")
@@ -216,12 +244,13 @@ pub async fn verify_email(
     {
         return Ok(VerifyResponse::failed(MAX_ATTEMPTS_EXCEEDED));
     }
+    let now = now_epoch(services);
     let expired = ch
         .attrs
         .get("expiresAt")
         .and_then(Value::as_i64)
         .unwrap_or(0)
-        <= now_epoch(services);
+        <= now;
     let stored = ch.str("codeHash").and_then(unhex).unwrap_or_default();
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OtpPepper).await?;
     // The HMAC crate's constant-time tag check, current pepper then previous.
@@ -232,9 +261,9 @@ pub async fn verify_email(
                 services,
                 tenant,
                 ctx,
-                claims,
+                access,
                 &ch_id,
-                "EMAIL_OTP",
+                VerificationMethod::EmailOtp,
                 "email_otp.verify.failed",
             )
             .await?
@@ -245,24 +274,29 @@ pub async fn verify_email(
         );
     }
     let aid = ch.str("authenticatorId").unwrap_or_default().to_owned();
-    let pk = user_pk(&tenant.id, user_id);
-    let item = services
-        .store
-        .get(&pk, &format!("AUTH#{aid}"))
-        .await?
+    let record = auths_of(access)?
+        .records
+        .iter()
+        .find(|r| r.id == aid && r.method == VerificationMethod::EmailOtp)
         .ok_or_else(|| Error::Invalid("The email authenticator was removed.".into()))?;
+    let enrolling = completes(record, access, now)?;
+    let item = record.item.clone();
     let now_text = stamp(services)?;
-    let enrolling = item.str("verifiedAt").is_none();
     let verified_at = item.str("verifiedAt").unwrap_or(&now_text).to_owned();
     let v = item.version;
     let mut updated = item
         .clone()
         .with("lastVerifiedAt", now_text.clone())
         .with_version(v + 1);
-    if enrolling {
-        updated.attrs.remove("pending");
-        updated = updated.with("verifiedAt", now_text.clone());
-    }
+    let (more, proof) = settle_code(
+        services,
+        tenant,
+        access,
+        &mut updated,
+        enrolling,
+        VerificationMethod::EmailOtp,
+    )
+    .await?;
     // Deleting the challenge under its version makes the code single-use, even when raced.
     let mut ops = vec![
         WriteOp::Delete {
@@ -275,17 +309,7 @@ pub async fn verify_email(
             condition: Condition::Version(v),
         },
     ];
-    let action = Some((claims.act.clone(), claims.idk.clone()));
-    let (action_op, act, key) = settle_action(
-        services,
-        tenant,
-        user_id,
-        action,
-        "CHALLENGE_SUCCEEDED",
-        "EMAIL_OTP",
-    )
-    .await?;
-    ops.extend(action_op);
+    ops.extend(more);
     let change = Change {
         action: if enrolling {
             "email_otp.enroll"
@@ -293,16 +317,16 @@ pub async fn verify_email(
             "email_otp.verify"
         },
         target: audit_ref(services, &tenant.id, user_id).await?,
-        summary: json!({ "authenticatorId": aid, "actionCode": act }),
+        summary: json!({ "authenticatorId": aid, "actionCode": claims.act }),
         ops,
     };
     succeed(
         services,
         tenant,
         ctx,
-        claims,
+        access,
         change,
-        (&act, &key),
+        proof,
         VerifyResponse {
             user_authenticator: enrolling.then(|| view(&item, user_id, &verified_at)),
             ..VerifyResponse::default()

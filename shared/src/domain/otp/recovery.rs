@@ -35,11 +35,14 @@ fn recovery_sk(key: &PurposeKey, tenant: &Tenant, user_id: &str, code: &str) -> 
     )
 }
 
-/// Fresh codes and the writes that replace the user's old ones.
+/// Fresh codes and the writes that replace the user's old ones. Each code remembers the
+/// action it was minted on (`code#key`): it can never answer that action's challenge, so a
+/// token cannot mint codes and then pass its own challenge with them.
 async fn recovery_ops(
     services: &Services,
     tenant: &Tenant,
     user_id: &str,
+    minted_for: &str,
 ) -> Result<(Vec<String>, Vec<WriteOp>), Error> {
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OtpPepper).await?;
     let pk = user_pk(&tenant.id, user_id);
@@ -62,27 +65,27 @@ async fn recovery_ops(
     for code in &codes {
         ops.push(WriteOp::Put {
             item: Item::new(&pk, recovery_sk(&pepper.current, tenant, user_id, code))
-                .with("createdAt", now.clone()),
+                .with("createdAt", now.clone())
+                .with("mintedFor", minted_for),
             condition: Condition::Absent,
         });
     }
     Ok((codes, ops))
 }
 
-/// `POST /client/user-authenticators/recovery-codes`: a new set, the old ones void. Only for a
-/// user with a strong authenticator.
+/// `POST /client/user-authenticators/recovery-codes`: a new set, the old ones void. The
+/// matrix allows it only with a fresh proof of a strong factor on the token's action, or the
+/// `add:authenticators` scope for a user who has a strong authenticator.
 pub async fn regenerate_recovery_codes(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
 ) -> Result<Vec<String>, Error> {
-    if !has_strong(services, tenant, &claims.sub).await? {
-        return Err(Error::Invalid(
-            "Recovery codes need a verified authenticator app, passkey or security key.".into(),
-        ));
-    }
-    let (codes, ops) = recovery_ops(services, tenant, &claims.sub).await?;
+    access.require(Grant::RegenerateRecovery)?;
+    let claims = access.claims()?;
+    let minted_for = access.action_ref().unwrap_or_default();
+    let (codes, ops) = recovery_ops(services, tenant, &claims.sub, &minted_for).await?;
     let change = Change {
         action: "recovery_codes.regenerate",
         target: audit_ref(services, &tenant.id, &claims.sub).await?,
@@ -99,8 +102,11 @@ pub(crate) async fn first_strong_codes(
     services: &Services,
     tenant: &Tenant,
     user_id: &str,
+    auths: &UserAuthenticators,
+    act: &str,
+    idk: &str,
 ) -> Result<Option<(Vec<String>, Vec<WriteOp>)>, Error> {
-    if has_strong(services, tenant, user_id).await? {
+    if auths.has_strong() {
         return Ok(None);
     }
     let existing = services
@@ -115,7 +121,10 @@ pub(crate) async fn first_strong_codes(
     if !existing.is_empty() {
         return Ok(None);
     }
-    Ok(Some(recovery_ops(services, tenant, user_id).await?))
+    let minted_for = crate::domain::actions::action_ref(act, idk);
+    Ok(Some(
+        recovery_ops(services, tenant, user_id, &minted_for).await?,
+    ))
 }
 
 /// `POST /client/verify/recovery-code {verificationCode}`: uses one code up.
@@ -123,12 +132,13 @@ pub async fn verify_recovery_code(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     code: &str,
 ) -> Result<VerifyResponse, Error> {
+    let claims = access.claims()?;
     let user_id = &claims.sub;
     check_throttle(services, tenant, user_id).await?;
-    let ch_id = bound_id(tenant, claims, "rc");
+    let ch_id = bound_id(tenant, claims, CeremonyKind::RecoveryCode);
     let ch = services
         .store
         .get(&challenge_pk(&tenant.id, &ch_id), "CH")
@@ -151,15 +161,23 @@ pub async fn verify_recovery_code(
             }
         }
     }
+    let this = access.action_ref().unwrap_or_default();
+    if let Some(item) = &found
+        && item.str("mintedFor") == Some(this.as_str())
+    {
+        return Err(Error::Refused(
+            "A recovery code cannot answer the challenge of the action it was issued on.".into(),
+        ));
+    }
     let Some(item) = found else {
         return Ok(
             match record_failure(
                 services,
                 tenant,
                 ctx,
-                claims,
+                access,
                 &ch_id,
-                "RECOVERY_CODE",
+                VerificationMethod::RecoveryCode,
                 "recovery_code.verify.failed",
             )
             .await?
@@ -170,13 +188,13 @@ pub async fn verify_recovery_code(
         );
     };
     let action = Some((claims.act.clone(), claims.idk.clone()));
-    let (action_op, code_name, key) = settle_action(
+    let (action_op, code_name, _) = settle_action(
         services,
         tenant,
         user_id,
         action,
-        "CHALLENGE_SUCCEEDED",
-        "RECOVERY_CODE",
+        Event::CeremonySucceeded,
+        VerificationMethod::RecoveryCode,
     )
     .await?;
     // Deleting the code under an existence condition makes it single-use, even when raced.
@@ -192,13 +210,17 @@ pub async fn verify_recovery_code(
         summary: json!({ "actionCode": code_name }),
         ops,
     };
+    let proof = Proof {
+        method: VerificationMethod::RecoveryCode,
+        at: now_epoch(services),
+    };
     succeed(
         services,
         tenant,
         ctx,
-        claims,
+        access,
         change,
-        (&code_name, &key),
+        Some(proof),
         VerifyResponse::default(),
     )
     .await

@@ -29,14 +29,15 @@ async fn account_label(
 }
 
 /// `POST /client/user-authenticators/totp`: a new pending authenticator-app enrollment (any
-/// earlier pending one is replaced). Complete once a code from it verifies.
+/// earlier pending one is replaced), bound to the token's action and expiring in 10 minutes.
+/// Complete once a code from it verifies, with the same token's action.
 pub async fn enroll_totp(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
 ) -> Result<TotpEnrollment, Error> {
-    check_may_enroll(services, tenant, claims).await?;
+    let claims = access.claims()?;
     let user_id = &claims.sub;
     let issuer = if tenant.settings.name.is_empty() {
         tenant.id.replace(':', "_")
@@ -56,12 +57,14 @@ pub async fn enroll_totp(
         .map_err(|e| Error::Internal(format!("totp uri: {e}")))?;
     let aid = services.random.hex_id(16);
     let item_key = auth_item_key(user_id, &aid);
-    let mut item = Item::new(user_pk(&tenant.id, user_id), format!("AUTH#{aid}"))
-        .with("verificationMethod", "AUTHENTICATOR_APP")
-        .with("createdAt", stamp(services)?)
-        .with("isDefault", false)
-        .with("pending", true)
-        .with("lastStep", -1);
+    let mut item = pending_item(
+        services,
+        tenant,
+        access,
+        &aid,
+        VerificationMethod::AuthenticatorApp,
+    )?
+    .with("lastStep", -1);
     for (name, value) in [
         ("otpSecret", secret_b32.as_str()),
         ("otpAlgorithm", "SHA1"),
@@ -71,15 +74,7 @@ pub async fn enroll_totp(
         let sealed = seal(services, tenant, &item_key, name, value).await?;
         item = item.with(name, sealed);
     }
-    start_enrollment(
-        services,
-        tenant,
-        ctx,
-        user_id,
-        ("AUTHENTICATOR_APP", "totp.enroll.start"),
-        item,
-    )
-    .await?;
+    start_enrollment(services, tenant, ctx, access, "totp.enroll.start", item).await?;
     Ok(TotpEnrollment {
         user_authenticator_id: aid,
         user_id: user_id.clone(),
@@ -102,18 +97,22 @@ fn matching_step(t: &Totp, now: u64, code: &str) -> Option<i64> {
     found
 }
 
-/// `POST /client/verify/totp {verificationCode}`: completes a pending enrollment or answers a
-/// challenge for the token's action.
+/// `POST /client/verify/totp {verificationCode}`: completes the token's action's pending
+/// enrollment, or answers its challenge. Which codes count follows the matrix: the user's
+/// verified authenticator apps (not one enrolled on this action) if the token may answer the
+/// challenge, and the enrollment this action started if it may enroll. A pending enrollment of
+/// another action, or an expired one, never counts.
 pub async fn verify_totp(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    claims: &Claims,
+    access: &Access,
     code: &str,
 ) -> Result<VerifyResponse, Error> {
+    let claims = access.claims()?;
     let user_id = &claims.sub;
     check_throttle(services, tenant, user_id).await?;
-    let ch_id = bound_id(tenant, claims, "totp");
+    let ch_id = bound_id(tenant, claims, CeremonyKind::Totp);
     let ch = services
         .store
         .get(&challenge_pk(&tenant.id, &ch_id), "CH")
@@ -124,23 +123,39 @@ pub async fn verify_totp(
     {
         return Ok(VerifyResponse::failed(MAX_ATTEMPTS_EXCEEDED));
     }
-    let candidates = authenticators_of(services, tenant, user_id, "AUTHENTICATOR_APP").await?;
+    let now_epoch_s = now_epoch(services);
+    let this = access.action_ref().unwrap_or_default();
+    let auths = auths_of(access)?;
+    let method = VerificationMethod::AuthenticatorApp;
+    let mut candidates: Vec<&AuthenticatorRecord> = Vec::new();
+    if access.grants.has(Grant::Challenge) {
+        candidates.extend(auths.challengers(method, &this));
+    }
+    let pending = auths.pending_for(method, &this, now_epoch_s);
+    if let Some(p) = pending {
+        if access.grants.has(Grant::Enroll) {
+            candidates.push(p);
+        } else if candidates.is_empty() {
+            access.require(Grant::Enroll)?;
+        }
+    }
     if candidates.is_empty() {
         return Err(Error::Invalid("The user has no authenticator app.".into()));
     }
-    let now = u64::try_from(now_epoch(services)).unwrap_or(0);
+    let now = u64::try_from(now_epoch_s).unwrap_or(0);
     let mut matched = None;
     if well_formed(code) {
-        for item in candidates {
-            let aid = aid_of(&item);
+        for record in candidates {
+            let item = &record.item;
+            let aid = aid_of(item);
             let item_key = auth_item_key(user_id, &aid);
-            let Some(secret) = open(services, tenant, &item_key, &item, "otpSecret").await? else {
+            let Some(secret) = open(services, tenant, &item_key, item, "otpSecret").await? else {
                 continue;
             };
             let bytes = Secret::try_from_base32(&secret)
                 .map_err(|_| Error::Internal("stored TOTP secret is not base32".into()))?;
             // Authenticators enrolled through the Server API may name other parameters.
-            let digits = open(services, tenant, &item_key, &item, "otpDigits")
+            let digits = open(services, tenant, &item_key, item, "otpDigits")
                 .await?
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(TOTP_DIGITS);
@@ -156,21 +171,21 @@ pub async fn verify_totp(
             if let Some(step) = matching_step(&t, now, code) {
                 // A step once accepted is never accepted again (RFC 6238 §5.2).
                 if step > last {
-                    matched = Some((item, step));
+                    matched = Some((record, step));
                     break;
                 }
             }
         }
     }
-    let Some((item, step)) = matched else {
+    let Some((record, step)) = matched else {
         return Ok(
             match record_failure(
                 services,
                 tenant,
                 ctx,
-                claims,
+                access,
                 &ch_id,
-                "AUTHENTICATOR_APP",
+                method,
                 "totp.verify.failed",
             )
             .await?
@@ -180,10 +195,11 @@ pub async fn verify_totp(
             },
         );
     };
+    let enrolling = completes(record, access, now_epoch_s)?;
+    let item = record.item.clone();
     let now_text = stamp(services)?;
-    let enrolling = item.str("verifiedAt").is_none();
     let recovery = if enrolling {
-        first_strong_codes(services, tenant, user_id).await?
+        first_strong_codes(services, tenant, user_id, auths, &claims.act, &claims.idk).await?
     } else {
         None
     };
@@ -194,26 +210,14 @@ pub async fn verify_totp(
         .with("lastVerifiedAt", now_text.clone())
         .with_version(v + 1);
     let verified_at = item.str("verifiedAt").unwrap_or(&now_text).to_owned();
-    if enrolling {
-        updated.attrs.remove("pending");
-        updated = updated.with("verifiedAt", now_text.clone());
-    }
+    let (more, proof) =
+        settle_code(services, tenant, access, &mut updated, enrolling, method).await?;
     // The version condition makes a step single-use even when two requests race with it.
     let mut ops = vec![WriteOp::Put {
         item: updated,
         condition: Condition::Version(v),
     }];
-    let action = Some((claims.act.clone(), claims.idk.clone()));
-    let (action_op, act, key) = settle_action(
-        services,
-        tenant,
-        user_id,
-        action,
-        "CHALLENGE_SUCCEEDED",
-        "AUTHENTICATOR_APP",
-    )
-    .await?;
-    ops.extend(action_op);
+    ops.extend(more);
     let codes = recovery.map(|(codes, more)| {
         ops.extend(more);
         codes
@@ -232,7 +236,7 @@ pub async fn verify_totp(
             "totp.verify"
         },
         target: audit_ref(services, &tenant.id, user_id).await?,
-        summary: json!({ "authenticatorId": aid_of(&item), "actionCode": act, "recoveryCodesIssued": codes.is_some() }),
+        summary: json!({ "authenticatorId": aid_of(&item), "actionCode": claims.act, "recoveryCodesIssued": codes.is_some() }),
         ops,
     };
     // A lost race (another request used this step first) fails the verification.
@@ -240,9 +244,9 @@ pub async fn verify_totp(
         services,
         tenant,
         ctx,
-        claims,
+        access,
         change,
-        (&act, &key),
+        proof,
         VerifyResponse {
             user_authenticator: enrolling.then(|| view(&item, user_id, &verified_at)),
             recovery_codes: codes,

@@ -1,0 +1,185 @@
+//! Rate limits kept in the store, so that every Lambda instance (and every local process) sees
+//! the same counts: email sends per user and per recipient address, and the calls anyone who
+//! knows a public tenant id can make (usernameless sign-in), per tenant and per client address.
+//!
+//! A limit of `max` per `window` seconds counts in fixed buckets of `window` seconds and allows
+//! a hit while the current and the previous bucket hold fewer than `max` together. Any
+//! `window`-long span lies within two buckets, so no span ever sees more than `max` hits (the
+//! rule is stricter than a sliding window at bucket edges, never looser). Subjects that are
+//! personal data (addresses) are stored only as a keyed hash.
+use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::domain::Error;
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, WriteOp};
+use crate::runtime::Services;
+use serde_json::Value;
+
+/// At most `max` hits in any `window` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub name: &'static str,
+    pub max: i64,
+    pub window: i64,
+}
+
+/// Emailed codes to one user, across every token and action.
+pub const EMAIL_SENDS_PER_USER: Limit = Limit {
+    name: "email-user",
+    max: 5,
+    window: 10 * 60,
+};
+/// Emailed codes to one address, whoever asks (sign-ups may name any address).
+pub const EMAIL_SENDS_PER_ADDRESS: Limit = Limit {
+    name: "email-address",
+    max: 10,
+    window: 60 * 60,
+};
+
+/// Limits on `Basic <tenant id>` calls, per minute; set from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnonymousLimits {
+    pub per_client_per_minute: i64,
+    pub per_tenant_per_minute: i64,
+}
+
+impl Default for AnonymousLimits {
+    fn default() -> Self {
+        Self {
+            per_client_per_minute: 120,
+            per_tenant_per_minute: 6_000,
+        }
+    }
+}
+
+/// A counted subject: `(limit, subject key)`; the key is already hashed where it must be.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    limit: Limit,
+    pk: String,
+    bucket: i64,
+    current: Option<Item>,
+    total: i64,
+}
+
+impl Counter {
+    /// Whether one more hit is within the limit.
+    pub fn allows(&self) -> bool {
+        self.total < self.limit.max
+    }
+
+    /// The write that counts one hit (conditional on what was read, so racing hits cannot
+    /// both count as the last allowed one).
+    pub fn hit(&self) -> WriteOp {
+        match &self.current {
+            Some(item) => {
+                let v = item.version;
+                let n = count(item);
+                WriteOp::Put {
+                    item: item.clone().with("hits", n + 1).with_version(v + 1),
+                    condition: Condition::Version(v),
+                }
+            }
+            None => WriteOp::Put {
+                item: Item::new(&self.pk, format!("W#{}", self.bucket))
+                    .with("hits", 1)
+                    .with_ttl((self.bucket + 2) * self.limit.window + 3600),
+                condition: Condition::Absent,
+            },
+        }
+    }
+}
+
+fn count(item: &Item) -> i64 {
+    item.attrs.get("hits").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// A keyed hash of a subject that is personal data (an address, an IP address).
+pub async fn hashed(services: &Services, tenant_id: &str, subject: &str) -> Result<String, Error> {
+    let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
+    let mac = keys.mac(format!("limit\0{tenant_id}\0{subject}").as_bytes());
+    Ok(crate::crypto::hex(&mac[..16]))
+}
+
+/// Reads the counter of `subject` under `limit`.
+pub async fn read(
+    services: &Services,
+    tenant_id: &str,
+    limit: Limit,
+    subject: &str,
+) -> Result<Counter, Error> {
+    let now = services.clock.now().unix_timestamp();
+    let bucket = now.div_euclid(limit.window);
+    let pk = format!("T#{tenant_id}#LIMIT#{}#{subject}", limit.name);
+    let current = services.store.get(&pk, &format!("W#{bucket}")).await?;
+    let previous = services
+        .store
+        .get(&pk, &format!("W#{}", bucket - 1))
+        .await?;
+    let total = current.as_ref().map_or(0, count) + previous.as_ref().map_or(0, count);
+    Ok(Counter {
+        limit,
+        pk,
+        bucket,
+        current,
+        total,
+    })
+}
+
+/// Counts one hit of `subject` on its own (not within another transaction): 429 past the
+/// limit. A lost race re-reads, a few times, then answers 429 too (fails closed).
+pub async fn take(
+    services: &Services,
+    tenant_id: &str,
+    limit: Limit,
+    subject: &str,
+) -> Result<(), Error> {
+    for round in 0..4u64 {
+        let counter = read(services, tenant_id, limit, subject).await?;
+        if !counter.allows() {
+            return Err(Error::TooManyRequests);
+        }
+        match services.store.transact(vec![counter.hit()]).await {
+            Ok(()) => return Ok(()),
+            Err(crate::ports::store::StoreError::ConditionFailed { .. }) => {
+                let jitter = services.random.below(5 * (round + 1));
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::TooManyRequests)
+}
+
+/// The limits on an anonymous (`Basic <tenant id>`) call: per client address and per tenant.
+pub async fn take_anonymous(
+    services: &Services,
+    tenant_id: &str,
+    client: Option<&str>,
+) -> Result<(), Error> {
+    let limits = services.limits;
+    if let Some(ip) = client {
+        let subject = hashed(services, tenant_id, ip).await?;
+        take(
+            services,
+            tenant_id,
+            Limit {
+                name: "anon-client",
+                max: limits.per_client_per_minute,
+                window: 60,
+            },
+            &subject,
+        )
+        .await?;
+    }
+    take(
+        services,
+        tenant_id,
+        Limit {
+            name: "anon-tenant",
+            max: limits.per_tenant_per_minute,
+            window: 60,
+        },
+        "all",
+    )
+    .await
+}
