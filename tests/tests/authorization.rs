@@ -1,0 +1,1103 @@
+//! The Client API's authorization matrix, cell by cell through the real router, and the
+//! regressions of issue #11 (each failed on the code before the matrix): recovery codes minted
+//! with a bare track token, ceremonies that moved any state to CHALLENGE_SUCCEEDED, pending
+//! enrollments that answered later challenges, `crossOrigin` assertions, unlimited email sends.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use latchkey::Services;
+use latchkey::adapters::local_keys::LocalKeyVault;
+use latchkey::adapters::local_secrets::LocalSecrets;
+use latchkey::adapters::outbox::MemoryOutbox;
+use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::audit::AuditContext;
+use latchkey::domain::authz::CLIENT_ROUTES;
+use latchkey::domain::limits::AnonymousLimits;
+use latchkey::domain::rules::{ActionConfig, Outcome};
+use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
+use latchkey::ports::clock::ManualClock;
+use latchkey::ports::random::OsRandom;
+use latchkey::runtime::CachePolicy;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use time::Duration;
+use tower::ServiceExt as _;
+use url::Url;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::{
+    AuthenticatorBackendHashedClientData as _, WebauthnAuthenticator as _,
+};
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+
+const ORIGIN: &str = "https://example.com";
+const TENANT: &str = "t-az";
+/// The TOTP secret every enrolled user's authenticator app holds (base32).
+const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+struct World {
+    app: Router,
+    services: Arc<Services>,
+    clock: Arc<ManualClock>,
+    outbox: Arc<MemoryOutbox>,
+    key: String,
+}
+
+async fn world() -> World {
+    let clock = latchkey_tests::test_clock();
+    let outbox = Arc::new(MemoryOutbox::default());
+    let services = Arc::new(
+        Services::assemble(
+            Arc::new(SqliteStore::in_memory().unwrap()),
+            Arc::new(LocalKeyVault::from_key(&[7u8; 32], Arc::new(OsRandom)).unwrap()),
+            Arc::new(LocalSecrets::new(
+                BTreeMap::from([(
+                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                    zeroize::Zeroizing::new(b"authz-tests".to_vec()),
+                )]),
+                None,
+                Arc::new(OsRandom),
+            )),
+            clock.clone(),
+            Arc::new(OsRandom),
+            CachePolicy {
+                ttl: Duration::minutes(5),
+                capacity: 100,
+            },
+            64 * 1024,
+        )
+        .with_mailer(outbox.clone()),
+    );
+    let ctx = AuditContext::system("test", "setup");
+    let settings = TenantSettings {
+        name: "Example".into(),
+        rp_id: "example.com".into(),
+        allowed_origins: vec![ORIGIN.into()],
+        actions: BTreeMap::from([
+            (
+                "blocked".to_owned(),
+                ActionConfig {
+                    default_outcome: Outcome::Block,
+                    rules: vec![],
+                },
+            ),
+            (
+                "reviewed".to_owned(),
+                ActionConfig {
+                    default_outcome: Outcome::Review,
+                    rules: vec![],
+                },
+            ),
+        ]),
+        ..Default::default()
+    };
+    create_tenant(&services, &ctx, TENANT, settings, vec![])
+        .await
+        .unwrap();
+    let (_, key) = create_api_key(&services, &ctx, TENANT, None).await.unwrap();
+    World {
+        app: latchkey_local::gateway(services.clone()),
+        services,
+        clock,
+        outbox,
+        key,
+    }
+}
+
+fn totp() -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(SECRET).unwrap())
+        .build()
+        .unwrap()
+}
+
+impl World {
+    async fn send(
+        &self,
+        method: Method,
+        auth: Option<&str>,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ORIGIN, ORIGIN);
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn post(&self, auth: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, Some(auth), uri, Some(body)).await
+    }
+
+    fn server(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
+    }
+
+    fn tenant_basic(&self) -> String {
+        format!("Basic {}", STANDARD.encode(TENANT))
+    }
+
+    /// Tracks `action` for `user`; returns (bearer header, idempotency key, state).
+    async fn track(
+        &self,
+        user: &str,
+        action: &str,
+        scope: Option<&str>,
+    ) -> (String, String, String) {
+        let body = match scope {
+            Some(s) => json!({ "scope": s }),
+            None => json!({}),
+        };
+        let (status, t) = self
+            .post(
+                &self.server(),
+                &format!("/v1/users/{user}/actions/{action}"),
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        (
+            format!("Bearer {}", t["token"].as_str().unwrap()),
+            t["idempotencyKey"].as_str().unwrap().to_owned(),
+            t["state"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Tracks, then sets the state through the Server API.
+    async fn track_in(&self, user: &str, action: &str, state: &str) -> String {
+        let (bearer, key, _) = self.track(user, action, None).await;
+        let (status, a) = self
+            .send(
+                Method::PATCH,
+                Some(&self.server()),
+                &format!("/v1/users/{user}/actions/{action}/{key}"),
+                Some(json!({ "state": state })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        bearer
+    }
+
+    async fn action(&self, user: &str, action: &str, key: &str) -> Value {
+        self.send(
+            Method::GET,
+            Some(&self.server()),
+            &format!("/v1/users/{user}/actions/{action}/{key}"),
+            None,
+        )
+        .await
+        .1
+    }
+
+    async fn validate(&self, bearer: &str) -> Value {
+        let token = bearer.trim_start_matches("Bearer ");
+        self.post(&self.server(), "/v1/validate", json!({ "token": token }))
+            .await
+            .1
+    }
+
+    /// A user with an authenticator app (the secret [`SECRET`]) and an email address, both
+    /// enrolled as verified by the tenant's backend.
+    async fn enrolled(&self, user: &str) {
+        let uri = format!("otpauth://totp/Example:{user}?secret={SECRET}&issuer=Example");
+        for body in [
+            json!({ "verificationMethod": "AUTHENTICATOR_APP", "otpUri": uri }),
+            json!({ "verificationMethod": "EMAIL_OTP", "email": format!("{user}@example.com") }),
+        ] {
+            let (status, e) = self
+                .post(
+                    &self.server(),
+                    &format!("/v1/users/{user}/authenticators"),
+                    body,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{e}");
+        }
+    }
+
+    /// A fresh TOTP code (the clock moves on a step, so no step is used twice).
+    fn next_code(&self) -> String {
+        self.clock.advance(Duration::seconds(30));
+        let now = self.clock_now();
+        totp().generate(now).to_string()
+    }
+
+    fn clock_now(&self) -> u64 {
+        use latchkey::ports::clock::Clock as _;
+        u64::try_from(self.clock.now().unix_timestamp()).unwrap()
+    }
+
+    /// Passes `bearer`'s challenge with the authenticator app; returns the token it gives.
+    async fn pass_totp(&self, bearer: &str) -> String {
+        let code = self.next_code();
+        let (status, v) = self
+            .post(
+                bearer,
+                "/v1/client/verify/totp",
+                json!({ "verificationCode": code }),
+            )
+            .await;
+        assert_eq!(
+            (status, v["isVerified"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{v}"
+        );
+        format!("Bearer {}", v["accessToken"].as_str().unwrap())
+    }
+
+    fn mails_to(&self, address: &str) -> usize {
+        self.outbox
+            .sent()
+            .iter()
+            .filter(|m| m.to == address)
+            .count()
+    }
+}
+
+/// The credential kinds of the matrix, in the columns' order.
+const KINDS: [&str; 13] = [
+    "none",
+    "expired",
+    "tenant id",
+    "BLOCK",
+    "REVIEW_REQUIRED",
+    "ALLOW, enrolled",
+    "CHALLENGE_REQUIRED, new user",
+    "CHALLENGE_REQUIRED, enrolled",
+    "CHALLENGE_REQUIRED + add:authenticators",
+    "after a ceremony",
+    "after a ceremony, 6 min later",
+    "after validate",
+    "ALLOW, new user",
+];
+
+/// Every Client API route and, per column of [`KINDS`], whether it is allowed (`Y`) or
+/// refused (`.`). Written out by hand from the rules in `domain/authz.rs`, not derived from
+/// the table: the test compares the two.
+const EXPECTED: &[(&str, &str, &str)] = &[
+    (
+        "POST",
+        "/v1/client/user-authenticators/passkey/registration-options",
+        "......Y.YY..Y",
+    ),
+    (
+        "POST",
+        "/v1/client/user-authenticators/passkey/registration-options/web",
+        "......Y.YY..Y",
+    ),
+    (
+        "POST",
+        "/v1/client/user-authenticators/passkey",
+        "......Y.YY..Y",
+    ),
+    (
+        "GET",
+        "/v1/client/user-authenticators/passkey",
+        "..Y..YYYYYY.Y",
+    ),
+    ("POST", "/v1/client/challenge", "..Y.........."),
+    ("POST", "/v1/client/challenge/web", "..Y.........."),
+    (
+        "POST",
+        "/v1/client/user-authenticators/passkey/authentication-options",
+        "..Y...YYY....",
+    ),
+    (
+        "POST",
+        "/v1/client/user-authenticators/passkey/authentication-options/web",
+        "..Y...YYY....",
+    ),
+    ("POST", "/v1/client/verify/passkey", "..Y...YYY...."),
+    (
+        "POST",
+        "/v1/client/user-authenticators/security-key/registration-options",
+        "......Y.YY..Y",
+    ),
+    (
+        "POST",
+        "/v1/client/user-authenticators/security-key",
+        "......Y.YY..Y",
+    ),
+    (
+        "POST",
+        "/v1/client/user-authenticators/security-key/authentication-options",
+        "......YYY....",
+    ),
+    ("POST", "/v1/client/verify/security-key", "......YYY...."),
+    (
+        "POST",
+        "/v1/client/user-authenticators/totp",
+        "......Y.YY..Y",
+    ),
+    ("POST", "/v1/client/verify/totp", "......YYYY..Y"),
+    (
+        "POST",
+        "/v1/client/user-authenticators/email-otp",
+        "......Y.YY..Y",
+    ),
+    ("POST", "/v1/client/challenge/email-otp", "......YYY...."),
+    ("POST", "/v1/client/verify/email-otp", "......YYYY..Y"),
+    ("POST", "/v1/client/verify/recovery-code", "......YYY...."),
+    (
+        "POST",
+        "/v1/client/user-authenticators/recovery-codes",
+        "........YY...",
+    ),
+];
+
+/// The credential of column `kind` for cell `n`: each cell gets its own action (and, where
+/// the column says so, its own user), so no cell's side effects reach another.
+async fn credential(w: &World, kind: usize, n: usize, expired: &[String]) -> Option<String> {
+    let enrolled = "enrolled-user";
+    let fresh = format!("new-{kind}-{n}");
+    let act = format!("a{kind}x{n}");
+    Some(match kind {
+        0 => return None,
+        1 => expired[n].clone(),
+        2 => w.tenant_basic(),
+        3 => w.track(enrolled, "blocked", None).await.0,
+        4 => w.track(enrolled, "reviewed", None).await.0,
+        5 => w.track_in(enrolled, &act, "ALLOW").await,
+        6 => w.track(&fresh, &act, None).await.0,
+        7 => w.track(enrolled, &act, None).await.0,
+        8 => w.track(enrolled, &act, Some("add:authenticators")).await.0,
+        9 => {
+            let (b, _, _) = w.track(enrolled, &act, None).await;
+            w.pass_totp(&b).await
+        }
+        10 => {
+            let (b, _, _) = w.track(enrolled, &act, None).await;
+            let after = w.pass_totp(&b).await;
+            w.clock.advance(Duration::minutes(6));
+            after
+        }
+        11 => {
+            let (b, _, _) = w.track(enrolled, &act, None).await;
+            let after = w.pass_totp(&b).await;
+            assert_eq!(w.validate(&after).await["isValid"], true);
+            after
+        }
+        12 => w.track_in(&fresh, &act, "ALLOW").await,
+        _ => unreachable!(),
+    })
+}
+
+#[tokio::test]
+async fn every_cell_of_the_client_api_matrix() {
+    // The expectations name exactly the routes of the table, no more, no fewer.
+    let table: Vec<(&str, &str)> = CLIENT_ROUTES.iter().map(|r| (r.method, r.path)).collect();
+    let expected: Vec<(&str, &str)> = EXPECTED.iter().map(|(m, p, _)| (*m, *p)).collect();
+    assert_eq!(
+        table, expected,
+        "a route without a row of expectations (or the reverse)"
+    );
+
+    let w = world().await;
+    w.enrolled("enrolled-user").await;
+    // Tokens that will have expired: issued first, then the clock passes their 10 minutes.
+    let mut expired = Vec::new();
+    for n in 0..EXPECTED.len() {
+        expired.push(w.track("enrolled-user", &format!("exp{n}"), None).await.0);
+    }
+    w.clock.advance(Duration::minutes(11));
+
+    let mut wrong = Vec::new();
+    for (kind, name) in KINDS.iter().enumerate() {
+        for (n, (method, path, cells)) in EXPECTED.iter().enumerate() {
+            let allowed = cells.as_bytes()[kind] == b'Y';
+            let auth = credential(&w, kind, n, &expired).await;
+            let (uri, body) = if *method == "GET" {
+                (format!("{path}?credentialIds=AAAA"), None)
+            } else {
+                (path.to_string(), Some(json!({})))
+            };
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let (status, body) = w.send(method.clone(), auth.as_deref(), &uri, body).await;
+            let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+            if refused == allowed {
+                wrong.push(format!(
+                    "{method} {path} with [{name}]: expected {}, got {status} {body}",
+                    if allowed { "allowed" } else { "refused" }
+                ));
+            }
+            // How a refusal is told: no credential or a bad one is 401, a good credential
+            // that does not reach this far is 403 with the rule in words.
+            if refused {
+                let code = body["errorCode"].as_str().unwrap_or_default();
+                let want = match kind {
+                    1 => "expired_token",
+                    0 | 2 => "unauthorized",
+                    _ if CLIENT_ROUTES[n].token.is_none() => "unauthorized",
+                    _ => "forbidden",
+                };
+                if code != want {
+                    wrong.push(format!("{path} with [{name}]: {code}, not {want}: {body}"));
+                }
+                if want == "forbidden" {
+                    assert!(
+                        body["errorDescription"].as_str().unwrap().len() > 20,
+                        "{body}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} cells wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+
+    // Nothing outside the table is served under /v1/client/.
+    for path in [
+        "/v1/client/user-authenticators/sms",
+        "/v1/client/verify/push",
+        "/v1/client/challenge/qr-code",
+        "/v1/client/user-authenticators",
+    ] {
+        let (status, _) = w.post(&w.tenant_basic(), path, json!({})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_readme_states_the_matrix_as_the_table_says_it() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("<!-- authz-matrix -->").expect("README marker") + 21;
+    let end = readme
+        .find("<!-- /authz-matrix -->")
+        .expect("README end marker");
+    assert_eq!(
+        readme[start..end].trim(),
+        latchkey::domain::authz::markdown().trim(),
+        "README's Client API matrix differs from domain::authz::CLIENT_ROUTES"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions, one per bypass of issue #11
+// ---------------------------------------------------------------------------------------
+
+/// (1) A fresh track token cannot regenerate recovery codes, and a code cannot pass the
+/// challenge of the action it was minted on.
+#[tokio::test]
+async fn a_track_token_cannot_mint_recovery_codes_nor_answer_with_them() {
+    let w = world().await;
+    w.enrolled("victim").await;
+    let (bearer, _, state) = w.track("victim", "stepUp", None).await;
+    assert_eq!(state, "CHALLENGE_REQUIRED");
+    let (status, e) = w
+        .post(
+            &bearer,
+            "/v1/client/user-authenticators/recovery-codes",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(w.validate(&bearer).await["isValid"], false);
+
+    // Granted by the backend (add:authenticators), codes are minted, but not for this action.
+    let (scoped, _, _) = w
+        .track("victim", "settings", Some("add:authenticators"))
+        .await;
+    let (status, r) = w
+        .post(
+            &scoped,
+            "/v1/client/user-authenticators/recovery-codes",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let code = r["recoveryCodes"][0].as_str().unwrap().to_owned();
+    let (status, e) = w
+        .post(
+            &scoped,
+            "/v1/client/verify/recovery-code",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(w.validate(&scoped).await["isValid"], false);
+    // A fresh proof of a strong factor on the action is the other way.
+    let (b, _, _) = w.track("victim", "rotate", None).await;
+    let after = w.pass_totp(&b).await;
+    let (status, _) = w
+        .post(
+            &after,
+            "/v1/client/user-authenticators/recovery-codes",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // ... within five minutes.
+    let (b, _, _) = w.track("victim", "rotate-late", None).await;
+    let after = w.pass_totp(&b).await;
+    w.clock.advance(Duration::seconds(301));
+    let (status, _) = w
+        .post(
+            &after,
+            "/v1/client/user-authenticators/recovery-codes",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// (2) BLOCK and REVIEW_REQUIRED actions answered with a correct code keep their state.
+#[tokio::test]
+async fn block_and_review_actions_are_never_changed_by_a_ceremony() {
+    let w = world().await;
+    w.enrolled("u").await;
+    for (action, state) in [("blocked", "BLOCK"), ("reviewed", "REVIEW_REQUIRED")] {
+        let (bearer, key, tracked) = w.track("u", action, None).await;
+        assert_eq!(tracked, state);
+        let code = w.next_code();
+        let (status, e) = w
+            .post(
+                &bearer,
+                "/v1/client/verify/totp",
+                json!({ "verificationCode": code }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+        assert_eq!(w.action("u", action, &key).await["state"], state);
+        let v = w.validate(&bearer).await;
+        assert_eq!(
+            (v["isValid"].clone(), v["state"].clone()),
+            (json!(false), json!(state))
+        );
+    }
+    // ALLOW, set by the backend, is not a challenge either.
+    let bearer = w.track_in("u", "allowed", "ALLOW").await;
+    let code = w.next_code();
+    let (status, _) = w
+        .post(
+            &bearer,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(w.validate(&bearer).await["state"], "ALLOW");
+}
+
+/// (3) After CHALLENGE_FAILED, another method on the same action is refused.
+#[tokio::test]
+async fn a_failed_challenge_is_final_for_every_method() {
+    let w = world().await;
+    w.enrolled("u").await;
+    let (bearer, key, _) = w.track("u", "pay", None).await;
+    let right = w.next_code();
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 {
+        w.post(
+            &bearer,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": wrong }),
+        )
+        .await;
+    }
+    assert_eq!(
+        w.action("u", "pay", &key).await["state"],
+        "CHALLENGE_FAILED"
+    );
+    let sent = w.mails_to("u@example.com");
+    let (status, _) = w
+        .post(&bearer, "/v1/client/challenge/email-otp", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.mails_to("u@example.com"),
+        sent,
+        "no code is sent for a failed action"
+    );
+    let (status, _) = w
+        .post(
+            &bearer,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": right }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let v = w.validate(&bearer).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["state"].clone()),
+        (json!(false), json!("CHALLENGE_FAILED"))
+    );
+    // The Server API may not revive it either; the refusal is audited.
+    let (status, e) = w
+        .send(
+            Method::PATCH,
+            Some(&w.server()),
+            &format!("/v1/users/u/actions/pay/{key}"),
+            Some(json!({ "state": "CHALLENGE_SUCCEEDED" })),
+        )
+        .await;
+    assert_eq!(
+        (status, e["errorCode"].clone()),
+        (StatusCode::CONFLICT, json!("conflict")),
+        "{e}"
+    );
+    let events = w
+        .services
+        .journal
+        .events(TENANT, 1000, None, false)
+        .await
+        .unwrap()
+        .0;
+    assert!(events.iter().any(|e| e.action == "action.update.refused"));
+}
+
+/// The software passkey keeps no resident keys: it is asked for a plain one.
+fn soft(options: &Value) -> CreationChallengeResponse {
+    let mut options = options.clone();
+    options["authenticatorSelection"]["residentKey"] = json!("discouraged");
+    options["authenticatorSelection"]["requireResidentKey"] = json!(false);
+    serde_json::from_value(json!({ "publicKey": options })).unwrap()
+}
+
+async fn register_passkey(w: &World, bearer: &str, authenticator: &mut SoftPasskey) -> Value {
+    let (status, o) = w
+        .post(
+            bearer,
+            "/v1/client/user-authenticators/passkey/registration-options",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{o}");
+    let credential = authenticator
+        .do_registration(Url::parse(ORIGIN).unwrap(), soft(&o["options"]))
+        .unwrap();
+    let (status, r) = w
+        .post(
+            bearer,
+            "/v1/client/user-authenticators/passkey",
+            json!({ "challengeId": o["challengeId"], "registrationCredential": credential }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    r
+}
+
+/// (4) A pending TOTP enrollment started before the user's passkey cannot answer a later
+/// challenge, and a pending email address never receives a challenge code.
+#[tokio::test]
+async fn stale_pending_enrollments_never_answer_challenges() {
+    let w = world().await;
+    // The attacker holds a token for a user who has not enrolled anything yet.
+    let (attacker, _, _) = w.track("victim", "signUp", None).await;
+    let (status, t) = w
+        .post(&attacker, "/v1/client/user-authenticators/totp", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let secret = t["secret"].as_str().unwrap().to_owned();
+    let (status, _) = w
+        .post(
+            &attacker,
+            "/v1/client/user-authenticators/email-otp",
+            json!({ "email": "mallory@evil.example" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        w.mails_to("mallory@evil.example"),
+        1,
+        "the enrollment's own code"
+    );
+
+    // The user signs up with a passkey on their own action.
+    let (own, _, _) = w.track("victim", "signUp2", None).await;
+    let mut passkey = SoftPasskey::new(true);
+    let r = register_passkey(&w, &own, &mut passkey).await;
+    assert!(r["recoveryCodes"].is_array());
+    let (_, list) = w
+        .send(
+            Method::GET,
+            Some(&w.server()),
+            "/v1/users/victim/authenticators",
+            None,
+        )
+        .await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only the passkey: {list}"
+    );
+
+    // The stale TOTP secret does not answer a later challenge.
+    let (later, _, _) = w.track("victim", "withdraw", None).await;
+    let stolen = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .build()
+        .unwrap();
+    let code = stolen.generate(w.clock_now()).to_string();
+    let (status, v) = w
+        .post(
+            &later,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert!(v["isVerified"] != true, "{status} {v}");
+    assert_eq!(w.validate(&later).await["isValid"], false);
+    // Nor on the action that started it: the user has a factor now, so completing needs the
+    // enroll right the token no longer has (and the enrollment was removed anyway).
+    let (status, v) = w
+        .post(
+            &attacker,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert!(v["isVerified"] != true, "{status} {v}");
+
+    // The pending address receives nothing for a challenge.
+    let (status, _) = w
+        .post(&later, "/v1/client/challenge/email-otp", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(w.mails_to("mallory@evil.example"), 1);
+    let (_, list) = w
+        .send(
+            Method::GET,
+            Some(&w.server()),
+            "/v1/users/victim/authenticators",
+            None,
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
+/// Pending enrollments are bound to the action that started them and expire.
+#[tokio::test]
+async fn a_pending_enrollment_completes_only_on_its_own_action_in_time() {
+    let w = world().await;
+    let (a, key, _) = w.track("u", "signUp", None).await;
+    let (_, t) = w
+        .post(&a, "/v1/client/user-authenticators/totp", json!({}))
+        .await;
+    let app = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(t["secret"].as_str().unwrap()).unwrap())
+        .build()
+        .unwrap();
+    // Another action of the same user does not complete it.
+    let (b, _, _) = w.track("u", "other", None).await;
+    let (status, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": app.generate(w.clock_now()).to_string() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    // Ten minutes on it has expired, even for its own action: tracked again with the same
+    // idempotency key, the action gets a new token, and the enrollment is no candidate.
+    w.clock.advance(Duration::seconds(601));
+    let (status, t) = w
+        .post(
+            &w.server(),
+            "/v1/users/u/actions/signUp",
+            json!({ "idempotencyKey": key }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let again = format!("Bearer {}", t["token"].as_str().unwrap());
+    let (status, v) = w
+        .post(
+            &again,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": app.generate(w.clock_now()).to_string() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (_, list) = w
+        .send(
+            Method::GET,
+            Some(&w.server()),
+            "/v1/users/u/authenticators",
+            None,
+        )
+        .await;
+    assert_eq!(list, json!([]));
+}
+
+/// Answers a token sign-in's options with an assertion whose client data says
+/// `crossOrigin`, signed by the software passkey (its hashed-client-data interface signs
+/// whatever client data it is given, as a browser inside a cross-origin iframe would).
+fn assertion_with(authenticator: &mut SoftPasskey, options: &Value, cross_origin: bool) -> Value {
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).unwrap();
+    let client_data = json!({
+        "type": "webauthn.get",
+        "challenge": options["challenge"],
+        "origin": ORIGIN,
+        "crossOrigin": cross_origin,
+    })
+    .to_string();
+    let hash = Sha256::digest(client_data.as_bytes()).to_vec();
+    let mut credential = authenticator
+        .perform_auth(hash, rcr.public_key, 60_000)
+        .unwrap();
+    credential.response.client_data_json = client_data.into_bytes();
+    serde_json::to_value(&credential).unwrap()
+}
+
+/// (5) A `crossOrigin: true` assertion is refused; the same assertion made top-level passes.
+#[tokio::test]
+async fn a_cross_origin_assertion_is_refused() {
+    let w = world().await;
+    let (signup, _, _) = w.track("u", "signUp", None).await;
+    let mut passkey = SoftPasskey::new(true);
+    register_passkey(&w, &signup, &mut passkey).await;
+    for (cross, expect) in [(true, StatusCode::BAD_REQUEST), (false, StatusCode::OK)] {
+        let (bearer, _, _) = w.track("u", &format!("pay{cross}"), None).await;
+        let (status, o) = w
+            .post(
+                &bearer,
+                "/v1/client/user-authenticators/passkey/authentication-options",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{o}");
+        let credential = assertion_with(&mut passkey, &o["options"], cross);
+        let (status, v) = w
+            .post(
+                &bearer,
+                "/v1/client/verify/passkey",
+                json!({ "challengeId": o["challengeId"], "authenticationCredential": credential }),
+            )
+            .await;
+        assert_eq!(status, expect, "crossOrigin {cross}: {v}");
+        if cross {
+            let valid = w.validate(&bearer).await;
+            assert!(
+                v["errorDescription"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cross-origin"),
+                "{v}"
+            );
+            assert_eq!(valid["state"], "CHALLENGE_FAILED");
+        } else {
+            // The verify response names the user as the browser SDK shows it.
+            assert_eq!(v["username"], "u", "{v}");
+            assert_eq!(v["userDisplayName"], "u", "{v}");
+            assert_eq!(
+                w.validate(&format!("Bearer {}", v["accessToken"].as_str().unwrap()))
+                    .await["isValid"],
+                true
+            );
+        }
+    }
+}
+
+/// (6) Twenty tracks send at most five codes to one user; twenty sign-ups send at most ten
+/// to one address.
+#[tokio::test]
+async fn email_sends_are_limited_per_user_and_per_address() {
+    let w = world().await;
+    w.enrolled("u").await;
+    let mut ok = 0;
+    for n in 0..20 {
+        let (bearer, _, _) = w.track("u", &format!("t{n}"), None).await;
+        let (status, body) = w
+            .post(&bearer, "/v1/client/challenge/email-otp", json!({}))
+            .await;
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(body["errorCode"], "too_many_requests"),
+            other => panic!("{other} {body}"),
+        }
+    }
+    assert_eq!((ok, w.mails_to("u@example.com")), (5, 5));
+    // Twenty minutes on, the window has passed.
+    w.clock.advance(Duration::minutes(21));
+    let (bearer, _, _) = w.track("u", "later", None).await;
+    let (status, _) = w
+        .post(&bearer, "/v1/client/challenge/email-otp", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Sign-ups of twenty new users naming one address.
+    let mut ok = 0;
+    for n in 0..20 {
+        let (bearer, _, _) = w.track(&format!("new{n}"), "signUp", None).await;
+        let (status, _) = w
+            .post(
+                &bearer,
+                "/v1/client/user-authenticators/email-otp",
+                json!({ "email": "Target@Example.org" }),
+            )
+            .await;
+        if status == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!((ok, w.mails_to("Target@Example.org")), (10, 10));
+}
+
+/// Usernameless sign-in with only the tenant id is rate-limited per tenant and per client
+/// address, and its failures do not grow the audit log one event per request.
+#[tokio::test]
+async fn anonymous_calls_are_bounded() {
+    let w = world().await;
+    // The same store and tenant, with low limits on anonymous calls.
+    let services = Arc::new(
+        Services::assemble(
+            w.services.store.clone(),
+            w.services.vault.clone(),
+            w.services.secrets.clone(),
+            w.clock.clone(),
+            Arc::new(OsRandom),
+            CachePolicy {
+                ttl: Duration::minutes(5),
+                capacity: 100,
+            },
+            64 * 1024,
+        )
+        .with_limits(AnonymousLimits {
+            per_client_per_minute: 10,
+            per_tenant_per_minute: 50,
+        }),
+    );
+    let app = latchkey_local::gateway(services.clone());
+    let call = |uri: &'static str, body: Value| {
+        let app = app.clone();
+        async move {
+            let req = Request::post(uri)
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Basic {}", STANDARD.encode(TENANT)),
+                )
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let res = app.oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let mut ok = 0;
+    for _ in 0..100 {
+        let (status, o) = call(
+            "/v1/client/user-authenticators/passkey/authentication-options",
+            json!({}),
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(o["errorCode"], "too_many_requests");
+            continue;
+        }
+        assert_eq!(status, StatusCode::OK, "{o}");
+        ok += 1;
+        // A broken assertion: an anonymous failure.
+        let (status, _) = call(
+            "/v1/client/verify/passkey",
+            json!({ "challengeId": o["challengeId"], "authenticationCredential": {
+                "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                "response": { "authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA" },
+                "extensions": {} } }),
+        )
+        .await;
+        if status == StatusCode::BAD_REQUEST {
+            ok += 1;
+        }
+    }
+    assert_eq!(
+        ok, 50,
+        "the tenant's 50 a minute, options and verifies together"
+    );
+    // A minute later (and the one before it gone), the tenant may sign in again.
+    w.clock.advance(Duration::minutes(2));
+    let (status, _) = call("/v1/client/challenge", json!({ "action": "signIn" })).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Per client address: ten a minute each, whatever the others do.
+    for n in 0..10 {
+        latchkey::domain::limits::take_anonymous(&services, TENANT, Some("203.0.113.9"))
+            .await
+            .unwrap_or_else(|e| panic!("call {n}: {e}"));
+    }
+    let over =
+        latchkey::domain::limits::take_anonymous(&services, TENANT, Some("203.0.113.9")).await;
+    assert!(matches!(
+        over,
+        Err(latchkey::domain::Error::TooManyRequests)
+    ));
+    latchkey::domain::limits::take_anonymous(&services, TENANT, Some("198.51.100.7"))
+        .await
+        .unwrap();
+
+    // The raw store names no client address: counters are keyed by a keyed hash.
+    let page = services
+        .store
+        .query(
+            latchkey::ports::store::Query::partition(format!("T#{TENANT}#FAIL"))
+                .prefix("")
+                .limit(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "one counter for the hour");
+    let events = services
+        .journal
+        .events(TENANT, 1000, None, false)
+        .await
+        .unwrap()
+        .0;
+    let failures = events
+        .iter()
+        .filter(|e| e.action == "passkey.verify.failed")
+        .count();
+    assert_eq!(
+        failures, 2,
+        "25 anonymous failures, audited at the 1st and 10th"
+    );
+}
