@@ -121,6 +121,7 @@ fn bench(c: &mut Criterion) {
         rt.block_on(authz::authorize(
             &services,
             &tenant,
+            &ctx,
             authz::rule(id).unwrap(),
             claims,
         ))

@@ -683,6 +683,30 @@ async fn a_failed_challenge_is_final_for_every_method() {
         .unwrap()
         .0;
     assert!(events.iter().any(|e| e.action == "action.update.refused"));
+    // Each refused route is audited once for the action, however often it is retried.
+    let refused = |events: &[latchkey::domain::audit::AuditEvent]| {
+        events
+            .iter()
+            .filter(|e| e.action == "client.refused")
+            .count()
+    };
+    assert_eq!(refused(&events), 2, "challenge/email-otp and verify/totp");
+    for _ in 0..5 {
+        w.post(
+            &bearer,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": right }),
+        )
+        .await;
+    }
+    let events = w
+        .services
+        .journal
+        .events(TENANT, 1000, None, false)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(refused(&events), 2);
 }
 
 /// The software passkey keeps no resident keys: it is asked for a plain one.

@@ -484,9 +484,11 @@ async fn email_otp_end_to_end_through_the_outbox() {
     let ctx = AuditContext::system("test", "expiry");
     let rule =
         latchkey::domain::authz::rule(latchkey::domain::authz::RouteId::VerifyEmailOtp).unwrap();
-    let access = latchkey::domain::authz::authorize(&w.services, &tenant, rule, Some(claims))
-        .await
-        .unwrap();
+    let setup = AuditContext::system("test", "authorize");
+    let access =
+        latchkey::domain::authz::authorize(&w.services, &tenant, &setup, rule, Some(claims))
+            .await
+            .unwrap();
     let v = latchkey::domain::otp::verify_email(&w.services, &tenant, &ctx, &access, &code)
         .await
         .unwrap();

@@ -28,11 +28,15 @@
 //!   and client address ([`crate::domain::limits`]).
 use crate::domain::Error;
 use crate::domain::actions::{ActionRecord, action_ref};
+use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::{self, UserAuthenticators};
 use crate::domain::machine::{ActionState, VerificationMethod};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::Claims;
+use crate::domain::users::{audit_ref, user_pk};
+use crate::ports::store::{Condition, Item, WriteOp};
 use crate::runtime::Services;
+use serde_json::json;
 use std::fmt::Write as _;
 
 /// How long a successful ceremony's token counts as a fresh proof of a factor.
@@ -381,9 +385,14 @@ impl Access {
 }
 
 /// Reads what the matrix needs and decides. `claims` is `None` for a `Basic` caller.
+///
+/// A token refused for its action is an audited failure (`client.refused`), once per action
+/// and route: the holder of a token may retry as often as they like, but the tenant's log
+/// grows by at most one event per route for each action its backend tracked.
 pub async fn authorize(
     services: &Services,
     tenant: &Tenant,
+    ctx: &AuditContext,
     rule: &RouteRule,
     claims: Option<Claims>,
 ) -> Result<Access, Error> {
@@ -427,7 +436,48 @@ pub async fn authorize(
             }),
         }),
         Verdict::Unauthorized => Err(Error::Unauthorized),
-        Verdict::Refused(why) => Err(Error::Refused(why)),
+        Verdict::Refused(why) => {
+            if let Some(a) = &action {
+                record_refusal(services, tenant, ctx, &claims, a, rule, &why).await?;
+            }
+            Err(Error::Refused(why))
+        }
+    }
+}
+
+async fn record_refusal(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    claims: &Claims,
+    action: &ActionRecord,
+    rule: &RouteRule,
+    why: &str,
+) -> Result<(), Error> {
+    let marker = Item::new(
+        user_pk(&tenant.id, &claims.sub),
+        format!("REFUSED#{}#{}#{:?}", claims.act, claims.idk, rule.id),
+    )
+    .with_ttl(claims.exp + 86_400);
+    let change = Change {
+        action: "client.refused",
+        target: audit_ref(services, &tenant.id, &claims.sub).await?,
+        summary: json!({
+            "route": format!("{} {}", rule.method, rule.path),
+            "actionCode": claims.act,
+            "idempotencyKey": claims.idk,
+            "state": action.state,
+            "reason": why,
+        }),
+        ops: vec![WriteOp::Put {
+            item: marker,
+            condition: Condition::Absent,
+        }],
+    };
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        // Refused on this route before: already in the log.
+        Ok(_) | Err(CommitError::Condition { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

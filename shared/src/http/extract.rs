@@ -140,7 +140,17 @@ impl FromRequestParts<Arc<Services>> for Authorized {
         {
             return Err(ApiError::new(ErrorKind::Forbidden));
         }
-        let access = authorize(services, &tenant, rule, claims).await?;
+        let meta = parts.extensions.get::<crate::http::RequestMeta>();
+        let ctx = crate::domain::audit::AuditContext {
+            actor: if claims.is_some() {
+                "client:token".into()
+            } else {
+                "client:anonymous".into()
+            },
+            request_id: meta.map(|m| m.request_id.clone()).unwrap_or_default(),
+            source_ip: meta.and_then(|m| m.source_ip.clone()),
+        };
+        let access = authorize(services, &tenant, &ctx, rule, claims).await?;
         Ok(Authorized { tenant, access })
     }
 }
