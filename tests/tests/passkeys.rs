@@ -765,6 +765,23 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
         options["authenticatorSelection"]["userVerification"],
         "required"
     );
+    // No credProtect request: with residentKey "discouraged" Chromium refuses it
+    // (NotSupportedError, "Requested protection policy is inconsistent").
+    assert_eq!(
+        options["authenticatorSelection"]["residentKey"],
+        "discouraged"
+    );
+    assert!(
+        options["extensions"]
+            .get("credentialProtectionPolicy")
+            .is_none(),
+        "{options}"
+    );
+    assert!(
+        options["extensions"]
+            .get("enforceCredentialProtectionPolicy")
+            .is_none()
+    );
     let credential = key
         .do_registration(
             Url::parse(ORIGIN).unwrap(),

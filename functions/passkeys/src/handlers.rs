@@ -193,8 +193,13 @@ pub async fn verify(
 pub async fn passkey_available(
     State(s): Svc,
     auth: Authorized,
+    Extension(meta): Extension<RequestMeta>,
     WireQuery(q): WireQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
+    if auth.access.claims.is_none() {
+        latchkey::domain::limits::take_anonymous(&s, &auth.tenant.id, meta.source_ip.as_deref())
+            .await?;
+    }
     let ids: Vec<String> = q
         .get("credentialIds")
         .map(|c| {
