@@ -2,11 +2,12 @@
 //! the same counts: email sends per user and per recipient address, and the calls anyone who
 //! knows a public tenant id can make (usernameless sign-in), per tenant and per client address.
 //!
-//! A limit of `max` per `window` seconds counts in fixed buckets of `window` seconds and allows
-//! a hit while the current and the previous bucket hold fewer than `max` together. Any
-//! `window`-long span lies within two buckets, so no span ever sees more than `max` hits (the
-//! rule is stricter than a sliding window at bucket edges, never looser). Subjects that are
-//! personal data (addresses) are stored only as a keyed hash.
+//! Email limits count in fixed buckets of `window` seconds and allow a send while the current
+//! and the previous bucket hold fewer than `max` together. Any `window`-long span lies within
+//! two buckets, so no span ever sees more than `max` sends (stricter than a sliding window at
+//! bucket edges, never looser). Anonymous calls count in the current one-minute window only
+//! (see [`take_anonymous`]). Subjects that are personal data (addresses, user ids, client IP
+//! addresses) are stored only as a keyed hash.
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
 use crate::ports::random::RandomExt as _;
@@ -125,22 +126,70 @@ pub async fn read(
     })
 }
 
-/// Counts one hit of `subject` on its own (not within another transaction): 429 past the
-/// limit. A lost race re-reads, a few times, then answers 429 too (fails closed).
-pub async fn take(
+/// Shards of a tenant's anonymous-call counter: one hot item per tenant would serialise every
+/// usernameless sign-in of the tenant on it, so the count is spread over this many items,
+/// each allowed an equal part of the limit.
+pub const TENANT_SHARDS: i64 = 8;
+
+/// Counts one anonymous (`Basic <tenant id>`) call that creates state (a ceremony item, a
+/// named action) or looks up credentials: per client address and per tenant, in fixed
+/// one-minute windows, both counters written in one transaction. 429 past either limit.
+///
+/// The tenant's count is sharded ([`TENANT_SHARDS`]): a call counts on a random shard, or the
+/// next one with room, so the tenant's total never passes its limit (rounded down to a
+/// multiple of the shard count, at least one per shard) and writers rarely meet on one item.
+/// Finishing a usernameless sign-in is not counted: it needs a ceremony id that only a
+/// counted call hands out, and each id finishes at most once.
+pub async fn take_anonymous(
     services: &Services,
     tenant_id: &str,
-    limit: Limit,
-    subject: &str,
+    client: Option<&str>,
 ) -> Result<(), Error> {
+    let limits = services.limits;
+    let client_limit = Limit {
+        name: "anon-client",
+        max: limits.per_client_per_minute,
+        window: 60,
+    };
+    let shards = TENANT_SHARDS.min(limits.per_tenant_per_minute).max(1);
+    let shard_limit = Limit {
+        name: "anon-tenant",
+        max: (limits.per_tenant_per_minute / shards).max(1),
+        window: 60,
+    };
+    let client_subject = match client {
+        Some(ip) => Some(hashed(services, tenant_id, ip).await?),
+        None => None,
+    };
     for round in 0..4u64 {
-        let counter = read(services, tenant_id, limit, subject).await?;
-        if !counter.allows() {
-            return Err(Error::TooManyRequests);
+        let mut ops = Vec::with_capacity(2);
+        if let Some(subject) = &client_subject {
+            let c = read_window(services, tenant_id, client_limit, subject).await?;
+            if !c.allows() {
+                return Err(Error::TooManyRequests);
+            }
+            ops.push(c.hit());
         }
-        match services.store.transact(vec![counter.hit()]).await {
+        let first = i64::try_from(services.random.below(shards as u64)).unwrap_or(0);
+        let mut chosen = None;
+        for i in 0..shards {
+            let shard = (first + i) % shards;
+            let c = read_window(services, tenant_id, shard_limit, &format!("s{shard}")).await?;
+            if c.allows() {
+                chosen = Some(c);
+                break;
+            }
+        }
+        let Some(c) = chosen else {
+            return Err(Error::TooManyRequests);
+        };
+        ops.push(c.hit());
+        match services.store.transact(ops).await {
             Ok(()) => return Ok(()),
-            Err(crate::ports::store::StoreError::ConditionFailed { .. }) => {
+            Err(
+                crate::ports::store::StoreError::ConditionFailed { .. }
+                | crate::ports::store::StoreError::TransactionConditionFailed { .. },
+            ) => {
                 let jitter = services.random.below(5 * (round + 1));
                 tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
@@ -150,36 +199,24 @@ pub async fn take(
     Err(Error::TooManyRequests)
 }
 
-/// The limits on an anonymous (`Basic <tenant id>`) call: per client address and per tenant.
-pub async fn take_anonymous(
+/// A counter of the current fixed window only (no look at the previous one): for limits that
+/// bound abuse, where a burst of twice the limit across a window's edge is acceptable.
+async fn read_window(
     services: &Services,
     tenant_id: &str,
-    client: Option<&str>,
-) -> Result<(), Error> {
-    let limits = services.limits;
-    if let Some(ip) = client {
-        let subject = hashed(services, tenant_id, ip).await?;
-        take(
-            services,
-            tenant_id,
-            Limit {
-                name: "anon-client",
-                max: limits.per_client_per_minute,
-                window: 60,
-            },
-            &subject,
-        )
-        .await?;
-    }
-    take(
-        services,
-        tenant_id,
-        Limit {
-            name: "anon-tenant",
-            max: limits.per_tenant_per_minute,
-            window: 60,
-        },
-        "all",
-    )
-    .await
+    limit: Limit,
+    subject: &str,
+) -> Result<Counter, Error> {
+    let now = services.clock.now().unix_timestamp();
+    let bucket = now.div_euclid(limit.window);
+    let pk = format!("T#{tenant_id}#LIMIT#{}#{subject}", limit.name);
+    let current = services.store.get(&pk, &format!("W#{bucket}")).await?;
+    let total = current.as_ref().map_or(0, count);
+    Ok(Counter {
+        limit,
+        pk,
+        bucket,
+        current,
+        total,
+    })
 }

@@ -855,12 +855,11 @@ pub async fn verify_authentication(
 ) -> Result<Verified, Error> {
     let claims = access.claims.as_ref();
     // A token finishes only the ceremony it started; a tenant id only a usernameless one.
+    // (Not rate-limited: only a counted options call hands out a ceremony id, and each id
+    // finishes at most once.)
     let kinds: &[CeremonyKind] = match claims {
         Some(_) => &[CeremonyKind::PasskeyAuthenticate],
-        None => {
-            limits::take_anonymous(services, &tenant.id, ctx.source_ip.as_deref()).await?;
-            &[CeremonyKind::PasskeyDiscover]
-        }
+        None => &[CeremonyKind::PasskeyDiscover],
     };
     let ceremony = take(services, tenant, challenge_id, kinds).await?;
     let action = Some((
