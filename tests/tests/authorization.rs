@@ -784,6 +784,21 @@ async fn stale_pending_enrollments_never_answer_challenges() {
         1,
         "only the passkey: {list}"
     );
+    // The pending enrollments went with the passkey's verification, not only from view.
+    let stored = w
+        .services
+        .store
+        .query(
+            latchkey::ports::store::Query::partition(latchkey::domain::users::user_pk(
+                TENANT, "victim",
+            ))
+            .prefix("AUTH#")
+            .limit(100),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(stored.len(), 1, "{stored:?}");
 
     // The stale TOTP secret does not answer a later challenge.
     let (later, _, _) = w.track("victim", "withdraw", None).await;
@@ -1132,5 +1147,75 @@ async fn anonymous_calls_are_bounded() {
     assert_eq!(
         failures, 2,
         "16 anonymous failures, audited at the 1st and 10th"
+    );
+}
+
+/// A factor enrolled on an action (with `add:authenticators`) does not answer that action's
+/// challenge: otherwise the scope would be a way past the challenge. It answers later ones.
+#[tokio::test]
+async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
+    let w = world().await;
+    let (status, _) = w
+        .post(
+            &w.server(),
+            "/v1/users/u/authenticators",
+            json!({ "verificationMethod": "EMAIL_OTP", "email": "u@example.com" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (a, _, _) = w.track("u", "stepUp", Some("add:authenticators")).await;
+    let (_, t) = w
+        .post(&a, "/v1/client/user-authenticators/totp", json!({}))
+        .await;
+    let app = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(t["secret"].as_str().unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let code = app.generate(w.clock_now()).to_string();
+    let (status, v) = w
+        .post(
+            &a,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["userAuthenticator"]["verificationMethod"],
+        "AUTHENTICATOR_APP"
+    );
+    // Enrolled, but the action's challenge is still open: not the user's first factor.
+    let v = w.validate(&a).await;
+    assert_eq!(
+        (v["isValid"].clone(), v["state"].clone()),
+        (json!(false), json!("CHALLENGE_REQUIRED"))
+    );
+    w.clock.advance(Duration::seconds(30));
+    let code = app.generate(w.clock_now()).to_string();
+    let (status, v) = w
+        .post(
+            &a,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert!(v["isVerified"] != true, "{status} {v}");
+    assert_eq!(w.validate(&a).await["isValid"], false);
+    // On a later action it is a factor like any other.
+    let (b, _, _) = w.track("u", "pay", None).await;
+    let (status, v) = w
+        .post(
+            &b,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, v["isVerified"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{v}"
     );
 }
