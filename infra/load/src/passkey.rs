@@ -71,13 +71,15 @@ impl Target {
         serde_json::from_slice(&bytes).map_err(|e| format!("{path}: not JSON: {e}"))
     }
 
-    /// Registers a passkey for `user` the way a browser would.
+    /// Registers a passkey for `user` the way a browser would. The track asks for
+    /// `add:authenticators`: a run against a server that kept an earlier run's users adds a
+    /// passkey to a user who has one, which the Client API allows only with that scope.
     async fn register(&self, user: &str) -> Result<Client, String> {
         let tracked = self
             .post(
                 &format!("/users/{user}/actions/signUp"),
                 &self.server,
-                &json!({}),
+                &json!({ "scope": "add:authenticators" }),
             )
             .await?;
         let token = tracked["token"]

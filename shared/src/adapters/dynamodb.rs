@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TransactWriteItem,
+    TransactWriteItem, Update,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -187,6 +187,26 @@ fn condition_expr(condition: Condition) -> Expr {
     }
 }
 
+/// [`WriteOp::Count`]: add one to the attribute (and the version), keep the first TTL, and
+/// only while the attribute is below the bound.
+const COUNT_UPDATE: &str = "ADD #a :one, #v :one SET #t = if_not_exists(#t, :ttl)";
+const COUNT_CONDITION: &str = "attribute_not_exists(#a) OR #a < :below";
+
+fn count_placeholders(attr: &str, below: i64, ttl: i64) -> (HashMap<String, String>, Attrs) {
+    (
+        HashMap::from([
+            ("#a".to_owned(), attr.to_owned()),
+            ("#v".to_owned(), "v".to_owned()),
+            ("#t".to_owned(), "ttl".to_owned()),
+        ]),
+        HashMap::from([
+            (":one".to_owned(), n(1)),
+            (":ttl".to_owned(), n(ttl)),
+            (":below".to_owned(), n(below)),
+        ]),
+    )
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -303,6 +323,42 @@ impl Store for DynamoStore {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
+        // A count on its own is one UpdateItem: DynamoDB applies racing ADDs one after the
+        // other, where racing transactions on one item would cancel each other.
+        if let [
+            WriteOp::Count {
+                pk,
+                sk,
+                attr,
+                below,
+                ttl,
+            },
+        ] = ops.as_slice()
+        {
+            let (names, values) = count_placeholders(attr, *below, *ttl);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, sk)))
+                .update_expression(COUNT_UPDATE)
+                .condition_expression(COUNT_CONDITION)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                    Err(StoreError::TransactionConditionFailed {
+                        index: 0,
+                        pk: pk.clone(),
+                        sk: sk.clone(),
+                    })
+                }
+                Err(e) => Err(sdk_error(e)),
+            };
+        }
         let mut writes = Vec::with_capacity(ops.len());
         for op in &ops {
             let c = condition_expr(op.condition());
@@ -327,6 +383,26 @@ impl Store for DynamoStore {
                         .build()
                         .map_err(build_error)?,
                 ),
+                WriteOp::Count {
+                    pk,
+                    sk,
+                    attr,
+                    below,
+                    ttl,
+                } => {
+                    let (names, values) = count_placeholders(attr, *below, *ttl);
+                    TransactWriteItem::builder().update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(pk, sk)))
+                            .update_expression(COUNT_UPDATE)
+                            .condition_expression(COUNT_CONDITION)
+                            .set_expression_attribute_names(Some(names))
+                            .set_expression_attribute_values(Some(values))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                }
                 WriteOp::Check { pk, sk, .. } => {
                     // DynamoDB requires an expression on a condition check; `None` means "any".
                     let c = if c.expression.is_none() {

@@ -241,8 +241,36 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             // Check every condition first, as DynamoDB does, then write: a failure names the
             // first condition that did not hold and the transaction rolls back on drop.
+            let mut counted = Vec::new();
             for (index, op) in ops.iter().enumerate() {
                 let (pk, sk) = op.key();
+                if let WriteOp::Count {
+                    attr, below, ttl, ..
+                } = op
+                {
+                    let item = get_item(&tx, pk, sk)?;
+                    let n = item
+                        .as_ref()
+                        .and_then(|i| i.attrs.get(attr.as_str()))
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(0);
+                    if n >= *below {
+                        return Err(StoreError::TransactionConditionFailed {
+                            index,
+                            pk: pk.to_owned(),
+                            sk: sk.to_owned(),
+                        });
+                    }
+                    let next = match item {
+                        Some(i) => {
+                            let v = i.version;
+                            i.with(attr, n + 1).with_version(v + 1)
+                        }
+                        None => Item::new(pk, sk).with(attr, 1).with_ttl(*ttl),
+                    };
+                    counted.push(next);
+                    continue;
+                }
                 if !holds(op.condition(), stored_version(&tx, pk, sk)?) {
                     return Err(StoreError::TransactionConditionFailed {
                         index,
@@ -261,8 +289,11 @@ impl Store for SqliteStore {
                         )
                         .map_err(unavailable)?;
                     }
-                    WriteOp::Check { .. } => {}
+                    WriteOp::Check { .. } | WriteOp::Count { .. } => {}
                 }
+            }
+            for item in &counted {
+                write_item(&tx, item)?;
             }
             tx.commit().map_err(unavailable)
         })

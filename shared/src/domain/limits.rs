@@ -133,90 +133,74 @@ pub const TENANT_SHARDS: i64 = 8;
 
 /// Counts one anonymous (`Basic <tenant id>`) call that creates state (a ceremony item, a
 /// named action) or looks up credentials: per client address and per tenant, in fixed
-/// one-minute windows, both counters written in one transaction. 429 past either limit.
+/// one-minute windows (a burst of twice the limit across a window's edge is possible; these
+/// limits bound abuse, they do not meter). 429 past either limit.
 ///
-/// The tenant's count is sharded ([`TENANT_SHARDS`]): a call counts on a random shard, or the
-/// next one with room, so the tenant's total never passes its limit (rounded down to a
-/// multiple of the shard count, at least one per shard) and writers rarely meet on one item.
-/// Finishing a usernameless sign-in is not counted: it needs a ceremony id that only a
-/// counted call hands out, and each id finishes at most once.
+/// Each count is one atomic store operation ([`WriteOp::Count`]: DynamoDB's `ADD` under a
+/// bound), with no read before it and nothing to retry when callers race. The tenant's count is
+/// sharded ([`TENANT_SHARDS`]) so that its sign-ins do not all write one item: a call counts
+/// on a random shard, or the next one with room, so the tenant's total never passes its limit
+/// (rounded down to a multiple of the shard count, at least one per shard). Finishing a
+/// usernameless sign-in is not counted: it needs a ceremony id that only a counted call hands
+/// out, and each id finishes at most once.
 pub async fn take_anonymous(
     services: &Services,
     tenant_id: &str,
     client: Option<&str>,
 ) -> Result<(), Error> {
     let limits = services.limits;
-    let client_limit = Limit {
-        name: "anon-client",
-        max: limits.per_client_per_minute,
-        window: 60,
+    let window = services.clock.now().unix_timestamp().div_euclid(60);
+    let count = |name: &str, subject: &str, below: i64| WriteOp::Count {
+        pk: format!("T#{tenant_id}#LIMIT#{name}#{subject}"),
+        sk: format!("W#{window}"),
+        attr: "hits".into(),
+        below,
+        ttl: (window + 2) * 60 + 3600,
     };
-    let shards = TENANT_SHARDS.min(limits.per_tenant_per_minute).max(1);
-    let shard_limit = Limit {
-        name: "anon-tenant",
-        max: (limits.per_tenant_per_minute / shards).max(1),
-        window: 60,
-    };
-    let client_subject = match client {
-        Some(ip) => Some(hashed(services, tenant_id, ip).await?),
-        None => None,
-    };
-    for round in 0..4u64 {
-        let mut ops = Vec::with_capacity(2);
-        if let Some(subject) = &client_subject {
-            let c = read_window(services, tenant_id, client_limit, subject).await?;
-            if !c.allows() {
-                return Err(Error::TooManyRequests);
-            }
-            ops.push(c.hit());
-        }
-        let first = i64::try_from(services.random.below(shards as u64)).unwrap_or(0);
-        let mut chosen = None;
-        for i in 0..shards {
-            let shard = (first + i) % shards;
-            let c = read_window(services, tenant_id, shard_limit, &format!("s{shard}")).await?;
-            if c.allows() {
-                chosen = Some(c);
-                break;
-            }
-        }
-        let Some(c) = chosen else {
+    if let Some(ip) = client {
+        let subject = hashed(services, tenant_id, ip).await?;
+        if !counted(
+            services,
+            count("anon-client", &subject, limits.per_client_per_minute),
+        )
+        .await?
+        {
             return Err(Error::TooManyRequests);
-        };
-        ops.push(c.hit());
-        match services.store.transact(ops).await {
-            Ok(()) => return Ok(()),
+        }
+    }
+    let shards = TENANT_SHARDS.min(limits.per_tenant_per_minute).max(1);
+    let per_shard = (limits.per_tenant_per_minute / shards).max(1);
+    let first = i64::try_from(services.random.below(shards as u64)).unwrap_or(0);
+    for i in 0..shards {
+        let shard = (first + i) % shards;
+        if counted(
+            services,
+            count("anon-tenant", &format!("s{shard}"), per_shard),
+        )
+        .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(Error::TooManyRequests)
+}
+
+/// Applies one count: `false` when its bound was reached.
+async fn counted(services: &Services, op: WriteOp) -> Result<bool, Error> {
+    for round in 0..4u64 {
+        match services.store.transact(vec![op.clone()]).await {
+            Ok(()) => return Ok(true),
             Err(
                 crate::ports::store::StoreError::ConditionFailed { .. }
                 | crate::ports::store::StoreError::TransactionConditionFailed { .. },
-            ) => {
+            ) => return Ok(false),
+            // A store that runs even a single count as a transaction may report a conflict.
+            Err(crate::ports::store::StoreError::Conflict) => {
                 let jitter = services.random.below(5 * (round + 1));
                 tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::TooManyRequests)
-}
-
-/// A counter of the current fixed window only (no look at the previous one): for limits that
-/// bound abuse, where a burst of twice the limit across a window's edge is acceptable.
-async fn read_window(
-    services: &Services,
-    tenant_id: &str,
-    limit: Limit,
-    subject: &str,
-) -> Result<Counter, Error> {
-    let now = services.clock.now().unix_timestamp();
-    let bucket = now.div_euclid(limit.window);
-    let pk = format!("T#{tenant_id}#LIMIT#{}#{subject}", limit.name);
-    let current = services.store.get(&pk, &format!("W#{bucket}")).await?;
-    let total = current.as_ref().map_or(0, count);
-    Ok(Counter {
-        limit,
-        pk,
-        bucket,
-        current,
-        total,
-    })
+    Ok(false)
 }

@@ -106,13 +106,26 @@ pub enum WriteOp {
         sk: String,
         condition: Condition,
     },
+    /// Adds one to the counter item's numeric attribute `attr` (the item is made, with `ttl`,
+    /// when absent), on condition that it is below `below` beforehand; otherwise the operation
+    /// fails like any other condition. Atomic in the store: racing counts never need a retry,
+    /// unlike a read-modify-write under a version condition (DynamoDB's `ADD`).
+    Count {
+        pk: String,
+        sk: String,
+        attr: String,
+        below: i64,
+        ttl: i64,
+    },
 }
 
 impl WriteOp {
     pub fn key(&self) -> (&str, &str) {
         match self {
             WriteOp::Put { item, .. } => (&item.pk, &item.sk),
-            WriteOp::Delete { pk, sk, .. } | WriteOp::Check { pk, sk, .. } => (pk, sk),
+            WriteOp::Delete { pk, sk, .. }
+            | WriteOp::Check { pk, sk, .. }
+            | WriteOp::Count { pk, sk, .. } => (pk, sk),
         }
     }
 
@@ -121,6 +134,8 @@ impl WriteOp {
             WriteOp::Put { condition, .. }
             | WriteOp::Delete { condition, .. }
             | WriteOp::Check { condition, .. } => *condition,
+            // Its own condition (below the bound), checked by the adapter.
+            WriteOp::Count { .. } => Condition::None,
         }
     }
 }
@@ -288,6 +303,13 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
     for op in ops {
         if let WriteOp::Put { item, .. } = op {
             item.validate()?;
+        }
+        if let WriteOp::Count { pk, sk, attr, .. } = op
+            && (pk.is_empty() || sk.is_empty() || RESERVED.contains(&attr.as_str()))
+        {
+            return Err(StoreError::InvalidItem(
+                "a count needs keys and an attribute of its own".into(),
+            ));
         }
         if !keys.insert(op.key()) {
             return Err(StoreError::InvalidItem(

@@ -286,6 +286,63 @@ pub async fn transaction_applies_every_write(store: Arc<dyn Store>) {
     ));
 }
 
+/// Counts: made when absent (with the TTL), bounded, atomic under racing writers, refused
+/// past the bound like any condition (naming the operation), and all-or-nothing with the
+/// rest of a transaction.
+pub async fn counts_atomically_up_to_a_bound(store: Arc<dyn Store>) {
+    let count = |below: i64| WriteOp::Count {
+        pk: "P#n".into(),
+        sk: "W#1".into(),
+        attr: "hits".into(),
+        below,
+        ttl: 1_900_000_000,
+    };
+    store.transact(vec![count(3)]).await.unwrap();
+    let item = store.get("P#n", "W#1").await.unwrap().unwrap();
+    assert_eq!((item.u64("hits"), item.ttl), (Some(1), Some(1_900_000_000)));
+    // Twenty racing counts under a bound of 12: exactly 11 more succeed, no retries needed.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.transact(vec![count(12)]).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::TransactionConditionFailed { index: 0, .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let hits = store.get("P#n", "W#1").await.unwrap().unwrap().u64("hits");
+    assert_eq!(hits, Some(1 + ok), "every success counted once");
+    assert_eq!(ok, 11, "exactly up to the bound");
+    // Past the bound: refused, and the other writes of its transaction with it.
+    let full = store
+        .transact(vec![
+            WriteOp::Put {
+                item: Item::new("P#n", "other").with("x", 1),
+                condition: Condition::None,
+            },
+            count(hits.unwrap() as i64),
+        ])
+        .await;
+    assert!(
+        matches!(
+            full,
+            Err(StoreError::TransactionConditionFailed { index: 1, .. })
+        ),
+        "{full:?}"
+    );
+    assert_eq!(store.get("P#n", "other").await.unwrap(), None);
+    assert_eq!(
+        store.get("P#n", "W#1").await.unwrap().unwrap().u64("hits"),
+        hits
+    );
+}
+
 /// Runs every store contract, each on a fresh store from `fresh`.
 #[macro_export]
 macro_rules! store_contract_tests {
@@ -308,6 +365,8 @@ macro_rules! store_contract_tests {
             async fn failed_transaction_writes_nothing_and_names_the_condition() { c::failed_transaction_writes_nothing_and_names_the_condition($fresh().await).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
             async fn transaction_applies_every_write() { c::transaction_applies_every_write($fresh().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn counts_atomically_up_to_a_bound() { c::counts_atomically_up_to_a_bound($fresh().await).await }
         }
     };
 }
