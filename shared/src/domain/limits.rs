@@ -131,23 +131,36 @@ pub async fn read(
 /// each allowed an equal part of the limit.
 pub const TENANT_SHARDS: i64 = 8;
 
-/// Counts one anonymous (`Basic <tenant id>`) call that creates state (a ceremony item, a
-/// named action) or looks up credentials: per client address and per tenant, in fixed
-/// one-minute windows (a burst of twice the limit across a window's edge is possible; these
-/// limits bound abuse, they do not meter). 429 past either limit.
-///
-/// Each count is one atomic store operation ([`WriteOp::Count`]: DynamoDB's `ADD` under a
-/// bound), with no read before it and nothing to retry when callers race. The tenant's count is
-/// sharded ([`TENANT_SHARDS`]) so that its sign-ins do not all write one item: a call counts
-/// on a random shard, or the next one with room, so the tenant's total never passes its limit
-/// (rounded down to a multiple of the shard count, at least one per shard). Finishing a
-/// usernameless sign-in is not counted: it needs a ceremony id that only a counted call hands
-/// out, and each id finishes at most once.
+/// Counts one anonymous (`Basic <tenant id>`) call that creates state or looks up
+/// credentials: [`commit_anonymous`] with nothing else to write.
 pub async fn take_anonymous(
     services: &Services,
     tenant_id: &str,
     client: Option<&str>,
 ) -> Result<(), Error> {
+    commit_anonymous(services, tenant_id, client, Vec::new()).await
+}
+
+/// Writes `ops` (the ceremony item an anonymous call creates) only if the call is within the
+/// anonymous limits, counting it in the same transaction: per client address and per tenant,
+/// in fixed one-minute windows (a burst of twice the limit across a window's edge is possible;
+/// these limits bound abuse, they do not meter). 429 past either limit.
+///
+/// Each count is an atomic bounded increment ([`WriteOp::Count`]: DynamoDB's `ADD` under a
+/// condition), read nowhere first. The tenant's count is sharded ([`TENANT_SHARDS`]) so that
+/// its sign-ins do not all write one item: a call counts on a random shard, or the next one
+/// with room, so the tenant's total never passes its limit (rounded down to a multiple of the
+/// shard count, at least one per shard). One transaction keeps the embedded store at one
+/// commit per call; on DynamoDB, transactions that meet on a shard are cancelled and retried
+/// on the next shard. Finishing a usernameless sign-in is not counted: it needs a ceremony id
+/// that only a counted call hands out, and each id finishes at most once.
+pub async fn commit_anonymous(
+    services: &Services,
+    tenant_id: &str,
+    client: Option<&str>,
+    ops: Vec<WriteOp>,
+) -> Result<(), Error> {
+    use crate::ports::store::StoreError;
     let limits = services.limits;
     let window = services.clock.now().unix_timestamp().div_euclid(60);
     let count = |name: &str, subject: &str, below: i64| WriteOp::Count {
@@ -157,50 +170,44 @@ pub async fn take_anonymous(
         below,
         ttl: (window + 2) * 60 + 3600,
     };
-    if let Some(ip) = client {
-        let subject = hashed(services, tenant_id, ip).await?;
-        if !counted(
-            services,
-            count("anon-client", &subject, limits.per_client_per_minute),
-        )
-        .await?
-        {
-            return Err(Error::TooManyRequests);
-        }
-    }
+    let client_count = match client {
+        Some(ip) => Some(count(
+            "anon-client",
+            &hashed(services, tenant_id, ip).await?,
+            limits.per_client_per_minute,
+        )),
+        None => None,
+    };
     let shards = TENANT_SHARDS.min(limits.per_tenant_per_minute).max(1);
     let per_shard = (limits.per_tenant_per_minute / shards).max(1);
     let first = i64::try_from(services.random.below(shards as u64)).unwrap_or(0);
-    for i in 0..shards {
-        let shard = (first + i) % shards;
-        if counted(
-            services,
-            count("anon-tenant", &format!("s{shard}"), per_shard),
-        )
-        .await?
-        {
-            return Ok(());
-        }
-    }
-    Err(Error::TooManyRequests)
-}
-
-/// Applies one count: `false` when its bound was reached.
-async fn counted(services: &Services, op: WriteOp) -> Result<bool, Error> {
-    for round in 0..4u64 {
-        match services.store.transact(vec![op.clone()]).await {
-            Ok(()) => return Ok(true),
-            Err(
-                crate::ports::store::StoreError::ConditionFailed { .. }
-                | crate::ports::store::StoreError::TransactionConditionFailed { .. },
-            ) => return Ok(false),
-            // A store that runs even a single count as a transaction may report a conflict.
-            Err(crate::ports::store::StoreError::Conflict) => {
-                let jitter = services.random.below(5 * (round + 1));
+    let (mut shard, mut full, mut conflicts) = (first, 0, 0u64);
+    while full < shards {
+        let mut all = ops.clone();
+        let client_at = client_count.as_ref().map(|c| {
+            all.push(c.clone());
+            all.len() - 1
+        });
+        all.push(count("anon-tenant", &format!("s{shard}"), per_shard));
+        let shard_at = all.len() - 1;
+        match services.store.transact(all).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::TransactionConditionFailed { index, .. })
+                if Some(index) == client_at =>
+            {
+                return Err(Error::TooManyRequests);
+            }
+            Err(StoreError::TransactionConditionFailed { index, .. }) if index == shard_at => {
+                full += 1;
+            }
+            Err(StoreError::Conflict) if conflicts < 4 => {
+                conflicts += 1;
+                let jitter = services.random.below(5 * conflicts);
                 tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
             Err(e) => return Err(e.into()),
         }
+        shard = (shard + 1) % shards;
     }
-    Ok(false)
+    Err(Error::TooManyRequests)
 }

@@ -132,6 +132,9 @@ struct Ceremony {
     user_id: Option<String>,
     action: Option<(String, String)>,
     extra: Value,
+    /// For a ceremony made for a `Basic <tenant id>` caller: the caller's address, counted
+    /// against the anonymous limits in the same transaction as the ceremony item.
+    anonymous: Option<Option<String>>,
 }
 
 async fn save(services: &Services, tenant: &Tenant, c: Ceremony) -> Result<String, Error> {
@@ -172,7 +175,13 @@ async fn save_as(
     if let Some((code, key)) = c.action {
         item = item.with("actionCode", code).with("idempotencyKey", key);
     }
-    services.store.put(item, condition).await?;
+    match c.anonymous {
+        Some(client) => {
+            let op = WriteOp::Put { item, condition };
+            limits::commit_anonymous(services, &tenant.id, client.as_deref(), vec![op]).await?;
+        }
+        None => services.store.put(item, condition).await?,
+    }
     Ok(id)
 }
 
@@ -218,7 +227,6 @@ pub async fn challenge_for_action(
     action: &str,
 ) -> Result<String, Error> {
     check_code(action)?;
-    limits::take_anonymous(services, &tenant.id, ctx.source_ip.as_deref()).await?;
     save(
         services,
         tenant,
@@ -228,6 +236,7 @@ pub async fn challenge_for_action(
             user_id: None,
             action: Some((action.to_owned(), String::new())),
             extra: Value::Null,
+            anonymous: Some(ctx.source_ip.clone()),
         },
     )
     .await
@@ -327,6 +336,7 @@ pub async fn registration_options(
             user_id: Some(user_id.clone()),
             action: Some((claims.act.clone(), claims.idk.clone())),
             extra: json!({ "handle": handle.to_string(), "name": name }),
+            anonymous: None,
         },
     )
     .await?;
@@ -535,6 +545,7 @@ pub async fn security_key_registration_options(
             user_id: Some(user_id.clone()),
             action: Some((claims.act.clone(), claims.idk.clone())),
             extra: json!({ "handle": handle.to_string() }),
+            anonymous: None,
         },
     )
     .await?;
@@ -780,9 +791,6 @@ pub async fn authentication_options(
 ) -> Result<(String, RequestChallengeResponse), Error> {
     let rp = relying_party(tenant)?;
     let claims = access.claims.as_ref();
-    if claims.is_none() {
-        limits::take_anonymous(services, &tenant.id, ctx.source_ip.as_deref()).await?;
-    }
     let action = match (claims, challenge_id.filter(|c| !c.is_empty())) {
         (Some(c), _) => Some((c.act.clone(), c.idk.clone())),
         (None, Some(id)) => {
@@ -839,6 +847,9 @@ pub async fn authentication_options(
             user_id,
             action,
             extra: Value::Null,
+            // Counted (with the ceremony item, in one transaction) when anyone with the tenant
+            // id could have asked.
+            anonymous: claims.is_none().then(|| ctx.source_ip.clone()),
         },
     )
     .await?;
@@ -1116,6 +1127,7 @@ pub async fn security_key_authentication_options(
             user_id: Some(claims.sub.clone()),
             action: Some((claims.act.clone(), claims.idk.clone())),
             extra: Value::Null,
+            anonymous: None,
         },
     )
     .await?;
