@@ -110,14 +110,19 @@ async fn world() -> World {
     }
 }
 
-fn totp() -> totp_rs::Totp {
+/// An authenticator app holding `secret` (base32), as the user's phone would.
+fn app(secret: &str) -> totp_rs::Totp {
     totp_rs::Builder::new()
         .with_algorithm(totp_rs::Algorithm::SHA1)
         .with_digits(6)
         .with_step_duration(30)
-        .with_secret(totp_rs::Secret::try_from_base32(SECRET).unwrap())
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
         .build()
         .unwrap()
+}
+
+fn totp() -> totp_rs::Totp {
+    app(SECRET)
 }
 
 impl World {
@@ -802,13 +807,7 @@ async fn stale_pending_enrollments_never_answer_challenges() {
 
     // The stale TOTP secret does not answer a later challenge.
     let (later, _, _) = w.track("victim", "withdraw", None).await;
-    let stolen = totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
-        .build()
-        .unwrap();
+    let stolen = app(&secret);
     let code = stolen.generate(w.clock_now()).to_string();
     let (status, v) = w
         .post(
@@ -855,13 +854,7 @@ async fn a_pending_enrollment_completes_only_on_its_own_action_in_time() {
     let (_, t) = w
         .post(&a, "/v1/client/user-authenticators/totp", json!({}))
         .await;
-    let app = totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(totp_rs::Secret::try_from_base32(t["secret"].as_str().unwrap()).unwrap())
-        .build()
-        .unwrap();
+    let app = app(t["secret"].as_str().unwrap());
     // Another action of the same user does not complete it.
     let (b, _, _) = w.track("u", "other", None).await;
     let (status, v) = w
@@ -1167,13 +1160,7 @@ async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
     let (_, t) = w
         .post(&a, "/v1/client/user-authenticators/totp", json!({}))
         .await;
-    let app = totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(totp_rs::Secret::try_from_base32(t["secret"].as_str().unwrap()).unwrap())
-        .build()
-        .unwrap();
+    let app = app(t["secret"].as_str().unwrap());
     let code = app.generate(w.clock_now()).to_string();
     let (status, v) = w
         .post(

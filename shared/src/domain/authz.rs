@@ -374,6 +374,14 @@ impl Access {
         }
     }
 
+    /// The user's authenticators as the decision read them (Bearer callers only).
+    pub fn authenticators(&self) -> Result<&UserAuthenticators, Error> {
+        self.subject
+            .as_ref()
+            .map(|s| &s.authenticators)
+            .ok_or(Error::Unauthorized)
+    }
+
     /// The claims of a Bearer caller (routes whose row accepts only tokens).
     pub fn claims(&self) -> Result<&Claims, Error> {
         self.claims.as_ref().ok_or(Error::Unauthorized)

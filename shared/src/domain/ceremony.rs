@@ -123,16 +123,22 @@ pub(crate) async fn settle_enrollment(
     if !(first && challenged) {
         return Ok((None, claims.proof()));
     }
-    let (op, _, _) = settle_action(
-        services,
-        tenant,
-        &claims.sub,
-        Some((claims.act.clone(), claims.idk.clone())),
-        Event::CeremonySucceeded,
-        method,
-    )
-    .await?;
+    let op = settle_own_action(services, tenant, access, Event::CeremonySucceeded, method).await?;
     Ok((op, Some(Proof { method, at: now })))
+}
+
+/// [`settle_action`] for the action of the caller's own token.
+pub(crate) async fn settle_own_action(
+    services: &Services,
+    tenant: &Tenant,
+    access: &Access,
+    event: Event,
+    method: VerificationMethod,
+) -> Result<Option<WriteOp>, Error> {
+    let claims = access.claims()?;
+    let action = Some((claims.act.clone(), claims.idk.clone()));
+    let (op, _, _) = settle_action(services, tenant, &claims.sub, action, event, method).await?;
+    Ok(op)
 }
 
 /// The kinds of ceremony item (`T#{tid}#CH#{id}` / `CH`), with the strings they are stored as.

@@ -31,7 +31,7 @@ use crate::domain::audit::{AuditContext, Change};
 use crate::domain::authenticators::{AuthenticatorRecord, PENDING_SECONDS, UserAuthenticators};
 use crate::domain::authz::{Access, Grant, Proof};
 use crate::domain::ceremony::{
-    CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_action, settle_enrollment,
+    CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_enrollment, settle_own_action,
     stamp,
 };
 use crate::domain::machine::{ActionState, Event, VerificationMethod};
@@ -309,17 +309,9 @@ async fn record_failure(
             }),
         }
         if exhausted && challenged {
-            let action = Some((claims.act.clone(), claims.idk.clone()));
-            let (op, _, _) = settle_action(
-                services,
-                tenant,
-                user_id,
-                action,
-                Event::CeremonyFailed,
-                method,
-            )
-            .await?;
-            ops.extend(op);
+            ops.extend(
+                settle_own_action(services, tenant, access, Event::CeremonyFailed, method).await?,
+            );
         }
         let change = Change {
             action: what,
@@ -412,15 +404,6 @@ fn view(item: &Item, user_id: &str, verified_at: &str) -> Value {
     })
 }
 
-/// The authenticators the authorization step read for this (Bearer) caller.
-fn auths_of(access: &Access) -> Result<&UserAuthenticators, Error> {
-    access
-        .subject
-        .as_ref()
-        .map(|s| &s.authenticators)
-        .ok_or(Error::Unauthorized)
-}
-
 /// A new pending enrollment of `method`: bound to the action that started it, expiring in
 /// [`PENDING_SECONDS`].
 fn pending_item(
@@ -465,7 +448,7 @@ async fn start_enrollment(
         item,
         condition: Condition::Absent,
     }];
-    for old in &auths_of(access)?.records {
+    for old in &access.authenticators()?.records {
         if !old.is_verified() && old.method.as_str() == method {
             ops.push(WriteOp::Delete {
                 pk: old.item.pk.clone(),
@@ -519,7 +502,6 @@ async fn settle_code(
     enrolling: bool,
     method: VerificationMethod,
 ) -> Result<(Vec<WriteOp>, Option<Proof>), Error> {
-    let claims = access.claims()?;
     let now_text = stamp(services)?;
     if enrolling {
         updated.attrs.remove("pending");
@@ -534,20 +516,12 @@ async fn settle_code(
             Value::String(access.action_ref().unwrap_or_default()),
         );
         let keep = aid_of(updated);
-        let mut ops = auths_of(access)?.drop_pending(Some(&keep));
+        let mut ops = access.authenticators()?.drop_pending(Some(&keep));
         let (op, proof) = settle_enrollment(services, tenant, access, method).await?;
         ops.extend(op);
         return Ok((ops, proof));
     }
-    let (op, _, _) = settle_action(
-        services,
-        tenant,
-        &claims.sub,
-        Some((claims.act.clone(), claims.idk.clone())),
-        Event::CeremonySucceeded,
-        method,
-    )
-    .await?;
+    let op = settle_own_action(services, tenant, access, Event::CeremonySucceeded, method).await?;
     Ok((
         op.into_iter().collect(),
         Some(Proof {

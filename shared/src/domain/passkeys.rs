@@ -269,15 +269,6 @@ fn credential_ids_of(auths: &UserAuthenticators) -> Vec<CredentialID> {
         .collect()
 }
 
-/// The authenticators the authorization step read (Bearer callers always have them).
-fn subject_auths(access: &Access) -> Result<&UserAuthenticators, Error> {
-    access
-        .subject
-        .as_ref()
-        .map(|s| &s.authenticators)
-        .ok_or(Error::Unauthorized)
-}
-
 /// Refuses an assertion made in a cross-origin iframe (`crossOrigin: true` in its client
 /// data): webauthn-rs 0.6 checks this on registration only. A page embedding the tenant's in
 /// a frame must not be able to run its sign-in.
@@ -314,7 +305,7 @@ pub async fn registration_options(
         Some(h) => h,
         None => Uuid::from_bytes(services.random.bytes::<16>()),
     };
-    let exclude = credential_ids_of(subject_auths(access)?);
+    let exclude = credential_ids_of(access.authenticators()?);
     let name = username
         .filter(|n| !n.is_empty() && n.len() <= 256)
         .unwrap_or(user_id);
@@ -529,7 +520,7 @@ pub async fn security_key_registration_options(
         Some(h) => h,
         None => Uuid::from_bytes(services.random.bytes::<16>()),
     };
-    let exclude = credential_ids_of(subject_auths(access)?);
+    let exclude = credential_ids_of(access.authenticators()?);
     let (options, state): (CreationChallengeResponse, SecurityKeyRegistration) = rp
         .start_securitykey_registration(handle, user_id, user_id, Some(exclude), None, None)
         .map_err(|e| Error::Internal(format!("registration start: {e}")))?;
@@ -626,7 +617,7 @@ async fn register(
             "The challenge belongs to another user or action.".into(),
         ));
     }
-    let auths = subject_auths(access)?;
+    let auths = access.authenticators()?;
     let rp = relying_party(tenant)?;
     let outcome = match kind {
         Kind::Passkey => {
@@ -808,11 +799,12 @@ pub async fn authentication_options(
     let (options, kind, state, user_id) = match claims {
         Some(claims) => {
             let this = access.action_ref().unwrap_or_default();
-            let passkeys: Vec<Passkey> = keys_of::<Passkey>(subject_auths(access)?, Kind::Passkey)
-                .into_iter()
-                .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
-                .map(|(_, p)| p)
-                .collect();
+            let passkeys: Vec<Passkey> =
+                keys_of::<Passkey>(access.authenticators()?, Kind::Passkey)
+                    .into_iter()
+                    .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
+                    .map(|(_, p)| p)
+                    .collect();
             if passkeys.is_empty() {
                 return Err(Error::Invalid("The user has no passkey.".into()));
             }
@@ -926,7 +918,7 @@ pub async fn verify_authentication(
         }
         let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
         match rp.finish_passkey_authentication(credential, &state) {
-            Ok(r) => (expected, r, subject_auths(access)?.clone()),
+            Ok(r) => (expected, r, access.authenticators()?.clone()),
             Err(e) => return refuse(Some(expected), e.to_string()).await,
         }
     } else {
@@ -1105,11 +1097,12 @@ pub async fn security_key_authentication_options(
     let claims = access.claims()?;
     let rp = relying_party(tenant)?;
     let this = access.action_ref().unwrap_or_default();
-    let keys: Vec<SecurityKey> = keys_of::<SecurityKey>(subject_auths(access)?, Kind::SecurityKey)
-        .into_iter()
-        .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
-        .map(|(_, k)| k)
-        .collect();
+    let keys: Vec<SecurityKey> =
+        keys_of::<SecurityKey>(access.authenticators()?, Kind::SecurityKey)
+            .into_iter()
+            .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
+            .map(|(_, k)| k)
+            .collect();
     if keys.is_empty() {
         return Err(Error::Invalid("The user has no security key.".into()));
     }
@@ -1194,7 +1187,7 @@ pub async fn verify_security_key(
         services,
         tenant,
         ctx,
-        (&user_id, subject_auths(access)?),
+        (&user_id, access.authenticators()?),
         &result,
         action,
         Kind::SecurityKey,

@@ -207,7 +207,8 @@ pub async fn challenge_email(
     access: &Access,
 ) -> Result<String, Error> {
     let this = access.action_ref().unwrap_or_default();
-    let record = auths_of(access)?
+    let record = access
+        .authenticators()?
         .challengers(VerificationMethod::EmailOtp, &this)
         .next()
         .cloned()
@@ -274,7 +275,8 @@ pub async fn verify_email(
         );
     }
     let aid = ch.str("authenticatorId").unwrap_or_default().to_owned();
-    let record = auths_of(access)?
+    let record = access
+        .authenticators()?
         .records
         .iter()
         .find(|r| r.id == aid && r.method == VerificationMethod::EmailOtp)

@@ -187,12 +187,11 @@ pub async fn verify_recovery_code(
             },
         );
     };
-    let action = Some((claims.act.clone(), claims.idk.clone()));
-    let (action_op, code_name, _) = settle_action(
+    let code_name = claims.act.clone();
+    let action_op = settle_own_action(
         services,
         tenant,
-        user_id,
-        action,
+        access,
         Event::CeremonySucceeded,
         VerificationMethod::RecoveryCode,
     )

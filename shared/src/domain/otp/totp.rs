@@ -125,7 +125,7 @@ pub async fn verify_totp(
     }
     let now_epoch_s = now_epoch(services);
     let this = access.action_ref().unwrap_or_default();
-    let auths = auths_of(access)?;
+    let auths = access.authenticators()?;
     let method = VerificationMethod::AuthenticatorApp;
     let mut candidates: Vec<&AuthenticatorRecord> = Vec::new();
     if access.grants.has(Grant::Challenge) {
