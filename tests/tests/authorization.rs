@@ -1206,3 +1206,65 @@ async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
         "{v}"
     );
 }
+
+/// A caller cannot take (and so delete) a ceremony item of another kind by naming its id:
+/// the one-time-code challenges live under token-bound ids anyone holding the token can
+/// compute, and deleting one would reset its attempt count.
+#[tokio::test]
+async fn a_challenge_cannot_be_deleted_through_another_ceremony() {
+    let w = world().await;
+    w.enrolled("u").await;
+    let (bearer, key, _) = w.track("u", "pay", None).await;
+    let right = w.next_code();
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    for _ in 0..4 {
+        let (_, v) = w
+            .post(
+                &bearer,
+                "/v1/client/verify/totp",
+                json!({ "verificationCode": wrong }),
+            )
+            .await;
+        assert_eq!(v["failureReason"], "CODE_INVALID_OR_EXPIRED");
+    }
+    // The TOTP challenge's id, as `ceremony::bound_id` derives it from the token's claims.
+    let claims =
+        latchkey::domain::tokens::verify_any(&w.services, bearer.trim_start_matches("Bearer "))
+            .await
+            .unwrap()
+            .unwrap();
+    let mut h = Sha256::new();
+    for part in [TENANT, &claims.sub, &claims.act, &claims.idk] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+    for id in [format!("totp.{hex}"), format!("totp.{hex}")] {
+        let (status, _) = w
+            .post(
+                &w.tenant_basic(),
+                "/v1/client/user-authenticators/passkey/authentication-options",
+                json!({ "challengeId": id }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    // The fifth wrong code still exhausts the challenge and fails the action.
+    let (_, v) = w
+        .post(
+            &bearer,
+            "/v1/client/verify/totp",
+            json!({ "verificationCode": wrong }),
+        )
+        .await;
+    assert_eq!(v["failureReason"], "MAX_ATTEMPTS_EXCEEDED", "{v}");
+    assert_eq!(
+        w.action("u", "pay", &key).await["state"],
+        "CHALLENGE_FAILED"
+    );
+}

@@ -356,6 +356,10 @@ impl Store for DynamoStore {
                         sk: sk.clone(),
                     })
                 }
+                // A transaction on the same counter was in flight: the caller may retry.
+                Err(e) if e.code() == Some("TransactionConflictException") => {
+                    Err(StoreError::Conflict)
+                }
                 Err(e) => Err(sdk_error(e)),
             };
         }

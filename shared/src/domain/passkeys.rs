@@ -196,16 +196,12 @@ async fn take(
     if id.is_empty() || id.len() > 64 {
         return Err(gone());
     }
-    let item = match services
-        .store
-        .delete(&challenge_pk(&tenant.id, id), "CH", Condition::Exists)
-        .await
-    {
-        Ok(Some(item)) => item,
-        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => {
-            return Err(gone());
-        }
-        Err(e) => return Err(e.into()),
+    // Read, check, then delete under the version read: a caller naming an item of another
+    // kind (the one-time-code challenges share this key space, under ids anyone holding the
+    // token can compute) must not be able to delete it, and with it its attempt count.
+    let pk = challenge_pk(&tenant.id, id);
+    let Some(item) = services.store.get(&pk, "CH").await? else {
+        return Err(gone());
     };
     let expires = item
         .attrs
@@ -213,7 +209,21 @@ async fn take(
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let kind = item.str("kind").and_then(CeremonyKind::parse);
-    if expires <= now_epoch(services) || !kind.is_some_and(|k| kinds.contains(&k)) {
+    if !kind.is_some_and(|k| kinds.contains(&k)) {
+        return Err(gone());
+    }
+    match services
+        .store
+        .delete(&pk, "CH", Condition::Version(item.version))
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => {
+            return Err(gone());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if expires <= now_epoch(services) {
         return Err(gone());
     }
     Ok(item)
@@ -909,6 +919,13 @@ pub async fn verify_authentication(
     }
     let (user_id, result, auths) = if let Some(claims) = claims {
         let expected = ceremony.str("userId").unwrap_or_default().to_owned();
+        // The ceremony was started for this token's action, not another of the same user's.
+        let same_action = action.as_ref() == Some(&(claims.act.clone(), claims.idk.clone()));
+        if !same_action {
+            return Err(Error::Invalid(
+                "The challenge belongs to another action.".into(),
+            ));
+        }
         if claims.sub != expected || owner.as_deref() != Some(expected.as_str()) {
             return refuse(
                 Some(expected),
