@@ -38,7 +38,7 @@ start_local_server() {
         cargo run -q -p latchkey-local --locked >"$work/server.log" 2>&1 &
     server_pid=$!
     echo "local_server: waiting for latchkey-local on 127.0.0.1:$port (builds first if needed)..."
-    local deadline=$((SECONDS + 300))
+    local deadline=$((SECONDS + 900))
     until curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1; do
         if ! kill -0 "$server_pid" 2>/dev/null; then
             echo "local_server: latchkey-local exited before it became healthy; its output:" >&2
@@ -46,7 +46,7 @@ start_local_server() {
             exit 1
         fi
         if ((SECONDS >= deadline)); then
-            echo "local_server: latchkey-local not healthy after 5 minutes; its output:" >&2
+            echo "local_server: latchkey-local not healthy after 15 minutes; its output:" >&2
             cat "$work/server.log" >&2
             exit 1
         fi
