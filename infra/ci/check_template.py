@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - environment problem, not a template pr
 # The four functions, by logical id, and the cargo binary each one ships.
 FUNCTIONS = {
     "AuthFunction": "latchkey-auth",
-    "PasskeysFunction": "latchkey-passkeys",
+    "ClientFunction": "latchkey-client",
     "StatusFunction": "latchkey-status",
     "BackupFunction": "latchkey-backup",
 }

@@ -16,6 +16,7 @@ use latchkey::Services;
 use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::CachePolicy;
 use latchkey::domain::actions;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::authz::{self, RouteId};
@@ -25,7 +26,6 @@ use latchkey::domain::tenants::{TenantSettings, create_tenant};
 use latchkey::domain::tokens::{self, Claims};
 use latchkey::ports::clock::SystemClock;
 use latchkey::ports::random::OsRandom;
-use latchkey::runtime::CachePolicy;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,24 +68,27 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let services = Arc::new(
-        Services::assemble(
-            Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap()),
-            Arc::new(LocalKeyVault::from_key(&[5u8; 32], Arc::new(OsRandom)).unwrap()),
-            Arc::new(LocalSecrets::new(
-                BTreeMap::from([(
-                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                    zeroize::Zeroizing::new(b"bench".to_vec()),
-                )]),
-                None,
-                Arc::new(OsRandom),
-            )),
-            Arc::new(SystemClock),
-            Arc::new(OsRandom),
+        Services::new(
+            latchkey::domain::Ports {
+                store: Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap()),
+                vault: Arc::new(LocalKeyVault::from_key(&[5u8; 32], Arc::new(OsRandom)).unwrap()),
+                secrets: Arc::new(LocalSecrets::new(
+                    BTreeMap::from([(
+                        "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                        zeroize::Zeroizing::new(b"bench".to_vec()),
+                    )]),
+                    None,
+                    Arc::new(OsRandom),
+                )),
+                clock: Arc::new(SystemClock),
+                random: Arc::new(OsRandom),
+                mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),
+            },
             CachePolicy {
                 ttl: time::Duration::minutes(5),
                 capacity: 100,
             },
-            64 * 1024,
+            latchkey::domain::limits::AnonymousLimits::default(),
         )
         // The bench signs in far faster than any one client may in production.
         .with_limits(AnonymousLimits {

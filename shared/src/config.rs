@@ -234,7 +234,7 @@ impl Config {
         };
         let dev_tenant_id = get("LATCHKEY_DEV_TENANT_ID")?.map(str::to_owned);
         if let Some(id) = &dev_tenant_id
-            && !crate::domain::tenants::valid_tenant_id(id)
+            && !crate::ids::valid_tenant_id(id)
         {
             return Err(bad(
                 "LATCHKEY_DEV_TENANT_ID",
@@ -243,7 +243,7 @@ impl Config {
         }
         let dev_secret_key = get("LATCHKEY_DEV_SECRET_KEY")?.map(|s| Zeroizing::new(s.to_owned()));
         if let Some(k) = &dev_secret_key
-            && crate::domain::tenants::key_id_of(k).is_none()
+            && crate::ids::key_id_of(k).is_none()
         {
             return Err(bad(
                 "LATCHKEY_DEV_SECRET_KEY",
@@ -279,7 +279,11 @@ impl Config {
             secrets,
             data_dir,
             log_filter,
-            max_body_bytes: number("LATCHKEY_MAX_BODY_BYTES", 65_536, 1_024..=10_485_760)? as usize,
+            max_body_bytes: number(
+                "LATCHKEY_MAX_BODY_BYTES",
+                crate::http::HttpSettings::default().max_body_bytes as u64,
+                1_024..=10_485_760,
+            )? as usize,
             anonymous: crate::domain::limits::AnonymousLimits {
                 per_client_per_minute: number(
                     "LATCHKEY_ANON_PER_CLIENT_PER_MINUTE",

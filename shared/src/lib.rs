@@ -3,8 +3,9 @@
 //!
 //! Layout follows `DESIGN.md` §2: `domain/` never imports an AWS crate or `lambda_http`; `ports/`
 //! are the small traits the domain asks for; `adapters/` implement them; `http/` maps domain errors
-//! to the wire format once. [`runtime::Services`] picks the adapters once, at cold start, from
-//! [`config::Config`].
+//! to the wire format once. [`wiring`], the only module that reads both [`config::Config`]
+//! and the adapters, picks the adapters once, at cold start, and hands the domain its
+//! [`domain::Services`].
 #![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
@@ -21,9 +22,12 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod ids;
+#[cfg(test)]
+mod layering;
 pub mod logging;
 pub mod ports;
-pub mod runtime;
+pub mod wiring;
 
 pub use config::Config;
-pub use runtime::Services;
+pub use domain::Services;

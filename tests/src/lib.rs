@@ -7,10 +7,10 @@ pub mod contract;
 pub mod counting;
 
 use latchkey::Services;
+use latchkey::domain::CachePolicy;
 use latchkey::ports::clock::ManualClock;
 use latchkey::ports::random::OsRandom;
 use latchkey::ports::{KeyVault, Secrets, Store};
-use latchkey::runtime::CachePolicy;
 use std::sync::Arc;
 use time::{Duration, macros::datetime};
 
@@ -26,16 +26,19 @@ pub fn services(
     secrets: Arc<dyn Secrets>,
     clock: Arc<ManualClock>,
 ) -> Arc<Services> {
-    Arc::new(Services::assemble(
-        store,
-        vault,
-        secrets,
-        clock,
-        Arc::new(OsRandom),
+    Arc::new(Services::new(
+        latchkey::domain::Ports {
+            store: store,
+            vault: vault,
+            secrets: secrets,
+            clock: clock,
+            random: Arc::new(OsRandom),
+            mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),
+        },
         CachePolicy {
             ttl: Duration::minutes(5),
             capacity: 100,
         },
-        64 * 1024,
+        latchkey::domain::limits::AnonymousLimits::default(),
     ))
 }

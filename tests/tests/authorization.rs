@@ -15,6 +15,7 @@ use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::adapters::outbox::MemoryOutbox;
 use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::CachePolicy;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::authz::CLIENT_ROUTES;
 use latchkey::domain::limits::AnonymousLimits;
@@ -22,7 +23,6 @@ use latchkey::domain::rules::{ActionConfig, Outcome};
 use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
 use latchkey::ports::clock::ManualClock;
 use latchkey::ports::random::OsRandom;
-use latchkey::runtime::CachePolicy;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -52,11 +52,11 @@ struct World {
 async fn world() -> World {
     let clock = latchkey_tests::test_clock();
     let outbox = Arc::new(MemoryOutbox::default());
-    let services = Arc::new(
-        Services::assemble(
-            Arc::new(SqliteStore::in_memory().unwrap()),
-            Arc::new(LocalKeyVault::from_key(&[7u8; 32], Arc::new(OsRandom)).unwrap()),
-            Arc::new(LocalSecrets::new(
+    let services = Arc::new(Services::new(
+        latchkey::domain::Ports {
+            store: Arc::new(SqliteStore::in_memory().unwrap()),
+            vault: Arc::new(LocalKeyVault::from_key(&[7u8; 32], Arc::new(OsRandom)).unwrap()),
+            secrets: Arc::new(LocalSecrets::new(
                 BTreeMap::from([(
                     "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
                     zeroize::Zeroizing::new(b"authz-tests".to_vec()),
@@ -64,16 +64,16 @@ async fn world() -> World {
                 None,
                 Arc::new(OsRandom),
             )),
-            clock.clone(),
-            Arc::new(OsRandom),
-            CachePolicy {
-                ttl: Duration::minutes(5),
-                capacity: 100,
-            },
-            64 * 1024,
-        )
-        .with_mailer(outbox.clone()),
-    );
+            clock: clock.clone(),
+            random: Arc::new(OsRandom),
+            mailer: outbox.clone(),
+        },
+        CachePolicy {
+            ttl: Duration::minutes(5),
+            capacity: 100,
+        },
+        latchkey::domain::limits::AnonymousLimits::default(),
+    ));
     let ctx = AuditContext::system("test", "setup");
     let settings = TenantSettings {
         name: "Example".into(),
@@ -102,7 +102,7 @@ async fn world() -> World {
         .unwrap();
     let (_, key) = create_api_key(&services, &ctx, TENANT, None).await.unwrap();
     World {
-        app: latchkey_local::gateway(services.clone()),
+        app: latchkey_local::gateway(services.clone(), Default::default()),
         services,
         clock,
         outbox,
@@ -1018,24 +1018,27 @@ async fn anonymous_calls_are_bounded() {
     let w = world().await;
     // The same store and tenant, with low limits on anonymous calls.
     let services = Arc::new(
-        Services::assemble(
-            w.services.store.clone(),
-            w.services.vault.clone(),
-            w.services.secrets.clone(),
-            w.clock.clone(),
-            Arc::new(OsRandom),
+        Services::new(
+            latchkey::domain::Ports {
+                store: w.services.store.clone(),
+                vault: w.services.vault.clone(),
+                secrets: w.services.secrets.clone(),
+                clock: w.clock.clone(),
+                random: Arc::new(OsRandom),
+                mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),
+            },
             CachePolicy {
                 ttl: Duration::minutes(5),
                 capacity: 100,
             },
-            64 * 1024,
+            latchkey::domain::limits::AnonymousLimits::default(),
         )
         .with_limits(AnonymousLimits {
             per_client_per_minute: 10,
             per_tenant_per_minute: 16,
         }),
     );
-    let app = latchkey_local::gateway(services.clone());
+    let app = latchkey_local::gateway(services.clone(), Default::default());
     let call = |uri: &'static str, body: Value| {
         let app = app.clone();
         async move {

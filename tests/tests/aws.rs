@@ -239,7 +239,7 @@ async fn configuration_wires_the_aws_adapters_end_to_end() {
     ]);
     let cfg = latchkey::Config::from_vars(&vars).unwrap();
     assert!(cfg.uses_aws());
-    let services = latchkey::Services::from_config(&cfg).await.unwrap();
+    let services = latchkey::wiring::services(&cfg).await.unwrap();
 
     let ctx = AuditContext::system("test", "r-wired");
     let settings = TenantSettings {

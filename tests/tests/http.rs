@@ -69,7 +69,11 @@ fn assert_wire_error(status: StatusCode, headers: &http::HeaderMap, body: &Value
 
 #[tokio::test]
 async fn health_answers_with_security_headers_and_a_request_id() {
-    let (status, headers, body) = send(latchkey_local::gateway(services()), get("/health")).await;
+    let (status, headers, body) = send(
+        latchkey_local::gateway(services(), Default::default()),
+        get("/health"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
@@ -91,9 +95,9 @@ async fn health_answers_with_security_headers_and_a_request_id() {
 async fn every_function_serves_health() {
     let s = services();
     for app in [
-        latchkey_auth::app(s.clone()),
-        latchkey_passkeys::app(s.clone()),
-        latchkey_status::app(s.clone()),
+        latchkey_auth::app(s.clone(), Default::default()),
+        latchkey_client::app(s.clone(), Default::default()),
+        latchkey_status::app(s.clone(), Default::default()),
     ] {
         let (status, _, body) = send(app, get("/health")).await;
         assert_eq!(status, StatusCode::OK);
@@ -103,7 +107,7 @@ async fn every_function_serves_health() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_wire_errors() {
-    let app = latchkey_local::gateway(services());
+    let app = latchkey_local::gateway(services(), Default::default());
     let (status, headers, body) = send(app.clone(), get("/v1/nothing/here")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_wire_error(status, &headers, &body, "not_found");
@@ -118,7 +122,7 @@ async fn unknown_routes_and_methods_get_wire_errors() {
 
 #[tokio::test]
 async fn a_caller_request_id_is_kept_only_when_it_is_a_plain_token() {
-    let app = latchkey_local::gateway(services());
+    let app = latchkey_local::gateway(services(), Default::default());
     let req = Request::get("/health")
         .header("x-request-id", "abc-123_DEF-456")
         .body(Body::empty())
@@ -149,7 +153,12 @@ fn echo_app(services: Arc<Services>) -> Router {
             },
         ),
     );
-    latchkey::http::service(routes, services, "test")
+    latchkey::http::service(
+        routes,
+        &services,
+        latchkey::http::HttpSettings::default(),
+        "test",
+    )
 }
 
 #[tokio::test]
@@ -248,7 +257,7 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
     tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
 
     let app = echo_app(services.clone());
-    let gateway = latchkey_local::gateway(services);
+    let gateway = latchkey_local::gateway(services, Default::default());
     let requests = [
         (app.clone(), format!(r#"{{"email":"{email}"}}"#)),
         (app.clone(), r#"{"email":""}"#.to_owned()),

@@ -13,11 +13,11 @@ use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::adapters::outbox::Outbox;
 use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::CachePolicy;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
 use latchkey::ports::clock::ManualClock;
 use latchkey::ports::random::OsRandom;
-use latchkey::runtime::CachePolicy;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,11 +50,11 @@ async fn world() -> World {
         )
         .unwrap(),
     );
-    let services = Arc::new(
-        Services::assemble(
-            Arc::new(SqliteStore::open(&db).unwrap()),
-            Arc::new(LocalKeyVault::from_key(&[3u8; 32], Arc::new(OsRandom)).unwrap()),
-            Arc::new(LocalSecrets::new(
+    let services = Arc::new(Services::new(
+        latchkey::domain::Ports {
+            store: Arc::new(SqliteStore::open(&db).unwrap()),
+            vault: Arc::new(LocalKeyVault::from_key(&[3u8; 32], Arc::new(OsRandom)).unwrap()),
+            secrets: Arc::new(LocalSecrets::new(
                 BTreeMap::from([(
                     "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
                     zeroize::Zeroizing::new(b"otp-tests".to_vec()),
@@ -62,16 +62,16 @@ async fn world() -> World {
                 None,
                 Arc::new(OsRandom),
             )),
-            clock.clone(),
-            Arc::new(OsRandom),
-            CachePolicy {
-                ttl: Duration::minutes(5),
-                capacity: 100,
-            },
-            64 * 1024,
-        )
-        .with_mailer(outbox.clone()),
-    );
+            clock: clock.clone(),
+            random: Arc::new(OsRandom),
+            mailer: outbox.clone(),
+        },
+        CachePolicy {
+            ttl: Duration::minutes(5),
+            capacity: 100,
+        },
+        latchkey::domain::limits::AnonymousLimits::default(),
+    ));
     let ctx = AuditContext::system("test", "setup");
     let settings = TenantSettings {
         name: "Example Bank".into(),
@@ -86,7 +86,7 @@ async fn world() -> World {
         .await
         .unwrap();
     World {
-        app: latchkey_local::gateway(services.clone()),
+        app: latchkey_local::gateway(services.clone(), Default::default()),
         services,
         clock,
         outbox,

@@ -63,7 +63,7 @@ async fn world() -> World {
         .unwrap();
     let (_, key) = create_api_key(&services, &ctx, "t-pk", None).await.unwrap();
     World {
-        app: latchkey_local::gateway(services.clone()),
+        app: latchkey_local::gateway(services.clone(), Default::default()),
         services,
         clock,
         key,

@@ -89,7 +89,7 @@ async fn world() -> World {
         .await
         .unwrap();
     World {
-        app: latchkey_local::gateway(services.clone()),
+        app: latchkey_local::gateway(services.clone(), Default::default()),
         services,
         clock,
         db,

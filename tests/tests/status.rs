@@ -14,6 +14,7 @@ use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::adapters::outbox::MemoryOutbox;
 use latchkey::adapters::sqlite::SqliteStore;
+use latchkey::domain::CachePolicy;
 use latchkey::domain::audit::{AuditContext, AuditEvent};
 use latchkey::domain::status::PLATFORM_JOURNAL;
 use latchkey::domain::status::operators::{create_operator, revoke_operator};
@@ -21,7 +22,6 @@ use latchkey::domain::tenants::{AdminContact, TenantSettings, add_admin_contact,
 use latchkey::ports::clock::ManualClock;
 use latchkey::ports::mailer::{Email, MailError, Mailer};
 use latchkey::ports::random::OsRandom;
-use latchkey::runtime::CachePolicy;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -75,27 +75,27 @@ async fn world(failures: usize) -> World {
         failures: AtomicUsize::new(failures),
         outbox: outbox.clone(),
     });
-    let services = Arc::new(
-        Services::assemble(
-            Arc::new(SqliteStore::open(&dir.path().join("store.db")).unwrap()),
-            Arc::new(
+    let services = Arc::new(Services::new(
+        latchkey::domain::Ports {
+            store: Arc::new(SqliteStore::open(&dir.path().join("store.db")).unwrap()),
+            vault: Arc::new(
                 LocalKeyVault::open(&dir.path().join("master.key"), Arc::new(OsRandom)).unwrap(),
             ),
-            Arc::new(LocalSecrets::new(
+            secrets: Arc::new(LocalSecrets::new(
                 BTreeMap::new(),
                 Some(dir.path().join("secrets.json")),
                 Arc::new(OsRandom),
             )),
-            clock.clone(),
-            Arc::new(OsRandom),
-            CachePolicy {
-                ttl: Duration::minutes(5),
-                capacity: 100,
-            },
-            64 * 1024,
-        )
-        .with_mailer(mailer),
-    );
+            clock: clock.clone(),
+            random: Arc::new(OsRandom),
+            mailer: mailer,
+        },
+        CachePolicy {
+            ttl: Duration::minutes(5),
+            capacity: 100,
+        },
+        latchkey::domain::limits::AnonymousLimits::default(),
+    ));
     let ctx = AuditContext::system("test", "setup");
     for tenant in ["tenant-a", "tenant-b", "tenant-c"] {
         create_tenant(
@@ -128,7 +128,7 @@ async fn world(failures: usize) -> World {
     }
     let (_, token) = create_operator(&services, &ctx, "on-call").await.unwrap();
     World {
-        app: latchkey_local::gateway(services.clone()),
+        app: latchkey_local::gateway(services.clone(), Default::default()),
         services,
         clock,
         outbox,

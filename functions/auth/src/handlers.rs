@@ -6,7 +6,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use latchkey::Services;
 use latchkey::domain::actions::{self, TrackAttributes};
-use latchkey::domain::authenticators::{self, EnrollVerified};
+use latchkey::domain::authenticators;
+use latchkey::domain::enrollment::{self, EnrollVerified};
 use latchkey::domain::users;
 use latchkey::http::{ApiError, RequestMeta, SecretKey, WireJson, WirePath, WireQuery};
 use serde::Deserialize;
@@ -267,7 +268,7 @@ pub async fn enroll_authenticator(
         .map_err(|_| ApiError::invalid("verificationMethod is required."))?;
     let ctx = p.audit(&meta.request_id, meta.source_ip);
     let (authenticator, codes) =
-        authenticators::enroll_verified(&s, &p.tenant, &ctx, &user_id, req).await?;
+        enrollment::enroll_verified(&s, &p.tenant, &ctx, &user_id, req).await?;
     let mut out = json!({ "authenticator": authenticator });
     if let Some(codes) = codes {
         out["recoveryCodes"] = json!(codes);
@@ -282,7 +283,7 @@ pub async fn delete_authenticator(
     WirePath((user_id, authenticator_id)): WirePath<(String, String)>,
 ) -> Result<Json<Value>> {
     let ctx = p.audit(&meta.request_id, meta.source_ip);
-    authenticators::delete(&s, &p.tenant, &ctx, &user_id, &authenticator_id).await?;
+    enrollment::delete(&s, &p.tenant, &ctx, &user_id, &authenticator_id).await?;
     Ok(Json(json!({})))
 }
 

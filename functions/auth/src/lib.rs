@@ -20,6 +20,7 @@ mod handlers;
 use axum::Router;
 use axum::routing::{get, post};
 use latchkey::Services;
+use latchkey::http::HttpSettings;
 use std::sync::Arc;
 
 pub const NAME: &str = "latchkey-auth";
@@ -84,6 +85,6 @@ pub fn routes(services: &Arc<Services>) -> Router {
 }
 
 /// The whole function as the Lambda runtime serves it.
-pub fn app(services: Arc<Services>) -> Router {
-    latchkey::http::service(routes(&services), services, NAME)
+pub fn app(services: Arc<Services>, settings: HttpSettings) -> Router {
+    latchkey::http::service(routes(&services), &services, settings, NAME)
 }

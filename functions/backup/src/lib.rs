@@ -249,28 +249,31 @@ mod tests {
     use latchkey::adapters::local_secrets::LocalSecrets;
     use latchkey::adapters::sqlite::SqliteStore;
     use latchkey::adapters::sqlite_backup::SqliteBackups;
+    use latchkey::domain::CachePolicy;
     use latchkey::ports::clock::ManualClock;
     use latchkey::ports::random::OsRandom;
-    use latchkey::runtime::CachePolicy;
     use time::macros::datetime;
 
     fn services(dir: &std::path::Path) -> (Services, Backups) {
         let db = dir.join("latchkey.db");
-        let services = Services::assemble(
-            Arc::new(SqliteStore::open(&db).unwrap()),
-            Arc::new(LocalKeyVault::from_key(&[1u8; 32], Arc::new(OsRandom)).unwrap()),
-            Arc::new(LocalSecrets::new(
-                Default::default(),
-                None,
-                Arc::new(OsRandom),
-            )),
-            Arc::new(ManualClock::new(datetime!(2026-11-29 12:00 UTC))),
-            Arc::new(OsRandom),
+        let services = Services::new(
+            latchkey::domain::Ports {
+                store: Arc::new(SqliteStore::open(&db).unwrap()),
+                vault: Arc::new(LocalKeyVault::from_key(&[1u8; 32], Arc::new(OsRandom)).unwrap()),
+                secrets: Arc::new(LocalSecrets::new(
+                    Default::default(),
+                    None,
+                    Arc::new(OsRandom),
+                )),
+                clock: Arc::new(ManualClock::new(datetime!(2026-11-29 12:00 UTC))),
+                random: Arc::new(OsRandom),
+                mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),
+            },
             CachePolicy {
                 ttl: time::Duration::minutes(5),
                 capacity: 10,
             },
-            1024,
+            latchkey::domain::limits::AnonymousLimits::default(),
         );
         let backups = Backups {
             target: Arc::new(SqliteBackups::new(db, dir.join("backups"))),

@@ -35,6 +35,7 @@ pub use auth::{BearerTokens, OperatorAuth};
 use axum::Router;
 use axum::routing::{get, patch, post};
 use latchkey::Services;
+use latchkey::http::HttpSettings;
 use std::sync::Arc;
 
 pub const NAME: &str = "latchkey-status";
@@ -163,6 +164,6 @@ pub fn routes_with_auth(services: &Arc<Services>, auth: Arc<dyn OperatorAuth>) -
 }
 
 /// The whole function as the Lambda runtime serves it.
-pub fn app(services: Arc<Services>) -> Router {
-    latchkey::http::service(routes(&services), services, NAME)
+pub fn app(services: Arc<Services>, settings: HttpSettings) -> Router {
+    latchkey::http::service(routes(&services), &services, settings, NAME)
 }

@@ -15,29 +15,33 @@ use axum::Router;
 use latchkey::Services;
 use latchkey::config::Config;
 use latchkey::domain::tenants::{DevTenant, TenantSettings, ensure_dev_tenant};
+use latchkey::http::HttpSettings;
 use std::sync::Arc;
 
-pub mod admin;
 pub mod demo;
 
 pub const NAME: &str = "latchkey-local";
 
 /// The routes of every HTTP function, behind the shared layers.
-pub fn gateway(services: Arc<Services>) -> Router {
-    latchkey::http::service(function_routes(&services), services, NAME)
+pub fn gateway(services: Arc<Services>, settings: HttpSettings) -> Router {
+    latchkey::http::service(function_routes(&services), &services, settings, NAME)
 }
 
 /// [`gateway`] plus the demo page for the development tenant.
-pub fn gateway_with_demo(services: Arc<Services>, dev_tenant_id: String) -> Router {
+pub fn gateway_with_demo(
+    services: Arc<Services>,
+    settings: HttpSettings,
+    dev_tenant_id: String,
+) -> Router {
     let routes =
         function_routes(&services).merge(demo::routes(Arc::clone(&services), dev_tenant_id));
-    latchkey::http::service(routes, services, NAME)
+    latchkey::http::service(routes, &services, settings, NAME)
 }
 
 fn function_routes(services: &Arc<Services>) -> Router {
     Router::new()
         .merge(latchkey_auth::routes(services))
-        .merge(latchkey_passkeys::routes(services))
+        .merge(latchkey_client::routes(services))
         .merge(latchkey_status::routes(services))
 }
 

@@ -1,12 +1,12 @@
 //! `cargo run -p latchkey-local`: the whole API on 127.0.0.1:8787 (or `LATCHKEY_LISTEN`).
-use latchkey::{Config, Services};
+use latchkey::{Config, wiring};
 use std::net::SocketAddr;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
     latchkey::logging::init(&config.log_filter);
-    let services = Services::from_config(&config).await?;
+    let services = wiring::services(&config).await?;
     let dev = latchkey_local::bootstrap(&services, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.local.listen).await?;
     // What this development server serves on, printed for the person running it.
@@ -24,7 +24,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  demo page:  http://localhost:{}/demo",
         listener.local_addr()?.port()
     );
-    let app = latchkey_local::gateway_with_demo(services, dev.tenant_id.clone());
+    let app = latchkey_local::gateway_with_demo(
+        services,
+        wiring::http_settings(&config),
+        dev.tenant_id.clone(),
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -140,9 +140,9 @@ mod tests {
     }
 }
 
-/// An outbox in memory: what [`crate::Services::assemble`] starts with, so that tests and
+/// An outbox in memory, so that tests and
 /// benches that do not care about mail need no folder, and tests that do can read what was
-/// sent. [`crate::Services::from_config`] always replaces it with the configured mailer.
+/// sent. [`crate::wiring`] never picks it: a deployment has the outbox folder or SES.
 #[derive(Default)]
 pub struct MemoryOutbox {
     sent: std::sync::Mutex<Vec<Email>>,

@@ -13,6 +13,7 @@
 use crate::crypto::FieldContext;
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::enrolled_methods;
 use crate::domain::machine::{self, ActionState, Event, VerificationMethod};
@@ -22,7 +23,6 @@ use crate::domain::tokens::{self, TokenError};
 use crate::domain::users::{audit_ref, check_user_id, new_user_item, user_pk};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
-use crate::runtime::Services;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;

@@ -27,15 +27,16 @@
 //!   sign-in, and look up credentials; nothing else. Those calls are rate-limited per tenant
 //!   and client address ([`crate::domain::limits`]).
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::actions::{ActionRecord, action_ref};
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::{self, UserAuthenticators};
-use crate::domain::machine::{ActionState, VerificationMethod};
+use crate::domain::machine::ActionState;
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::Claims;
+pub use crate::domain::tokens::Proof;
 use crate::domain::users::{audit_ref, user_pk};
 use crate::ports::store::{Condition, Item, WriteOp};
-use crate::runtime::Services;
 use serde_json::json;
 use std::fmt::Write as _;
 
@@ -209,13 +210,6 @@ pub const CLIENT_ROUTES: &[RouteRule] = {
 
 pub fn rule(id: RouteId) -> Option<&'static RouteRule> {
     CLIENT_ROUTES.iter().find(|r| r.id == id)
-}
-
-/// The ceremony that issued a token, if one did: its method and when it verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Proof {
-    pub method: VerificationMethod,
-    pub at: i64,
 }
 
 /// What the matrix looks at for a Bearer caller.
@@ -513,6 +507,7 @@ pub fn markdown() -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::domain::machine::VerificationMethod;
     use ActionState::*;
 
     fn facts(state: ActionState) -> TokenFacts {

@@ -33,10 +33,10 @@ mod report;
 pub use expectation::{Expectation, compare, expectation};
 pub use report::{DrillReport, Failure, RunReport, Step};
 
+use crate::domain::Services;
 use crate::ports::backup::{BackupError, BackupRef, BackupTarget, Pitr, Scratch, Snapshot};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, Query};
-use crate::runtime::Services;
 use report::failure;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -66,16 +66,6 @@ impl Default for BackupPolicy {
             keep_newest: 4,
             snapshot_cap: 100_000,
             moving_cap: 1_000,
-        }
-    }
-}
-
-impl From<&crate::config::BackupConfig> for BackupPolicy {
-    fn from(c: &crate::config::BackupConfig) -> Self {
-        Self {
-            retention_days: c.retention_days,
-            keep_newest: c.keep_newest,
-            ..Self::default()
         }
     }
 }

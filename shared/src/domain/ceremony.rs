@@ -2,6 +2,7 @@
 //! ceremony's item lives, the id of a ceremony bound to a token, settling the tracked action,
 //! and committing a change with its audit event.
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::actions::load;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authz::{Access, Proof};
@@ -11,7 +12,6 @@ use crate::domain::tokens::Claims;
 use crate::domain::users::user_pk;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
-use crate::runtime::Services;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use time::format_description::well_known::Rfc3339;

@@ -10,9 +10,9 @@
 //! addresses) are stored only as a keyed hash.
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
-use crate::runtime::Services;
 use serde_json::Value;
 
 /// At most `max` hits in any `window` seconds.

@@ -7,15 +7,19 @@ pub mod authenticators;
 pub mod authz;
 pub mod backups;
 pub mod ceremony;
+pub mod enrollment;
 pub mod limits;
 pub mod machine;
 pub mod otp;
 pub mod passkeys;
 pub mod rules;
+pub mod services;
 pub mod status;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+
+pub use services::{CachePolicy, Ports, Services};
 
 use crate::crypto::envelope::SealError;
 use crate::ports::keys::KeyError;

@@ -11,6 +11,7 @@
 //! an id derived from the token (tenant, user, action instance), so each token has at most one
 //! open security-key ceremony, and a new options call replaces it.
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::aaguid;
 use crate::domain::actions::check_code;
 use crate::domain::audit::{AuditContext, Change};
@@ -27,7 +28,6 @@ use crate::domain::tokens;
 use crate::domain::users::{audit_ref, get_user, new_user_item, user_pk};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
-use crate::runtime::Services;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};

@@ -33,8 +33,8 @@ pub use write::{
 };
 
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::ports::store::{Item, Query};
-use crate::runtime::Services;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};

@@ -8,17 +8,17 @@ use crate::crypto::envelope::WrappedKey;
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::crypto::{hex, unhex};
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::rules::ActionConfig;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
-use crate::runtime::Services;
 use serde_json::json;
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 
-pub const KEY_PREFIX: &str = "lk_";
-const KEY_ID_LEN: usize = 16;
+use crate::ids::KEY_ID_LEN;
+pub use crate::ids::{KEY_PREFIX, key_id_of, valid_tenant_id};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TenantSettings {
@@ -63,28 +63,6 @@ pub fn tenant_pk(tenant_id: &str) -> String {
 
 pub fn key_pk(key_id: &str) -> String {
     format!("KEY#{key_id}")
-}
-
-/// Tenant ids appear in keys and URLs: 3–64 of `[A-Za-z0-9_-]`.
-/// A tenant id: 3-64 characters of A-Z, a-z, 0-9, '-' and '_', not starting with '_' (ids
-/// starting with '_' are Latchkey's own journals, such as the status page's `_platform`).
-pub fn valid_tenant_id(id: &str) -> bool {
-    (3..=64).contains(&id.len())
-        && !id.starts_with('_')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Splits a secret key into its key id, if it has the shape of one.
-pub fn key_id_of(secret: &str) -> Option<&str> {
-    let rest = secret.strip_prefix(KEY_PREFIX)?;
-    let (id, tail) = rest.split_at_checked(KEY_ID_LEN)?;
-    let secret_part = tail.strip_prefix('_')?;
-    let id_ok = id
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    (id_ok && secret_part.len() >= 22).then_some(id)
 }
 
 pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<Tenant>, Error> {

@@ -4,10 +4,9 @@
 //! injected clock, not the wall clock.
 use crate::crypto::keys::{Purpose, PurposeKey, purpose_keys};
 use crate::domain::Error;
-use crate::domain::authz::Proof;
+use crate::domain::Services;
 use crate::domain::machine::VerificationMethod;
 use crate::ports::random::RandomExt as _;
-use crate::runtime::Services;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,13 @@ use sha2::Sha256;
 /// How long a token from track stays valid.
 pub const TOKEN_TTL_SECONDS: i64 = 10 * 60;
 const ISSUER: &str = "latchkey";
+
+/// The ceremony that issued a token, if one did: its method and when it verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proof {
+    pub method: VerificationMethod,
+    pub at: i64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

@@ -5,10 +5,10 @@
 use crate::crypto::FieldContext;
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change};
 use crate::domain::tenants::Tenant;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
-use crate::runtime::Services;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;

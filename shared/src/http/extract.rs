@@ -1,7 +1,7 @@
 //! Extractors whose rejections are wire-format errors, and the Server API's secret-key auth.
+use crate::domain::Services;
 use crate::domain::tenants::{Principal, authenticate};
 use crate::http::error::ApiError;
-use crate::runtime::Services;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::header;
 use axum::http::request::Parts;

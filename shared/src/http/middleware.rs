@@ -3,8 +3,8 @@
 //! wire format), the source address, one JSON log line per request, and security headers on
 //! every response.
 use crate::http::error::ApiError;
+use crate::ports::Random;
 use crate::ports::random::RandomExt as _;
-use crate::runtime::Services;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -44,9 +44,32 @@ fn source_ip(req: &Request) -> Option<String> {
     }
 }
 
-pub async fn entry(State(services): State<Arc<Services>>, req: Request, next: Next) -> Response {
+/// What the middleware needs: randomness for request ids, and the edge's settings.
+#[derive(Clone)]
+pub struct Edge {
+    pub random: Arc<dyn Random>,
+    pub settings: HttpSettings,
+}
+
+/// Settings of the HTTP edge alone (the domain never sees them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Largest request body read; a larger one is refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    /// 64 KiB: every Authsignal request body is a few kilobytes at most.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+        }
+    }
+}
+
+pub async fn entry(State(edge): State<Edge>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = caller_request_id(&req).unwrap_or_else(|| services.random.hex_id(16));
+    let request_id = caller_request_id(&req).unwrap_or_else(|| edge.random.hex_id(16));
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -63,7 +86,7 @@ pub async fn entry(State(services): State<Arc<Services>>, req: Request, next: Ne
         source_ip: source_ip(&req),
     };
     let mut response = async {
-        match limit_body(req, services.max_body_bytes).await {
+        match limit_body(req, edge.settings.max_body_bytes).await {
             Ok(mut req) => {
                 req.extensions_mut().insert(meta);
                 next.run(req).await

@@ -8,22 +8,32 @@ pub mod middleware;
 pub use error::ApiError;
 pub use extract::{Authorized, SecretKey, WirePath, WireQuery};
 pub use json::WireJson;
-pub use middleware::RequestMeta;
+pub use middleware::{HttpSettings, RequestMeta};
 
-use crate::runtime::Services;
+use crate::domain::Services;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
 
 /// Wraps a function's routes with what every Latchkey endpoint has: `/health`, wire-format 404
-/// and 405, and the request middleware. `name` identifies the function in `/health`.
-pub fn service(routes: Router, services: Arc<Services>, name: &'static str) -> Router {
+/// and 405, and the request middleware with `settings`. `name` identifies the function in
+/// `/health`.
+pub fn service(
+    routes: Router,
+    services: &Services,
+    settings: HttpSettings,
+    name: &'static str,
+) -> Router {
+    let edge = middleware::Edge {
+        random: Arc::clone(&services.random),
+        settings,
+    };
     routes
         .route("/health", get(move || health(name)))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(
-            services,
+            edge,
             middleware::entry,
         ))
 }

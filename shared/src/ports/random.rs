@@ -30,7 +30,7 @@ pub trait RandomExt: Random {
     fn hex_id(&self, bytes: usize) -> String {
         let mut out = vec![0u8; bytes];
         self.fill(&mut out);
-        crate::crypto::hex(out)
+        hex::encode(out)
     }
 
     /// A value in `0..bound` without modulo bias (`bound` > 0).

@@ -23,13 +23,13 @@
 //! "mark sent, send".
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::status::{Incident, IncidentUpdate};
 use crate::domain::tenants::{AdminContact, admin_contacts, get_tenant};
 use crate::ports::mailer::{Email, MailError};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
-use crate::runtime::Services;
 use serde::Serialize;
 use serde_json::json;
 use time::Duration;

@@ -8,11 +8,11 @@
 use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::crypto::{hex, unhex};
 use crate::domain::Error;
+use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::status::PLATFORM_JOURNAL;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
-use crate::runtime::Services;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 

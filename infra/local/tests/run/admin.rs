@@ -1,25 +1,26 @@
 //! The operator's command against the embedded store, with a running gateway using what it
 //! made: create a tenant and a key, call the API with it, revoke it, and be refused.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Runs `latchkey-admin` in this process, as `main` does, on the data folder `data`.
 fn admin(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey-admin"))
-        .env("LATCHKEY_DATA_DIR", data)
-        .env("USER", "test-operator")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let vars = BTreeMap::from([
+        ("LATCHKEY_DATA_DIR".to_owned(), data.display().to_string()),
+        ("USER".to_owned(), "test-operator".to_owned()),
+    ]);
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let outcome = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(latchkey_admin::main_with(&args, &vars));
+    match outcome {
+        Ok(out) => (true, out, String::new()),
+        Err(err) => (false, String::new(), err),
+    }
 }
 
 fn get(addr: &str, path: &str, secret: &str) -> String {
@@ -110,7 +111,7 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
     let (ok, _, err) = admin(data, &["key", "create", "--tenant", "nobody"]);
     assert!(!ok && err.contains("not found"), "{err}");
     let (ok, _, err) = admin(data, &["frobnicate"]);
-    assert!(!ok && err.contains("usage"), "{err}");
+    assert!(!ok && err.contains("Usage"), "{err}");
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
         .env("LATCHKEY_DATA_DIR", data)
@@ -188,5 +189,5 @@ fn operator_runs_a_backup_and_a_restore_drill_on_the_embedded_store() {
     assert!(drill["restoredItems"].as_u64().unwrap() > 0);
     assert_eq!(drill["scratchDropped"], true);
     let (ok, _, err) = admin(data, &["backup", "sideways"]);
-    assert!(!ok && err.contains("backup drill"), "{err}");
+    assert!(!ok && err.contains("unrecognized subcommand"), "{err}");
 }

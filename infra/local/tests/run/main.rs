@@ -2,6 +2,9 @@
 //! what it prints, call `GET /health` over TCP, restart it, and check what the first start left.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// The operator's command, with a running gateway using what it made.
+mod admin;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The `latchkey-passkeys` function: the Client API (API.md §5.1, §5.2) — passkey and
+//! The `latchkey-client` function: the Client API (API.md §5.1, §5.2) — passkey and
 //! security-key ceremonies, authenticator-app TOTP, email OTP and recovery codes — with CORS
 //! for browsers calling from the tenant's own origins.
 //!
@@ -22,9 +22,10 @@ use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 use latchkey::Services;
 use latchkey::domain::authz::{CLIENT_ROUTES, RouteId, RouteRule};
+use latchkey::http::HttpSettings;
 use std::sync::Arc;
 
-pub const NAME: &str = "latchkey-passkeys";
+pub const NAME: &str = "latchkey-client";
 
 /// The handler of each route of the matrix. The match is exhaustive, so a route cannot be in
 /// the table without a handler, nor served without its row.
@@ -76,6 +77,6 @@ pub fn routes(services: &Arc<Services>) -> Router {
 }
 
 /// The whole function as the Lambda runtime serves it.
-pub fn app(services: Arc<Services>) -> Router {
-    latchkey::http::service(routes(&services), services, NAME)
+pub fn app(services: Arc<Services>, settings: HttpSettings) -> Router {
+    latchkey::http::service(routes(&services), &services, settings, NAME)
 }

@@ -1,0 +1,369 @@
+//! `latchkey-admin`: the operator's command for tenants, secret keys, the audit log, backups and
+//! status-page operators, on whatever adapters the environment names (embedded by default;
+//! DynamoDB, KMS and Secrets Manager when `LATCHKEY_TABLE`, `LATCHKEY_KMS_KEY_ID` and
+//! `LATCHKEY_SECRET_ID` are set). It reads the server's own configuration because it works on
+//! the server's store; `latchkey-admin --help` lists the commands.
+//!
+//! `backup run` and `backup drill` do what the backup function does on its schedules, on the
+//! configured store: on the embedded one, copies go to `<data dir>/backups/`.
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::await_holding_lock,
+    clippy::dbg_macro
+)]
+
+use clap::{Parser, Subcommand};
+use latchkey::domain::Error;
+use latchkey::domain::audit::AuditContext;
+use latchkey::domain::backups::{run_backup, run_drill};
+use latchkey::domain::rules::ActionConfig;
+use latchkey::domain::status::operators::{create_operator, revoke_operator};
+use latchkey::domain::tenants::{
+    AdminContact, TenantSettings, add_admin_contact, admin_contacts, create_api_key, create_tenant,
+    get_tenant, revoke_api_key,
+};
+use latchkey::ports::random::RandomExt as _;
+use latchkey::{Config, Services, wiring};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey-admin",
+    version,
+    about = "Operate a Latchkey deployment"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tenants and their administrative contacts.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// A tenant's secret API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// A tenant's audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Backups and restore drills of the configured store.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Status-page operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Creates a tenant.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The WebAuthn relying-party id (a registrable domain, or `localhost`).
+        #[arg(long = "rp-id")]
+        rp_id: String,
+        /// An origin allowed to run ceremonies; repeat for several.
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+        /// A JSON file of action configurations, by action code.
+        #[arg(long)]
+        actions: Option<PathBuf>,
+        /// Allowed verification methods, comma-separated (PASSKEY,AUTHENTICATOR_APP,EMAIL_OTP).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+    },
+    /// Prints a tenant's settings and contacts.
+    Show {
+        #[arg(long)]
+        id: String,
+    },
+    /// Adds an administrative contact (told of incidents that affect the tenant).
+    AddContact {
+        #[arg(long)]
+        id: String,
+        #[arg(long = "first-name")]
+        first_name: String,
+        #[arg(long = "last-name")]
+        last_name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        company: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Creates a secret key (shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revokes a secret key.
+    Revoke {
+        #[arg(long = "key-id")]
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verifies a tenant's audit chain; fails when it is broken.
+    Verify {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Makes a backup and applies retention.
+    Run,
+    /// Restores the newest backup into a scratch copy and compares it.
+    Drill,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Creates a status-page operator and prints its token (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revokes a status-page operator.
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// The whole tool: parses `args` (without the program name), reads the configuration from
+/// `vars` (the process environment in `main`), runs the command, and returns what to print on
+/// success (stdout) or failure (stderr). Help and version are a success.
+pub async fn main_with(args: &[String], vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let cli = match Cli::try_parse_from(
+        std::iter::once("latchkey-admin".to_owned()).chain(args.iter().cloned()),
+    ) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => return Ok(e.to_string()),
+        Err(e) => return Err(e.to_string()),
+    };
+    // The server's settings only: `Config` refuses any other `LATCHKEY_*` name, as the server does.
+    let settings: BTreeMap<String, String> = vars
+        .iter()
+        .filter(|(k, _)| k.starts_with("LATCHKEY_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let config = Config::from_vars(&settings).map_err(|e| e.to_string())?;
+    let services = wiring::services(&config).await.map_err(|e| e.to_string())?;
+    let operator = vars.get("USER").map_or("admin", String::as_str);
+    run(&services, &config, operator, cli.command).await
+}
+
+/// Runs one command as `operator` and returns what to print.
+pub async fn run(
+    services: &Services,
+    config: &Config,
+    operator: &str,
+    command: Command,
+) -> Result<String, String> {
+    let ctx = AuditContext {
+        actor: format!("operator:{operator}"),
+        request_id: services.random.hex_id(16),
+        source_ip: None,
+    };
+    let err = |e: Error| e.to_string();
+    match command {
+        Command::Tenant(TenantCommand::Create {
+            id,
+            name,
+            rp_id,
+            origins,
+            actions,
+            methods,
+        }) => {
+            let actions: BTreeMap<String, ActionConfig> = match actions {
+                Some(file) => {
+                    let shown = file.display();
+                    let text =
+                        std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
+                    serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))?
+                }
+                None => BTreeMap::new(),
+            };
+            let settings = TenantSettings {
+                name,
+                rp_id,
+                allowed_origins: origins,
+                actions,
+                allowed_methods: methods
+                    .iter()
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
+            };
+            create_tenant(services, &ctx, &id, settings, vec![])
+                .await
+                .map_err(err)?;
+            Ok(format!("created tenant {id}"))
+        }
+        Command::Tenant(TenantCommand::Show { id }) => {
+            let tenant = get_tenant(services, &id)
+                .await
+                .map_err(err)?
+                .ok_or("no such tenant")?;
+            let contacts = admin_contacts(services, &tenant).await.map_err(err)?;
+            let s = &tenant.settings;
+            pretty(&serde_json::json!({
+                "id": tenant.id,
+                "name": s.name,
+                "rpId": s.rp_id,
+                "allowedOrigins": s.allowed_origins,
+                "allowedMethods": s.methods(),
+                "actions": s.actions,
+                "contacts": contacts,
+            }))
+        }
+        Command::Tenant(TenantCommand::AddContact {
+            id,
+            first_name,
+            last_name,
+            email,
+            company,
+        }) => {
+            let contact = AdminContact {
+                first_name,
+                last_name,
+                email,
+                company,
+            };
+            add_admin_contact(services, &ctx, &id, contact)
+                .await
+                .map_err(err)?;
+            Ok("contact added".into())
+        }
+        Command::Key(KeyCommand::Create { tenant }) => {
+            let (key_id, secret) = create_api_key(services, &ctx, &tenant, None)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "key id:     {key_id}\nsecret key: {secret}  (shown once)"
+            ))
+        }
+        Command::Key(KeyCommand::Revoke { key_id }) => {
+            revoke_api_key(services, &ctx, &key_id).await.map_err(err)?;
+            Ok(format!("revoked key {key_id}"))
+        }
+        Command::Audit(AuditCommand::Verify { tenant }) => {
+            let report = services
+                .journal
+                .verify(&tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = pretty(&report)?;
+            match report.broken {
+                None => Ok(text),
+                Some(_) => Err(text),
+            }
+        }
+        Command::Backup(task) => {
+            let target = wiring::backup_target(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let policy = wiring::backup_policy(config);
+            let (text, ok) = match task {
+                BackupCommand::Run => {
+                    let report = run_backup(services, target.as_ref(), &policy).await;
+                    (pretty(&report)?, report.succeeded())
+                }
+                BackupCommand::Drill => {
+                    let report = run_drill(services, target.as_ref(), &policy).await;
+                    (pretty(&report)?, report.passed() && report.kind().is_none())
+                }
+            };
+            if ok { Ok(text) } else { Err(text) }
+        }
+        Command::Operator(OperatorCommand::Create { name }) => {
+            let (id, token) = create_operator(services, &ctx, &name).await.map_err(err)?;
+            Ok(format!(
+                "operator id: {id}\ntoken:       {token}  (shown once; send as Authorization: Bearer)"
+            ))
+        }
+        Command::Operator(OperatorCommand::Revoke { id }) => {
+            revoke_operator(services, &ctx, &id).await.map_err(err)?;
+            Ok(format!("revoked operator {id}"))
+        }
+    }
+}
+
+fn pretty(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string_pretty(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_repeated_origins_and_comma_separated_methods() {
+        let cli = Cli::try_parse_from([
+            "latchkey-admin",
+            "tenant",
+            "create",
+            "--origin",
+            "https://a",
+            "--origin=https://b",
+            "--id",
+            "x",
+            "--name",
+            "X",
+            "--rp-id",
+            "a",
+            "--methods",
+            "PASSKEY,EMAIL_OTP",
+        ])
+        .unwrap();
+        let Command::Tenant(TenantCommand::Create {
+            origins, methods, ..
+        }) = cli.command
+        else {
+            panic!("not tenant create");
+        };
+        assert_eq!(origins, ["https://a", "https://b"]);
+        assert_eq!(methods, ["PASSKEY", "EMAIL_OTP"]);
+    }
+
+    #[test]
+    fn refuses_missing_and_unknown_arguments() {
+        for args in [
+            &[
+                "tenant", "create", "--id", "x", "--name", "X", "--rp-id", "a",
+            ][..],
+            &["key", "create"],
+            &["frobnicate"],
+            &["backup", "sideways"],
+            &["tenant", "show", "--id"],
+        ] {
+            let argv = std::iter::once("latchkey-admin").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");
+        }
+    }
+}
