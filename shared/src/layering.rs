@@ -201,6 +201,7 @@ mod tests {
             ("config", &["domain", "http", "ids"]),
             ("logging", &[]),
             ("layering", &[]),
+            ("testing", &["adapters", "domain", "ports"]),
             ("wiring", &["adapters", "config", "domain", "http", "ports"]),
         ];
         for (layer, deps) in &layers {

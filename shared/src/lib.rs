@@ -27,6 +27,8 @@ pub mod ids;
 mod layering;
 pub mod logging;
 pub mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wiring;
 
 pub use config::Config;

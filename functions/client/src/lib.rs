@@ -58,20 +58,16 @@ fn handler(rule: &'static RouteRule) -> MethodRouter<Arc<Services>> {
 }
 
 /// This function's routes, without the shared layers (the local gateway merges them): built
-/// from the authorization matrix, one path at a time, with CORS preflights.
+/// from the authorization matrix, with a CORS preflight on each of its paths.
 pub fn routes(services: &Arc<Services>) -> Router {
-    let mut router = Router::new();
+    let rows = CLIENT_ROUTES.iter().map(|rule| (rule.path, handler(rule)));
     let mut paths: Vec<&'static str> = CLIENT_ROUTES.iter().map(|r| r.path).collect();
     paths.sort_unstable();
     paths.dedup();
-    for path in paths {
-        let mut methods = MethodRouter::new().options(handlers::preflight);
-        for rule in CLIENT_ROUTES.iter().filter(|r| r.path == path) {
-            methods = methods.merge(handler(rule));
-        }
-        router = router.route(path, methods);
-    }
-    router
+    let preflights = paths
+        .into_iter()
+        .map(|path| (path, MethodRouter::new().options(handlers::preflight)));
+    latchkey::http::routes::from_table(rows.chain(preflights))
         .layer(axum::middleware::from_fn(handlers::cors))
         .with_state(Arc::clone(services))
 }
@@ -79,4 +75,31 @@ pub fn routes(services: &Arc<Services>) -> Router {
 /// The whole function as the Lambda runtime serves it.
 pub fn app(services: Arc<Services>, settings: HttpSettings) -> Router {
     latchkey::http::service(routes(&services), &services, settings, NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use latchkey::http::routes::{router_mismatches, template_mismatches};
+
+    fn table() -> Vec<(&'static str, &'static str)> {
+        CLIENT_ROUTES.iter().map(|r| (r.method, r.path)).collect()
+    }
+
+    #[test]
+    fn the_template_sends_exactly_the_tables_routes_here() {
+        let template = include_str!("../../../template.yaml");
+        let problems = template_mismatches(template, "ClientFunction", &table(), &[]);
+        assert_eq!(problems, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_table() {
+        let router = routes(&latchkey::testing::services().unwrap());
+        assert_eq!(
+            router_mismatches(&router, &table()).await,
+            Vec::<String>::new()
+        );
+    }
 }

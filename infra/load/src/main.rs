@@ -1,5 +1,5 @@
 //! `latchkey-load`: Server API throughput and latency against latchkey-local on loopback.
-//! See `latchkey_load::USAGE`; the logic lives in the library.
+//! See `latchkey-load --help`; the logic lives in the library.
 #![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
@@ -11,7 +11,7 @@
     clippy::dbg_macro
 )]
 
-use latchkey_load::{Command, MAX_ERROR_PERCENT, USAGE, parse_args, run};
+use latchkey_load::{MAX_ERROR_PERCENT, parse_args, run};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -23,15 +23,12 @@ fn write(mut to: impl Write, text: &str) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let (stdout, stderr) = (std::io::stdout, std::io::stderr);
-    let opts = match parse_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
-        Ok(Command::Run(opts)) => opts,
-        Ok(Command::Help) => {
-            write(stdout(), USAGE);
-            return ExitCode::SUCCESS;
-        }
+    let opts = match parse_args(std::env::args_os(), |name| std::env::var(name).ok()) {
+        Ok(opts) => opts,
+        // Help and version go to stdout with 0; bad arguments to stderr with 2.
         Err(e) => {
-            write(stderr(), &format!("latchkey-load: {e}\n\n{USAGE}"));
-            return ExitCode::from(2);
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     write(

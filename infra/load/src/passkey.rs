@@ -6,8 +6,9 @@
 //! A sign-in is timed from the options request to the verify response; the software
 //! authenticator's signing (a P-256 signature, tens of microseconds) is inside that time, as
 //! a browser's would be.
-use crate::{HttpClient, LoadError, Options, ScenarioReport, error_chain, parse_uri};
-use base64::Engine as _;
+use crate::client::{HttpClient, basic_authorization, error_chain, parse_uri, snippet};
+use crate::drive::ERROR_SAMPLES;
+use crate::{BaseUrl, ENV_TENANT_ID, LoadError, Options, ScenarioReport};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
 use http::{HeaderValue, Method, Request};
@@ -30,7 +31,7 @@ struct Client {
 /// What every request needs.
 struct Target {
     client: HttpClient,
-    base: crate::BaseUrl,
+    base: BaseUrl,
     origin: HeaderValue,
     origin_url: Url,
     server: HeaderValue,
@@ -65,8 +66,7 @@ impl Target {
             .map_err(|e| error_chain(&e))?
             .to_bytes();
         if !status.is_success() {
-            let text: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
-            return Err(format!("{path}: HTTP {status}: {text}"));
+            return Err(format!("{path}: HTTP {status}: {}", snippet(&bytes)));
         }
         serde_json::from_slice(&bytes).map_err(|e| format!("{path}: not JSON: {e}"))
     }
@@ -247,17 +247,14 @@ pub(crate) async fn run(
     server: HeaderValue,
 ) -> Result<ScenarioReport, LoadError> {
     let tenant_id = opts.tenant_id.as_deref().ok_or_else(|| {
-        LoadError("scenario passkey needs --tenant-id (or LATCHKEY_TENANT_ID)".into())
+        LoadError(format!(
+            "scenario passkey needs --tenant-id (or {ENV_TENANT_ID})"
+        ))
     })?;
-    let mut tenant = HeaderValue::from_str(&format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{tenant_id}:"))
-    ))
-    .map_err(|e| LoadError(format!("tenant id is not a header value: {e}")))?;
-    tenant.set_sensitive(true);
+    let tenant = basic_authorization(tenant_id, "the tenant id")?;
     // WebAuthn needs a domain, not an IP: the origin is http://localhost:<port>, which the
     // development tenant allows (`http://localhost:*`).
-    let origin_text = format!("http://localhost:{}", opts.base_url.port);
+    let origin_text = format!("http://localhost:{}", opts.base_url.port());
     let origin_url =
         Url::parse(&origin_text).map_err(|e| LoadError(format!("origin {origin_text}: {e}")))?;
     let target = Arc::new(Target {
@@ -294,11 +291,7 @@ pub(crate) async fn run(
     let measured = phase(&target, clients, opts.requests, opts.timeout).await?;
     let cpu_after = opts.server_pid.map(process_cpu).transpose()?;
     let errors = measured.errors.len();
-    let samples = measured
-        .errors
-        .into_iter()
-        .take(crate::ERROR_SAMPLES)
-        .collect();
+    let samples = measured.errors.into_iter().take(ERROR_SAMPLES).collect();
     let mut report = ScenarioReport::new(
         "passkey",
         opts.concurrency,

@@ -4,6 +4,7 @@ pub mod error;
 pub mod extract;
 pub mod json;
 pub mod middleware;
+pub mod routes;
 
 pub use error::ApiError;
 pub use extract::{Authorized, SecretKey, WirePath, WireQuery};
