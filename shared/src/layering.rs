@@ -193,9 +193,10 @@ mod tests {
         let layers = layers_of(&layers);
         let allowed: &[(&str, &[&str])] = &[
             ("ids", &[]),
-            ("ports", &[]),
+            ("canonical", &[]),
+            ("ports", &["canonical"]),
             ("crypto", &["ports"]),
-            ("domain", &["ports", "crypto", "ids"]),
+            ("domain", &["ports", "crypto", "ids", "canonical"]),
             ("adapters", &["ports"]),
             ("http", &["domain", "ports"]),
             ("config", &["domain", "http", "ids"]),

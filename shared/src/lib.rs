@@ -18,6 +18,7 @@
 )]
 
 pub mod adapters;
+pub mod canonical;
 pub mod config;
 pub mod crypto;
 pub mod domain;

@@ -19,6 +19,7 @@ use crate::domain::authenticators::enrolled_methods;
 use crate::domain::machine::{self, ActionState, Event, VerificationMethod};
 use crate::domain::rules::Facts;
 use crate::domain::tenants::Tenant;
+use crate::domain::timestamps::Timestamp as _;
 use crate::domain::tokens::{self, TokenError};
 use crate::domain::users::{audit_ref, check_user_id, new_user_item, user_pk};
 use crate::ports::random::RandomExt as _;
@@ -237,11 +238,6 @@ fn view(item: &Item) -> ActionView {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> Result<String, Error> {
-    t.format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))
-}
-
 async fn device_ref(
     services: &Services,
     tenant_id: &str,
@@ -364,7 +360,7 @@ pub async fn track(
                 .filter(|r| rule_ids.contains(&r.id))
                 .map(|r| json!({"ruleId": r.id, "name": r.name, "description": r.description}))
                 .collect();
-            let stamp = rfc3339(now)?;
+            let stamp = now.rfc3339()?;
             let item_key = format!("U#{user_id}#{sk}");
             let mut item = Item::new(&pk, &sk)
                 .with("actionCode", code)
@@ -468,7 +464,7 @@ pub async fn update_state(
     let record = load(services, &tenant.id, user_id, code, key)
         .await?
         .ok_or(Error::NotFound("action"))?;
-    let stamp = rfc3339(services.clock.now())?;
+    let stamp = services.clock.now().rfc3339()?;
     let target = audit_ref(services, &tenant.id, user_id).await?;
     let op = match record.apply(Event::ServerUpdate(to), None, &stamp) {
         Ok(Some(op)) => op,
@@ -641,7 +637,7 @@ pub async fn validate(
     let version = item.version;
     let consumed = item
         .clone()
-        .with("validatedAt", rfc3339(services.clock.now())?)
+        .with("validatedAt", services.clock.now().rfc3339()?)
         .with_version(version + 1);
     let change = Change {
         action: "action.validate",

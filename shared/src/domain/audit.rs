@@ -11,19 +11,25 @@
 //! never values. Tenants read their own log, and it outlives deleted users.
 use crate::crypto::hex;
 use crate::domain::Error;
+use crate::domain::retry::{self, Backoff};
+use crate::domain::timestamps::Timestamp as _;
 use crate::ports::clock::Clock;
-use crate::ports::random::{Random, RandomExt as _};
+use crate::ports::random::Random;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use time::format_description::well_known::Rfc3339;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const HEAD_SK: &str = "HEAD";
 const EVENT_PREFIX: &str = "E#";
-const MAX_ATTEMPTS: u32 = 100;
+/// Writers racing for a tenant's chain head: up to 100 tries, waits doubling from 2 ms to 64 ms.
+const JOURNAL_BACKOFF: Backoff = Backoff {
+    attempts: 100,
+    base_ms: 2,
+    cap_ms: 64,
+};
 
 /// Who did it, and from where: taken from the request, attached to every event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,49 +79,13 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// SHA-256 over the canonical JSON of every field but `hash`.
+    /// SHA-256 over the canonical JSON (RFC 8785) of every field but `hash`.
     pub fn compute_hash(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
             map.remove("hash");
         }
-        let mut canonical = String::new();
-        write_canonical(&value, &mut canonical);
-        hex(Sha256::digest(canonical.as_bytes()))
-    }
-}
-
-/// JSON with object keys sorted at every depth, whatever map order serde_json was built with,
-/// so the hash does not depend on how a backend returned the attributes.
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(k) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
+        hex(Sha256::digest(crate::canonical::bytes(&value)))
     }
 }
 
@@ -175,7 +145,8 @@ impl Journal {
             )));
         }
         let pk = log_pk(tenant_id);
-        for attempt in 0..MAX_ATTEMPTS {
+        let (pk, change) = (pk.as_str(), &change);
+        let committed = retry::contended(&JOURNAL_BACKOFF, &*self.random, |_| async move {
             let head = self.store.get(&pk, HEAD_SK).await?;
             let (seq, prev_hash, head_condition) = match &head {
                 Some(h) => (
@@ -188,7 +159,7 @@ impl Journal {
             let time = self
                 .clock
                 .now()
-                .format(&Rfc3339)
+                .rfc3339()
                 .map_err(|e| CommitError::Store(StoreError::InvalidItem(e.to_string())))?;
             let mut event = AuditEvent {
                 tenant_id: tenant_id.to_owned(),
@@ -210,9 +181,9 @@ impl Journal {
             };
             let event_item = Item {
                 attrs,
-                ..Item::new(&pk, event_sk(event.seq))
+                ..Item::new(pk, event_sk(event.seq))
             };
-            let head_item = Item::new(&pk, HEAD_SK)
+            let head_item = Item::new(pk, HEAD_SK)
                 .with_version(head.as_ref().map_or(1, |h| h.version + 1))
                 .with("seq", event.seq)
                 .with("hash", event.hash.clone());
@@ -226,21 +197,20 @@ impl Journal {
                 condition: head_condition,
             });
             match self.store.transact(ops).await {
-                Ok(()) => return Ok(event),
+                Ok(()) => Ok(Some(event)),
                 Err(StoreError::TransactionConditionFailed { index, pk, sk }) if index < own => {
-                    return Err(CommitError::Condition { index, pk, sk });
+                    Err(CommitError::Condition { index, pk, sk })
                 }
                 // Another writer appended first (head or event condition), or DynamoDB saw two
                 // transactions on one item: read the new head and go again.
                 Err(StoreError::TransactionConditionFailed { .. }) | Err(StoreError::Conflict) => {
-                    let cap = 1u64 << attempt.min(6);
-                    let wait = self.random.below(cap.max(2));
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    Ok(None)
                 }
-                Err(other) => return Err(other.into()),
+                Err(other) => Err(other.into()),
             }
-        }
-        Err(CommitError::Contention)
+        })
+        .await?;
+        committed.ok_or(CommitError::Contention)
     }
 
     /// One page of a tenant's events, oldest first (or newest first when `descending`).

@@ -34,12 +34,12 @@ pub use expectation::{Expectation, compare, expectation};
 pub use report::{DrillReport, Failure, RunReport, Step};
 
 use crate::domain::Services;
+use crate::domain::timestamps::Timestamp as _;
 use crate::ports::backup::{BackupError, BackupRef, BackupTarget, Pitr, Scratch, Snapshot};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, Query};
 use report::failure;
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
@@ -127,10 +127,6 @@ pub fn expired(
 }
 
 // ------------------------------------------------------------------------------ the run
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
 
 /// Run and drill records outlive the copies they describe by 30 days.
 fn record_ttl(now: OffsetDateTime, policy: &BackupPolicy) -> i64 {
@@ -252,7 +248,7 @@ pub async fn run_backup(
     }
 
     let mut report = RunReport {
-        started: rfc3339(started),
+        started: started.rfc3339().unwrap_or_default(),
         finished: String::new(),
         source,
         backup_id: made.as_ref().ok().map(|b| b.id.clone()),
@@ -265,7 +261,7 @@ pub async fn run_backup(
         failures,
         outcome: String::new(),
     };
-    report.finished = rfc3339(services.clock.now());
+    report.finished = services.clock.now().rfc3339().unwrap_or_default();
     report.outcome = report.kind().unwrap_or_else(|| "succeeded".into());
     if let Err(e) = record(services, RUN_PK, started, &report, policy).await {
         report.failures.push(Failure {
@@ -350,7 +346,7 @@ pub async fn start_drill(
     let started = services.clock.now();
     drop_leftover(services, target).await;
     let mut report = DrillReport {
-        started: rfc3339(started),
+        started: started.rfc3339().unwrap_or_default(),
         finished: String::new(),
         source: target.source().to_owned(),
         backup_id: None,
@@ -454,7 +450,7 @@ async fn end_drill(
     started: OffsetDateTime,
     policy: &BackupPolicy,
 ) -> DrillReport {
-    report.finished = rfc3339(services.clock.now());
+    report.finished = services.clock.now().rfc3339().unwrap_or_default();
     report.outcome = report.kind().unwrap_or_else(|| "passed".into());
     if let Err(e) = record(services, DRILL_PK, started, &report, policy).await {
         report.failures.push(Failure {

@@ -8,13 +8,13 @@ use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authz::{Access, Proof};
 use crate::domain::machine::{ActionState, Event, VerificationMethod};
 use crate::domain::tenants::Tenant;
+use crate::domain::timestamps::Timestamp as _;
 use crate::domain::tokens::Claims;
 use crate::domain::users::user_pk;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use time::format_description::well_known::Rfc3339;
 
 /// The action a usernameless sign-in records when the page named none.
 pub const DEFAULT_SIGN_IN_ACTION: &str = "signIn";
@@ -229,9 +229,5 @@ pub(crate) fn now_epoch(services: &Services) -> i64 {
 }
 
 pub(crate) fn stamp(services: &Services) -> Result<String, Error> {
-    services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))
+    services.clock.now().rfc3339()
 }

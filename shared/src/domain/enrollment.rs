@@ -5,13 +5,13 @@ use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::{Authenticator, PREFIX, context, of_user, read};
 use crate::domain::otp::first_strong_codes;
 use crate::domain::tenants::Tenant;
+use crate::domain::timestamps::Timestamp as _;
 use crate::domain::users::{audit_ref, check_user_id, new_user_item, user_pk};
 use crate::domain::{Error, Services};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
 
 /// `POST /users/{userId}/authenticators`.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,11 +87,7 @@ pub async fn enroll_verified(
     let id = services.random.hex_id(16);
     let sk = format!("{PREFIX}{id}");
     let item_key = format!("U#{user_id}#{sk}");
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let mut item = Item::new(user_pk(&tenant.id, user_id), sk)
         .with("verificationMethod", method)
         .with("createdAt", now.clone())

@@ -12,10 +12,12 @@ pub mod limits;
 pub mod machine;
 pub mod otp;
 pub mod passkeys;
+pub mod retry;
 pub mod rules;
 pub mod services;
 pub mod status;
 pub mod tenants;
+pub mod timestamps;
 pub mod tokens;
 pub mod users;
 

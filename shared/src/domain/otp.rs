@@ -36,6 +36,7 @@ use crate::domain::ceremony::{
     stamp,
 };
 use crate::domain::machine::{ActionState, Event, VerificationMethod};
+use crate::domain::retry::{self, Backoff};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens;
 use crate::domain::users::{audit_ref, get_user, new_user_item, user_pk};
@@ -249,6 +250,13 @@ enum Failure {
     Exhausted,
 }
 
+/// Failures of one user racing on the hourly counter: 8 tries, waits doubling from 20 ms.
+const FAILURE_BACKOFF: Backoff = Backoff {
+    attempts: 8,
+    base_ms: 20,
+    cap_ms: 320,
+};
+
 /// Records one failed attempt against challenge `ch_id` (created if absent): the attempt count,
 /// the user's hourly failure count, and — on the attempt that exhausts the challenge — the
 /// action moved to CHALLENGE_FAILED; all with its audit event in one transaction. Concurrent
@@ -262,7 +270,6 @@ async fn record_failure(
     method: VerificationMethod,
     what: &'static str,
 ) -> Result<Failure, Error> {
-    const ROUNDS: usize = 8;
     let claims = access.claims()?;
     let user_id = &claims.sub;
     // Only an action waiting for a challenge fails with the challenge; completing an
@@ -271,7 +278,7 @@ async fn record_failure(
         .subject
         .as_ref()
         .is_some_and(|s| s.action.state == ActionState::ChallengeRequired);
-    for round in 0..ROUNDS {
+    let contended = retry::contended(&FAILURE_BACKOFF, &*services.random, |_| async move {
         let ch = services
             .store
             .get(&challenge_pk(&tenant.id, ch_id), "CH")
@@ -320,22 +327,17 @@ async fn record_failure(
             ops,
         };
         match services.journal.commit(&tenant.id, ctx, change).await {
-            Ok(_) => {
-                return Ok(if exhausted {
-                    Failure::Exhausted
-                } else {
-                    Failure::Wrong
-                });
-            }
-            Err(crate::domain::audit::CommitError::Condition { .. }) if round + 1 < ROUNDS => {
-                let jitter = services.random.below(20 * (round as u64 + 1));
-                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-            }
-            Err(crate::domain::audit::CommitError::Condition { .. }) => break,
-            Err(e) => return Err(e.into()),
+            Ok(_) => Ok::<_, Error>(Some(if exhausted {
+                Failure::Exhausted
+            } else {
+                Failure::Wrong
+            })),
+            Err(crate::domain::audit::CommitError::Condition { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(Error::Conflict("too many concurrent attempts; retry"))
+    })
+    .await?;
+    contended.ok_or(Error::Conflict("too many concurrent attempts; retry"))
 }
 
 /// Commits a verified code — its writes, the settled action and the audit event, in one

@@ -11,11 +11,11 @@ use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::rules::ActionConfig;
+use crate::domain::timestamps::Timestamp as _;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
 use serde_json::json;
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
 
 use crate::ids::KEY_ID_LEN;
 pub use crate::ids::{KEY_PREFIX, key_id_of, valid_tenant_id};
@@ -128,11 +128,7 @@ pub async fn create_tenant(
         config.validate().map_err(Error::Invalid)?;
     }
     let data_key = services.envelope.new_tenant_key(tenant_id).await?;
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let item = Item::new(tenant_pk(tenant_id), "TENANT")
         .with("name", settings.name.clone())
         .with("rpId", settings.rp_id.clone())
@@ -187,11 +183,7 @@ pub async fn create_api_key(
         .to_owned();
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
     let hash = hex(pepper.mac(secret.as_bytes()));
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let item = Item::new(key_pk(&key_id), "KEY")
         .with("tenantId", tenant_id)
         .with("hash", hash)
@@ -346,11 +338,7 @@ pub async fn revoke_api_key(
         .await?
         .ok_or(Error::NotFound("api key"))?;
     let tenant_id = item.str("tenantId").unwrap_or_default().to_owned();
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let version = item.version;
     let revoked = item.with("revokedAt", now).with_version(version + 1);
     let change = Change {

@@ -8,10 +8,10 @@ use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change};
 use crate::domain::tenants::Tenant;
+use crate::domain::timestamps::Timestamp as _;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use time::format_description::well_known::Rfc3339;
 
 const SEALED: [&str; 5] = ["email", "phoneNumber", "username", "displayName", "custom"];
 const FLAGS: [&str; 2] = ["emailVerified", "phoneNumberVerified"];
@@ -160,11 +160,7 @@ pub async fn get_user(
 
 /// The item for a user seen for the first time (no attributes yet).
 pub fn new_user_item(services: &Services, tenant_id: &str, user_id: &str) -> Result<Item, Error> {
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     Ok(Item::new(user_pk(tenant_id, user_id), "USER")
         .with("createdAt", now.clone())
         .with("updatedAt", now))
@@ -316,11 +312,7 @@ pub async fn update_user(
         changed.push(name);
         item.attrs.insert(name.into(), Value::Bool(value));
     }
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     item.attrs.insert("updatedAt".into(), Value::String(now));
     ops.insert(0, WriteOp::Put { item, condition });
     let change = Change {

@@ -202,8 +202,8 @@ fn sampled(key_hash: &[u8; 32], bits: u8) -> bool {
     u64::from_be_bytes(low).trailing_zeros() >= u32::from(bits)
 }
 
-/// SHA-256 of an item's canonical form: keys, version, expiry, index keys and attributes, with
-/// every JSON object's keys sorted, so the same item hashes the same on any backend.
+/// SHA-256 of an item's canonical form (RFC 8785): keys, version, expiry, index keys and
+/// attributes, so the same item hashes the same on any backend.
 pub fn item_hash(item: &Item) -> [u8; 32] {
     let canonical = serde_json::json!([
         item.pk,
@@ -211,27 +211,9 @@ pub fn item_hash(item: &Item) -> [u8; 32] {
         item.version,
         item.ttl,
         item.gsi1.as_ref().map(|(p, s)| [p, s]),
-        canonical(&serde_json::Value::Object(item.attrs.clone())),
+        serde_json::Value::Object(item.attrs.clone()),
     ]);
-    Sha256::digest(canonical.to_string().as_bytes()).into()
-}
-
-/// The value with object keys in sorted order, whatever map serde_json was built with.
-fn canonical(value: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let sorted: BTreeMap<&String, Value> =
-                map.iter().map(|(k, v)| (k, canonical(v))).collect();
-            let mut out = serde_json::Map::new();
-            for (k, v) in sorted {
-                out.insert(k.clone(), v);
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
+    Sha256::digest(crate::canonical::bytes(&canonical)).into()
 }
 
 #[cfg(test)]

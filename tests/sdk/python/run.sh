@@ -21,8 +21,8 @@ fi
 start_local_server "$port" LATCHKEY_DEV_TENANT_ID=sdk-tenant LATCHKEY_DEV_SECRET_KEY="$secret"
 
 status=0
-LATCHKEY_BASE_URL="http://127.0.0.1:$port/v1" \
-LATCHKEY_SECRET_KEY="$secret" \
+LKCLI_BASE_URL="http://127.0.0.1:$port/v1" \
+LKCLI_SECRET_KEY="$secret" \
 E2E_OUTBOX="$work/data/outbox" \
 PYTHONDONTWRITEBYTECODE=1 \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/sdk/python "$@" || status=$?

@@ -27,11 +27,11 @@ from test_server_sdk import REQUEST_TIMEOUT, _env, assert_jwt, make_client
 
 @pytest.fixture(scope="module")
 def client():
-    return make_client(_env("LATCHKEY_SECRET_KEY"))
+    return make_client(_env("LKCLI_SECRET_KEY"))
 
 
 def base_url():
-    return _env("LATCHKEY_BASE_URL")
+    return _env("LKCLI_BASE_URL")
 
 
 def origin():

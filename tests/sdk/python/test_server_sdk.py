@@ -1,7 +1,7 @@
 """Drives a running Latchkey through Authsignal's official Python SDK (`authsignal` 4.1.0).
 
-Needs `LATCHKEY_BASE_URL` (e.g. `http://127.0.0.1:8798/v1`, no trailing slash) and
-`LATCHKEY_SECRET_KEY` (the tenant's server secret key). `run.sh` next to this file starts
+Needs `LKCLI_BASE_URL` (e.g. `http://127.0.0.1:8798/v1`, no trailing slash) and
+`LKCLI_SECRET_KEY` (the tenant's server secret key). `run.sh` next to this file starts
 `latchkey-local` and sets both.
 
 SDK facts these tests rely on (read from authsignal/client.py 4.1.0):
@@ -45,7 +45,7 @@ def make_client(secret):
     """The official client, plus two test-only guards on its requests.Session:
     a request timeout, and a clear failure when a 2xx body is not `application/json` exactly
     (the SDK itself would only raise AttributeError: 'Response' has no 'decamelized_content')."""
-    client = AuthsignalClient(secret, _env("LATCHKEY_BASE_URL"))
+    client = AuthsignalClient(secret, _env("LKCLI_BASE_URL"))
     session = client.session
     sdk_send = session.send
 
@@ -67,7 +67,7 @@ def make_client(secret):
 
 @pytest.fixture(scope="session")
 def client():
-    return make_client(_env("LATCHKEY_SECRET_KEY"))
+    return make_client(_env("LKCLI_SECRET_KEY"))
 
 
 @pytest.fixture
@@ -397,7 +397,7 @@ WRONG_SECRET_CALLS = {
 
 
 def wrong_secrets():
-    real = os.environ.get("LATCHKEY_SECRET_KEY", "")
+    real = os.environ.get("LKCLI_SECRET_KEY", "")
     secrets = {
         "garbage": "bad-secret",
         "unknown-key-id": "lk_0000000000000000_" + "x" * 30,

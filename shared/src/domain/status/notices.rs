@@ -27,13 +27,13 @@ use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::status::{Incident, IncidentUpdate};
 use crate::domain::tenants::{AdminContact, admin_contacts, get_tenant};
+use crate::domain::timestamps::Timestamp as _;
 use crate::ports::mailer::{Email, MailError};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
 use serde::Serialize;
 use serde_json::json;
 use time::Duration;
-use time::format_description::well_known::Rfc3339;
 
 /// How long a request owns the notices it is sending before a retry may take them over.
 pub const LEASE: Duration = Duration::minutes(2);
@@ -154,9 +154,7 @@ async fn deliver_to(
                 "a tenant with more than {MAX_CONTACTS} admin contacts cannot be notified in one step"
             )));
         }
-        let created = now
-            .format(&Rfc3339)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let created = now.rfc3339()?;
         let mut ops = vec![WriteOp::Put {
             item: Item::new(&pk, &batch)
                 .with("incidentId", incident.id.clone())
@@ -314,11 +312,7 @@ async fn finish(
     outcome: &'static str,
     reason: &'static str,
 ) -> Result<(), Error> {
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let version = item.version;
     let contact = item.str("contact").unwrap_or_default().to_owned();
     let field = if outcome == "sent" {

@@ -11,10 +11,10 @@ use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::status::PLATFORM_JOURNAL;
+use crate::domain::timestamps::Timestamp as _;
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 
 pub const TOKEN_PREFIX: &str = "lko_";
 const ID_LEN: usize = 16;
@@ -65,11 +65,7 @@ pub async fn create_operator(
     let id = services.random.hex_id(ID_LEN / 2);
     let token = format!("{TOKEN_PREFIX}{id}_{}", services.random.token(32));
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OperatorTokenPepper).await?;
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let item = Item::new(operator_pk(&id), "OPERATOR")
         .with("name", name)
         .with("hash", hex(pepper.mac(token.as_bytes())))
@@ -101,11 +97,7 @@ pub async fn revoke_operator(
         .get(&operator_pk(id), "OPERATOR")
         .await?
         .ok_or(Error::NotFound("operator"))?;
-    let now = services
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let now = services.clock.now().rfc3339()?;
     let version = item.version;
     let change = Change {
         action: "operator.revoke",

@@ -8,6 +8,7 @@ use super::{
     AffectedComponent, Component, ComponentStatus, Impact, Incident, IncidentStatus,
     IncidentUpdate, Indicator, Kind, Snapshot,
 };
+use crate::domain::timestamps::Timestamp as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -143,12 +144,9 @@ pub enum Which {
     Active,
 }
 
-/// ISO 8601 with milliseconds and a numeric offset.
+/// ISO 8601 with milliseconds and a numeric offset, as Statuspage writes its timestamps.
 pub fn iso(t: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
-    );
-    t.format(&format).unwrap_or_default()
+    t.iso_millis()
 }
 
 pub fn page(s: &Snapshot, info: &PageInfo) -> PageView {

@@ -1,0 +1,433 @@
+//! Signing in with a passkey (with a token, or usernameless) and verifying with a security
+//! key: options, then the assertion checked by webauthn-rs, then the action settled.
+use super::*;
+
+pub async fn authentication_options(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    access: &Access,
+    challenge_id: Option<&str>,
+) -> Result<(String, RequestChallengeResponse), Error> {
+    let rp = relying_party(tenant)?;
+    let claims = access.claims.as_ref();
+    let action = match (claims, challenge_id.filter(|c| !c.is_empty())) {
+        (Some(c), _) => Some((c.act.clone(), c.idk.clone())),
+        (None, Some(id)) => {
+            let named = take(services, tenant, id, &[CeremonyKind::NamedAction]).await?;
+            Some((
+                named.str("actionCode").unwrap_or_default().to_owned(),
+                String::new(),
+            ))
+        }
+        (None, None) => None,
+    };
+    // With a token the user is known: their passkeys are offered (not one enrolled on this
+    // very action). Without one the browser offers any discoverable credential for this RP,
+    // and the user is learnt at verify.
+    let (options, kind, state, user_id) = match claims {
+        Some(claims) => {
+            let this = access.action_ref().unwrap_or_default();
+            let passkeys: Vec<Passkey> =
+                keys_of::<Passkey>(access.authenticators()?, Kind::Passkey)
+                    .into_iter()
+                    .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
+                    .map(|(_, p)| p)
+                    .collect();
+            if passkeys.is_empty() {
+                return Err(Error::Invalid("The user has no passkey.".into()));
+            }
+            let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
+                .start_passkey_authentication(&passkeys)
+                .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+            (
+                options,
+                CeremonyKind::PasskeyAuthenticate,
+                to_value(&state)?,
+                Some(claims.sub.clone()),
+            )
+        }
+        None => {
+            let (options, state): (RequestChallengeResponse, DiscoverableAuthentication) = rp
+                .start_discoverable_authentication()
+                .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+            (
+                options,
+                CeremonyKind::PasskeyDiscover,
+                to_value(&state)?,
+                None,
+            )
+        }
+    };
+    let id = save(
+        services,
+        tenant,
+        Ceremony {
+            kind,
+            state,
+            user_id,
+            action,
+            extra: Value::Null,
+            // Counted (with the ceremony item, in one transaction) when anyone with the tenant
+            // id could have asked.
+            anonymous: claims.is_none().then(|| ctx.source_ip.clone()),
+        },
+    )
+    .await?;
+    Ok((id, options))
+}
+
+pub async fn verify_authentication(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    access: &Access,
+    challenge_id: &str,
+    credential: &PublicKeyCredential,
+) -> Result<Verified, Error> {
+    let claims = access.claims.as_ref();
+    // A token finishes only the ceremony it started; a tenant id only a usernameless one.
+    // (Not rate-limited: only a counted options call hands out a ceremony id, and each id
+    // finishes at most once.)
+    let kinds: &[CeremonyKind] = match claims {
+        Some(_) => &[CeremonyKind::PasskeyAuthenticate],
+        None => &[CeremonyKind::PasskeyDiscover],
+    };
+    let ceremony = take(services, tenant, challenge_id, kinds).await?;
+    let action = Some((
+        ceremony.str("actionCode").unwrap_or_default().to_owned(),
+        ceremony
+            .str("idempotencyKey")
+            .unwrap_or_default()
+            .to_owned(),
+    ));
+    let rp = relying_party(tenant)?;
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
+    let owner = services
+        .store
+        .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+        .await?
+        .and_then(|c| c.str("userId").map(str::to_owned));
+    // Every refusal is audited, and moves the tracked action (if any) to CHALLENGE_FAILED.
+    let refuse = |user: Option<String>, reason: String| {
+        let action = action.clone();
+        async move {
+            record_failure(
+                services,
+                tenant,
+                ctx,
+                access,
+                user.as_deref(),
+                action,
+                "passkey.verify.failed",
+                &reason,
+            )
+            .await?;
+            Err::<Verified, Error>(Error::Invalid(format!(
+                "The credential was refused: {reason}."
+            )))
+        }
+    };
+    if cross_origin(&credential.response.client_data_json) {
+        let user = claims.map(|c| c.sub.clone());
+        return refuse(
+            user,
+            "the assertion was made in a cross-origin frame".into(),
+        )
+        .await;
+    }
+    let (user_id, result, auths) = if let Some(claims) = claims {
+        let expected = ceremony.str("userId").unwrap_or_default().to_owned();
+        // The ceremony was started for this token's action, not another of the same user's.
+        let same_action = action.as_ref() == Some(&(claims.act.clone(), claims.idk.clone()));
+        if !same_action {
+            return Err(Error::Invalid(
+                "The challenge belongs to another action.".into(),
+            ));
+        }
+        if claims.sub != expected || owner.as_deref() != Some(expected.as_str()) {
+            return refuse(
+                Some(expected),
+                "the credential belongs to another user".into(),
+            )
+            .await;
+        }
+        let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
+        match rp.finish_passkey_authentication(credential, &state) {
+            Ok(r) => (expected, r, access.authenticators()?.clone()),
+            Err(e) => return refuse(Some(expected), e.to_string()).await,
+        }
+    } else {
+        let (handle, _) = match rp.identify_discoverable_authentication(credential) {
+            Ok(found) => found,
+            Err(e) => return refuse(None, e.to_string()).await,
+        };
+        let by_handle = services
+            .store
+            .get(&handle_pk(&tenant.id, &handle), "UH")
+            .await?
+            .and_then(|h| h.str("userId").map(str::to_owned));
+        let (Some(user_id), Some(owner)) = (by_handle, owner) else {
+            return refuse(None, "unknown credential".into()).await;
+        };
+        if user_id != owner {
+            return refuse(
+                Some(owner),
+                "the credential and the user handle belong to different users".into(),
+            )
+            .await;
+        }
+        let auths = crate::domain::authenticators::of_user(services, tenant, &user_id).await?;
+        let Some(key) = keys_of::<Passkey>(&auths, Kind::Passkey)
+            .into_iter()
+            .map(|(_, p)| p)
+            .find(|p| URL_SAFE_NO_PAD.encode::<&[u8]>(p.cred_id().as_ref()) == cred_id)
+        else {
+            return refuse(Some(user_id), "unknown credential".into()).await;
+        };
+        let state: DiscoverableAuthentication = from_value(ceremony.attrs.get("state"))?;
+        // webauthn-rs refuses a signature counter that did not grow (a possible clone).
+        match rp.finish_discoverable_authentication_v2(
+            credential,
+            state,
+            DiscoverableKey::from(&key),
+        ) {
+            Ok(r) => (user_id, r, auths),
+            Err(e) => return refuse(Some(user_id), e.to_string()).await,
+        }
+    };
+    succeed(
+        services,
+        tenant,
+        ctx,
+        (&user_id, &auths),
+        &result,
+        action,
+        Kind::Passkey,
+        claims.and_then(|c| c.scope.clone()),
+    )
+    .await
+}
+
+/// A verified assertion: records the credential's new counter and backup state, settles the
+/// action and audits, in one transaction; then issues the access token, which carries the
+/// proof of this ceremony.
+#[allow(clippy::too_many_arguments)]
+async fn succeed(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    (user_id, auths): (&str, &UserAuthenticators),
+    result: &AuthenticationResult,
+    action: Option<(String, String)>,
+    kind: Kind,
+    scope: Option<String>,
+) -> Result<Verified, Error> {
+    // webauthn-rs has already refused a counter that did not grow (a possible clone, as its
+    // docs advise); record the new values.
+    let mut ops = Vec::new();
+    let mut authenticator_id = String::new();
+    let mut registered_name = None;
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(result.cred_id().as_ref());
+    if let Some(record) = auths
+        .verified()
+        .find(|r| r.item.str("credentialId") == Some(cred_id.as_str()))
+    {
+        let item = record.item.clone();
+        authenticator_id = record.id.clone();
+        registered_name = item.str("userName").map(str::to_owned);
+        let updated = match kind {
+            Kind::Passkey => from_value::<Passkey>(item.attrs.get(kind.field()))
+                .ok()
+                .and_then(|mut k| {
+                    (k.update_credential(result) == Some(true)).then(|| to_value(&k))
+                }),
+            Kind::SecurityKey => from_value::<SecurityKey>(item.attrs.get(kind.field()))
+                .ok()
+                .and_then(|mut k| {
+                    (k.update_credential(result) == Some(true)).then(|| to_value(&k))
+                }),
+        };
+        let v = item.version;
+        let now = stamp(services)?;
+        let mut item = item
+            .with("lastVerifiedAt", now)
+            .with("backedUp", result.backup_state())
+            .with_version(v + 1);
+        if let Some(stored) = updated {
+            item = item.with(kind.field(), stored?);
+        }
+        ops.push(WriteOp::Put {
+            item,
+            condition: Condition::Version(v),
+        });
+    }
+    let (action_op, code, key) = settle_action(
+        services,
+        tenant,
+        user_id,
+        action,
+        Event::CeremonySucceeded,
+        kind.method(),
+    )
+    .await?;
+    ops.extend(action_op);
+    if ops.is_empty() {
+        return Err(Error::Internal(
+            "nothing to record for a verified credential".into(),
+        ));
+    }
+    let change = Change {
+        action: if kind == Kind::Passkey {
+            "passkey.verify"
+        } else {
+            "security_key.verify"
+        },
+        target: audit_ref(services, &tenant.id, user_id).await?,
+        summary: json!({ "authenticatorId": authenticator_id, "actionCode": code, "userVerified": result.user_verified(), "kind": kind.audit() }),
+        ops,
+    };
+    commit(services, tenant, ctx, change).await?;
+    let proof = Proof {
+        method: kind.method(),
+        at: now_epoch(services),
+    };
+    let access_token = tokens::issue(
+        services,
+        &tenant.id,
+        user_id,
+        &code,
+        &key,
+        scope,
+        Some(proof),
+    )
+    .await?;
+    // What the browser SDK shows as `username` / `displayName`: the user's own attributes,
+    // else the name the credential was registered under.
+    let attributes = get_user(services, tenant, user_id)
+        .await?
+        .map(|u| u.attributes)
+        .unwrap_or_default();
+    let username = attributes
+        .username
+        .or(registered_name)
+        .unwrap_or_else(|| user_id.to_owned());
+    Ok(Verified {
+        is_verified: true,
+        access_token,
+        user_id: user_id.to_owned(),
+        user_authenticator_id: authenticator_id,
+        user_display_name: Some(attributes.display_name.unwrap_or_else(|| username.clone())),
+        username: Some(username),
+        recovery_codes: None,
+    })
+}
+
+/// `POST /client/user-authenticators/security-key/authentication-options`: the bare options
+/// for the token's user's security keys (not one enrolled on this very action).
+pub async fn security_key_authentication_options(
+    services: &Services,
+    tenant: &Tenant,
+    access: &Access,
+) -> Result<RequestChallengeResponse, Error> {
+    let claims = access.claims()?;
+    let rp = relying_party(tenant)?;
+    let this = access.action_ref().unwrap_or_default();
+    let keys: Vec<SecurityKey> =
+        keys_of::<SecurityKey>(access.authenticators()?, Kind::SecurityKey)
+            .into_iter()
+            .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
+            .map(|(_, k)| k)
+            .collect();
+    if keys.is_empty() {
+        return Err(Error::Invalid("The user has no security key.".into()));
+    }
+    let (options, state): (RequestChallengeResponse, SecurityKeyAuthentication) = rp
+        .start_securitykey_authentication(&keys)
+        .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+    save_as(
+        services,
+        tenant,
+        bound_id(tenant, claims, CeremonyKind::SecurityKeyAuthenticate),
+        Condition::None,
+        Ceremony {
+            kind: CeremonyKind::SecurityKeyAuthenticate,
+            state: to_value(&state)?,
+            user_id: Some(claims.sub.clone()),
+            action: Some((claims.act.clone(), claims.idk.clone())),
+            extra: Value::Null,
+            anonymous: None,
+        },
+    )
+    .await?;
+    Ok(options)
+}
+
+/// `POST /client/verify/security-key` with the bare assertion.
+pub async fn verify_security_key(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    access: &Access,
+    credential: &PublicKeyCredential,
+) -> Result<Verified, Error> {
+    let claims = access.claims()?;
+    let ceremony = take(
+        services,
+        tenant,
+        &bound_id(tenant, claims, CeremonyKind::SecurityKeyAuthenticate),
+        &[CeremonyKind::SecurityKeyAuthenticate],
+    )
+    .await?;
+    let action = Some((claims.act.clone(), claims.idk.clone()));
+    let user_id = claims.sub.clone();
+    let refuse = |reason: String| {
+        let action = action.clone();
+        let user_id = user_id.clone();
+        async move {
+            record_failure(
+                services,
+                tenant,
+                ctx,
+                access,
+                Some(&user_id),
+                action,
+                "security_key.verify.failed",
+                &reason,
+            )
+            .await?;
+            Err::<Verified, Error>(Error::Invalid(format!(
+                "The credential was refused: {reason}."
+            )))
+        }
+    };
+    if cross_origin(&credential.response.client_data_json) {
+        return refuse("the assertion was made in a cross-origin frame".into()).await;
+    }
+    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
+    let owner = services
+        .store
+        .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+        .await?
+        .and_then(|c| c.str("userId").map(str::to_owned));
+    if ceremony.str("userId") != Some(user_id.as_str()) || owner.as_deref() != Some(&user_id) {
+        return refuse("the credential belongs to another user".into()).await;
+    }
+    let state: SecurityKeyAuthentication = from_value(ceremony.attrs.get("state"))?;
+    let result = match relying_party(tenant)?.finish_securitykey_authentication(credential, &state)
+    {
+        Ok(r) => r,
+        Err(e) => return refuse(e.to_string()).await,
+    };
+    succeed(
+        services,
+        tenant,
+        ctx,
+        (&user_id, access.authenticators()?),
+        &result,
+        action,
+        Kind::SecurityKey,
+        claims.scope.clone(),
+    )
+    .await
+}
