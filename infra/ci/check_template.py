@@ -8,7 +8,7 @@ reads CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) into their long form.
 
 Prints one line per check (PASS/FAIL and why), then a final line `N passed, M failed`.
 Exit status: 0 when every check passed, 1 when any failed, 2 when the template cannot be read.
-The checks mirror DESIGN.md section 4 (security promises as mechanisms).
+The checks mirror docs/architecture.md section 4 (security promises as mechanisms).
 """
 
 from __future__ import annotations

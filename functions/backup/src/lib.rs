@@ -10,17 +10,6 @@
 //! dimension `Function`), which the template's alarms watch. A run or drill that did not fully
 //! succeed returns an error whose type says whether a retry can help and which half failed,
 //! e.g. `Retryable.BackupNotMade` or `NotRetryable.BackupMadeButPitrWasOff`.
-#![forbid(unsafe_code)]
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::todo,
-    clippy::unimplemented,
-    clippy::await_holding_lock,
-    clippy::dbg_macro
-)]
-
 use latchkey::Services;
 use latchkey::domain::backups::{BackupPolicy, DrillReport, RunReport, run_backup, run_drill};
 use latchkey::ports::backup::BackupTarget;

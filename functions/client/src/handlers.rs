@@ -217,7 +217,7 @@ pub async fn passkey_available(
 }
 
 /// `POST /client/user-authenticators/security-key/registration-options`: the **bare**
-/// creation options (no wrapper, no challenge id; API.md §5.1). The body (`{}`) is not read.
+/// creation options (no wrapper, no challenge id; docs/wire.md §5.1). The body (`{}`) is not read.
 pub async fn security_key_registration_options(
     State(s): Svc,
     auth: Authorized,

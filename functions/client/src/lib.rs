@@ -1,20 +1,9 @@
-//! The `latchkey-client` function: the Client API (API.md §5.1, §5.2) — passkey and
+//! The `latchkey-client` function: the Client API (docs/wire.md §5.1, §5.2) — passkey and
 //! security-key ceremonies, authenticator-app TOTP, email OTP and recovery codes — with CORS
 //! for browsers calling from the tenant's own origins.
 //!
 //! A library so that the local gateway and the tests mount the same routes the Lambda serves;
 //! `main.rs` only wires.
-#![forbid(unsafe_code)]
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::todo,
-    clippy::unimplemented,
-    clippy::await_holding_lock,
-    clippy::dbg_macro
-)]
-
 mod handlers;
 mod otp;
 

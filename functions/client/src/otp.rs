@@ -1,4 +1,4 @@
-//! Handlers for the Client API's one-time-code routes (API.md §5.1): authenticator-app TOTP,
+//! Handlers for the Client API's one-time-code routes (docs/wire.md §5.1): authenticator-app TOTP,
 //! email OTP and recovery codes. Every route needs the Bearer token from track (or a previous
 //! verify); the ceremony is the token's.
 use crate::handlers::ctx;

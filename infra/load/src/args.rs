@@ -88,7 +88,7 @@ pub struct Options {
           value_parser = count(0, MAX_REQUESTS))]
     pub warmup: usize,
 
-    /// Distinct user ids load-user-<n> for track, 1-1000000
+    /// Distinct user ids load-user-N for track, 1-1000000
     #[arg(long, value_name = "N", default_value_t = DEFAULT_USERS,
           value_parser = count(1, MAX_REQUESTS))]
     pub users: usize,

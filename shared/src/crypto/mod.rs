@@ -1,7 +1,7 @@
 //! Field-level envelope encryption and purpose keys.
 //!
 //! Why a small layer of our own rather than `aws-esdk` / `aws-db-esdk`: measured on these
-//! machines (`../shared/TOOLING.md`), the AWS crates double a function's binary, have no
+//! machines (`docs/tooling.md`), the AWS crates double a function's binary, have no
 //! data-key cache in the Rust KMS keyring, and `aws-db-esdk` is DynamoDB-only, which would leave
 //! the embedded store unencrypted. This layer is AES-256-GCM (RustCrypto `aes-gcm`) with data
 //! keys from the [`KeyVault`](crate::ports::KeyVault) port, about 200 lines, and fixed test

@@ -152,7 +152,7 @@ fn action_sk(code: &str, key: &str) -> String {
     format!("ACT#{code}#{key}")
 }
 
-/// `TrackAttributes` (API.md §4.1); unknown fields are ignored.
+/// `TrackAttributes` (docs/wire.md §4.1); unknown fields are ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackAttributes {

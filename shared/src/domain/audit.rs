@@ -147,7 +147,7 @@ impl Journal {
         let pk = log_pk(tenant_id);
         let (pk, change) = (pk.as_str(), &change);
         let committed = retry::contended(&JOURNAL_BACKOFF, &*self.random, |_| async move {
-            let head = self.store.get(&pk, HEAD_SK).await?;
+            let head = self.store.get(pk, HEAD_SK).await?;
             let (seq, prev_hash, head_condition) = match &head {
                 Some(h) => (
                     h.u64("seq").unwrap_or(0),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 pub(crate) const PREFIX: &str = "AUTH#";
 
-/// `UserAuthenticator` as the wire shows it (API.md §8).
+/// `UserAuthenticator` as the wire shows it (docs/wire.md §8).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Authenticator {
@@ -30,7 +30,7 @@ pub struct Authenticator {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
     /// Passkeys and security keys: `{credentialId, name, aaguid?, credentialBackedUp,
-    /// credentialDeviceType}` (API.md §8).
+    /// credentialDeviceType}` (docs/wire.md §8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webauthn_credential: Option<Value>,
 }

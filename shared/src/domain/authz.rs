@@ -1,5 +1,5 @@
 //! The Client API's authorization matrix: one row per route ([`CLIENT_ROUTES`]) naming what a
-//! caller needs, and one function ([`grants`]) that says what a credential may do. The Client
+//! caller needs, and one function ([`token_grants`]) that says what a credential may do. The Client
 //! API function builds its router from this table and every handler receives its row's
 //! verdict through one extractor, so no handler checks a token by hand.
 //!
@@ -42,7 +42,7 @@ use std::fmt::Write as _;
 
 /// How long a successful ceremony's token counts as a fresh proof of a factor.
 pub const FRESH_PROOF_SECONDS: i64 = 5 * 60;
-/// The scope a tenant's backend grants to let a token manage authenticators (API.md §7).
+/// The scope a tenant's backend grants to let a token manage authenticators (docs/wire.md §7).
 pub const ADD_AUTHENTICATORS: &str = "add:authenticators";
 
 /// Something a credential may do.
@@ -178,7 +178,7 @@ const ENROLL: Option<Need> = Some(Need::One(Grant::Enroll));
 const CHALLENGE: Option<Need> = Some(Need::One(Grant::Challenge));
 const CHALLENGE_OR_ENROLL: Option<Need> = Some(Need::Either(Grant::Challenge, Grant::Enroll));
 
-/// The Client API, route by route (API.md §5.1). The router is built from this table.
+/// The Client API, route by route (docs/wire.md §5.1). The router is built from this table.
 #[rustfmt::skip]
 pub const CLIENT_ROUTES: &[RouteRule] = {
     use Grant::{Discover, Lookup, RegenerateRecovery};

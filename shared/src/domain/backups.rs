@@ -1,4 +1,4 @@
-//! Backups and restore drills, once for every backend (`DESIGN.md` §4: "backups 4×/day,
+//! Backups and restore drills, once for every backend (`docs/architecture.md` §4: "backups 4×/day,
 //! offsite, encrypted"; point-in-time recovery verified and re-enabled; weekly restore drill).
 //!
 //! A **run** checks point-in-time recovery (turning it back on, and failing, when it is off),

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// `UserActionState` (API.md §7).
+/// `UserActionState` (docs/wire.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActionState {
@@ -68,7 +68,7 @@ impl fmt::Display for ActionState {
     }
 }
 
-/// `VerificationMethod` (API.md §7): the methods Latchkey verifies itself, and those a tenant
+/// `VerificationMethod` (docs/wire.md §7): the methods Latchkey verifies itself, and those a tenant
 /// may enroll as already verified through the Server API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -1,4 +1,4 @@
-//! One-time codes: authenticator-app TOTP, email OTP and recovery codes (API.md §5.1,
+//! One-time codes: authenticator-app TOTP, email OTP and recovery codes (docs/wire.md §5.1,
 //! VerifyResponse), to NIST SP 800-63B §5.1.3/§5.1.4 and OWASP ASVS V2.7/V2.8.
 //!
 //! - **TOTP** (RFC 6238, SHA-1, 6 digits, 30 s: what Google Authenticator and 1Password accept).
@@ -65,7 +65,7 @@ const TOTP_STEP: u64 = 30;
 pub const CODE_INVALID_OR_EXPIRED: &str = "CODE_INVALID_OR_EXPIRED";
 pub const MAX_ATTEMPTS_EXCEEDED: &str = "MAX_ATTEMPTS_EXCEEDED";
 
-/// `VerifyResponse` (API.md §5.1). A wrong code is a 200 with `isVerified: false`.
+/// `VerifyResponse` (docs/wire.md §5.1). A wrong code is a 200 with `isVerified: false`.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {

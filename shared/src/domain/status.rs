@@ -1,4 +1,4 @@
-//! The public status page (`DESIGN.md` §4: "public status page, incident timeline" and "urgent
+//! The public status page (`docs/architecture.md` §4: "public status page, incident timeline" and "urgent
 //! notice when customer data is impacted"): components, incidents and scheduled maintenances,
 //! the overall indicator derived from them, and their Statuspage-v2-shaped views.
 //!

@@ -46,7 +46,7 @@ pub fn check_user_id(user_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A user's attributes as the wire shows them (`UserAttributes`, API.md §4.4).
+/// A user's attributes as the wire shows them (`UserAttributes`, docs/wire.md §4.4).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserAttributes {

@@ -1,4 +1,4 @@
-//! The one table from domain error to HTTP status and wire body (`../shared/API.md` §3):
+//! The one table from domain error to HTTP status and wire body (`docs/wire.md` §3):
 //! `{"error": code, "errorCode": code, "errorDescription": text}` with
 //! `Content-Type: application/json` exactly (the Python SDK compares the header as a string).
 //! Internal details are logged with the request id and never returned.

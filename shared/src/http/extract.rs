@@ -48,7 +48,7 @@ where
     }
 }
 
-/// The caller of the Server API: `Authorization: Basic base64(<secret key>:)` (API.md §2.1).
+/// The caller of the Server API: `Authorization: Basic base64(<secret key>:)` (docs/wire.md §2.1).
 /// A missing, malformed, wrong or revoked key is one and the same 401.
 pub struct SecretKey(pub Principal);
 
@@ -79,7 +79,7 @@ pub fn basic_username(parts: &Parts) -> Option<String> {
     (!user.is_empty()).then(|| user.to_owned())
 }
 
-/// The caller of the Client API (API.md §2.2), authorized by its route's row of the matrix
+/// The caller of the Client API (docs/wire.md §2.2), authorized by its route's row of the matrix
 /// ([`crate::domain::authz::CLIENT_ROUTES`]): `Bearer <token>` from track or a previous
 /// verify, or `Basic base64(<tenant id>[:])` for token-less sign-in. A browser's `Origin`, when
 /// sent, must be one of the tenant's allowed origins.

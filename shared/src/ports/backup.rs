@@ -1,4 +1,4 @@
-//! What a backup run and a restore drill need from the store's backend (`DESIGN.md` §4,
+//! What a backup run and a restore drill need from the store's backend (`docs/architecture.md` §4,
 //! "backups 4×/day, offsite, encrypted"): make, list and delete copies, check continuous
 //! recovery, restore a copy to a scratch place, and read any of them in full for a digest.
 //!

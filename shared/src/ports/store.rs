@@ -1,4 +1,4 @@
-//! The item-level store every domain module builds on (`DESIGN.md` §3).
+//! The item-level store every domain module builds on (`docs/architecture.md` §3).
 //!
 //! An [`Item`] is a partition key, a sort key, a version the store compares under a
 //! [`Condition`], an optional expiry (`ttl`, epoch seconds, which the backend may act on late:

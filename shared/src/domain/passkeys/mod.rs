@@ -7,7 +7,7 @@
 //! relying party is the tenant's: its RP id and allowed origins, matched exactly (webauthn-rs
 //! does no suffix matching unless told to), with user verification required for passkeys.
 //!
-//! Security keys (API.md §5.1) carry no challenge id on the wire: their ceremony is stored under
+//! Security keys (docs/wire.md §5.1) carry no challenge id on the wire: their ceremony is stored under
 //! an id derived from the token (tenant, user, action instance), so each token has at most one
 //! open security-key ceremony, and a new options call replaces it.
 use crate::domain::Error;
