@@ -1,6 +1,6 @@
 """One-time codes end to end on a running latchkey-local: the official Python SDK tracks and
 validates (the customer's backend), plain HTTP plays the browser SDK's Client API calls
-(API.md §5.1), and codes are read from the `.eml` outbox under the server's data folder, as a
+(docs/wire.md §5.1), and codes are read from the `.eml` outbox under the server's data folder, as a
 person would read their mail. TOTP codes come from an implementation of RFC 6238 written here,
 independently of the server's totp-rs.
 
