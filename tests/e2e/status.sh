@@ -26,7 +26,7 @@ fi
 start_local_server "$port"
 
 # The embedded store is one SQLite file (WAL): latchkey-admin may write it while the server runs.
-token=$(LATCHKEY_DATA_DIR="$work/data" cargo run -q -p latchkey-local --locked --bin latchkey-admin -- \
+token=$(LATCHKEY_DATA_DIR="$work/data" cargo run -q -p latchkey-admin --locked -- \
     operator create --name e2e | sed -n 's/^token: *\(lko_[^ ]*\).*/\1/p')
 if [[ -z "$token" ]]; then
     echo "status.sh: latchkey-admin did not print an operator token" >&2
