@@ -6,7 +6,7 @@
 #   usage: bash infra/ci/deny.sh            (from the repository root; needs cargo-deny)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-snapshot=${LATCHKEY_ADVISORY_DB:-../shared/advisory-db}
+snapshot=${LKCI_ADVISORY_DB:-../shared/advisory-db}   # not LATCHKEY_*: the server refuses unknown ones
 # cargo-deny reads the whole lock file, target-specific crates included: fetch them all first.
 cargo fetch --locked
 if [ ! -d "$snapshot/crates" ]; then
@@ -23,4 +23,4 @@ GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
 # The project's settings, with advisories read from the snapshot.
 sed "s#^\[advisories\]#[advisories]\ndb-path = \"$work/db\"\ndb-urls = [\"https://github.com/rustsec/advisory-db\"]#" deny.toml > "$work/deny.toml"
 echo "deny: advisories from the offline snapshot at $snapshot"
-exec cargo deny --offline --config "$work/deny.toml" check advisories licenses bans sources
+cargo deny --offline --config "$work/deny.toml" check advisories licenses bans sources

@@ -60,27 +60,105 @@ fn skip_item(s: &str) -> &str {
     ""
 }
 
-/// Every `crate::a::b::…` path in `code`, also inside `crate::{a, b::c}` groups.
-fn crate_paths(code: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, _) in code.match_indices("crate::") {
-        let rest = &code[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let inner = group.split('}').next().unwrap_or_default();
-            out.extend(inner.split(',').map(|p| path_prefix(p.trim())));
-        } else {
-            out.push(path_prefix(rest));
+/// Every path a use tree starting at `text` names: `a::b`, `a::{b, c::{d, e}}`, `a::b as c`.
+/// Each comes with the name it is known by where it is imported (its last segment, or alias).
+fn use_tree(text: &str) -> Vec<(String, String)> {
+    fn tree(chars: &[char], at: &mut usize, prefix: &str, out: &mut Vec<(String, String)>) {
+        let mut seg = String::new();
+        while *at < chars.len() && (chars[*at].is_ascii_alphanumeric() || "_:".contains(chars[*at]))
+        {
+            seg.push(chars[*at]);
+            *at += 1;
+        }
+        let path = format!("{prefix}{seg}");
+        if chars.get(*at) == Some(&'{') {
+            *at += 1;
+            loop {
+                while chars
+                    .get(*at)
+                    .is_some_and(|c| c.is_whitespace() || *c == ',')
+                {
+                    *at += 1;
+                }
+                match chars.get(*at) {
+                    None => return,
+                    Some('}') => {
+                        *at += 1;
+                        return;
+                    }
+                    Some(_) => {
+                        let before = *at;
+                        tree(chars, at, &path, out);
+                        if *at == before {
+                            *at += 1; // something this reader does not know, such as `*`
+                        }
+                    }
+                }
+            }
+        }
+        let path = path.trim_end_matches(':').to_owned();
+        // `as Alias`: read and step over it.
+        let mut look = *at;
+        while chars.get(look).is_some_and(|c| c.is_whitespace()) {
+            look += 1;
+        }
+        let mut alias = None;
+        if chars.get(look..look + 3) == Some(&['a', 's', ' ']) {
+            look += 3;
+            while chars.get(look).is_some_and(|c| c.is_whitespace()) {
+                look += 1;
+            }
+            let name: String = chars[look..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                .collect();
+            *at = look + name.chars().count();
+            alias = Some(name);
+        }
+        let name = alias.unwrap_or_else(|| path.rsplit("::").next().unwrap_or_default().to_owned());
+        if !path.is_empty() {
+            out.push((path, name));
         }
     }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    tree(&chars, &mut 0, "", &mut out);
     out
 }
 
-fn path_prefix(s: &str) -> String {
-    s.chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-        .collect::<String>()
-        .trim_end_matches(':')
-        .to_owned()
+/// Every `crate::…` and `super::…` path in `code`, made absolute for module `m`, with the
+/// name each is imported as.
+fn paths(code: &str, m: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("crate::") {
+        let preceded = code[..i].chars().next_back();
+        if preceded.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            continue; // `$crate::` or part of a longer name
+        }
+        out.extend(use_tree(&code[i + "crate::".len()..]));
+    }
+    for (i, _) in code.match_indices("super::") {
+        if code[..i].ends_with("super::") {
+            continue; // the tail of `super::super::`, read with its head
+        }
+        let mut base: Vec<&str> = m.split("::").filter(|s| !s.is_empty()).collect();
+        let mut rest = &code[i..];
+        while let Some(r) = rest.strip_prefix("super::") {
+            base.pop();
+            rest = r;
+        }
+        let prefix = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{}::", base.join("::"))
+        };
+        out.extend(
+            use_tree(rest)
+                .into_iter()
+                .map(|(p, n)| (format!("{prefix}{p}"), n)),
+        );
+    }
+    out
 }
 
 fn related(a: &str, b: &str) -> bool {
@@ -108,20 +186,60 @@ pub(crate) fn graph(src: &Path) -> Graph {
         })
         .collect();
     let modules: BTreeSet<&str> = texts.keys().map(String::as_str).collect();
-    // The longest module a path names: `crate::domain::otp::verify` is `domain::otp`.
-    let resolve = |path: &str| -> Option<String> {
+    // The longest module a path names: `domain::otp::verify` is `domain::otp`.
+    let longest = |path: &str| -> Option<(String, Option<String>)> {
         let parts: Vec<&str> = path.split("::").collect();
-        (1..=parts.len())
-            .rev()
-            .map(|n| parts[..n].join("::"))
-            .find(|m| modules.contains(m.as_str()))
+        (1..=parts.len()).rev().find_map(|n| {
+            let m = parts[..n].join("::");
+            modules
+                .contains(m.as_str())
+                .then(|| (m, parts.get(n).map(|s| (*s).to_owned())))
+        })
+    };
+    // What each module re-exports (`pub use x::Item;`): (module, name) → the path it names.
+    let mut reexports: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (m, text) in &texts {
+        for (i, _) in text.match_indices("pub use ") {
+            let stmt = &text[i + "pub use ".len()..];
+            let stmt = stmt.split(';').next().unwrap_or_default();
+            let absolute: Vec<(String, String)> =
+                if stmt.starts_with("crate::") || stmt.starts_with("super::") {
+                    paths(stmt, m)
+                } else {
+                    let own = stmt.strip_prefix("self::").unwrap_or(stmt);
+                    let prefix = if m.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{m}::")
+                    };
+                    use_tree(own)
+                        .into_iter()
+                        .map(|(p, n)| (format!("{prefix}{p}"), n))
+                        .collect()
+                };
+            for (path, name) in absolute {
+                reexports.insert((m.clone(), name), path);
+            }
+        }
+    }
+    // A path's module, re-exports followed to where the item is defined.
+    let resolve = |path: &str| -> Option<String> {
+        let mut path = path.to_owned();
+        for _ in 0..8 {
+            let (m, next) = longest(&path)?;
+            match next.and_then(|n| reexports.get(&(m.clone(), n))) {
+                Some(target) if *target != path => path = target.clone(),
+                _ => return Some(m),
+            }
+        }
+        None
     };
     texts
         .iter()
         .map(|(m, text)| {
-            let deps = crate_paths(text)
+            let deps = paths(text, m)
                 .iter()
-                .filter_map(|p| resolve(p))
+                .filter_map(|(p, _)| resolve(p))
                 .filter(|d| !related(m, d))
                 .collect();
             (m.clone(), deps)
@@ -245,11 +363,49 @@ mod tests {
     #[test]
     fn paths_in_groups_and_comments_are_read_as_code_is() {
         let text = code(
-            "use crate::{ports::Store, domain::otp};\n// crate::wiring\n#[cfg(test)]\nuse crate::http;\n\
-             #[cfg(test)]\nmod t { use crate::config; }\nfn f() { crate::ids::valid(); }",
+            "use crate::{ports::Store, domain::{otp, x::Y as Z}};\n// crate::wiring\n#[cfg(test)]\n\
+             use crate::http;\n#[cfg(test)]\nmod t { use crate::config; }\n\
+             fn f() { crate::ids::valid(); super::super::adapters::a(); }",
         );
-        let mut paths = crate_paths(&text);
-        paths.sort();
-        assert_eq!(paths, ["domain::otp", "ids::valid", "ports::Store"]);
+        let mut found = paths(&text, "domain::otp::email");
+        found.sort();
+        let names: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(p, n)| (p.as_str(), n.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("domain::adapters::a", "a"),
+                ("domain::otp", "otp"),
+                ("domain::x::Y", "Z"),
+                ("ids::valid", "valid"),
+                ("ports::Store", "Store"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_circle_through_a_re_export_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path();
+        std::fs::create_dir(src.join("d")).unwrap();
+        std::fs::write(src.join("lib.rs"), "pub mod d;").unwrap();
+        std::fs::write(
+            src.join("d/mod.rs"),
+            "pub mod a; pub mod b;\npub use a::Thing;",
+        )
+        .unwrap();
+        std::fs::write(
+            src.join("d/a.rs"),
+            "use crate::d::b::Other; pub struct Thing;",
+        )
+        .unwrap();
+        std::fs::write(src.join("d/b.rs"), "use crate::d::Thing; pub struct Other;").unwrap();
+        let c = circle(&graph(src)).unwrap();
+        assert!(
+            c.contains(&"d::a".to_owned()) && c.contains(&"d::b".to_owned()),
+            "{c:?}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! What is logged is chosen field by field: method, route template (`/v1/users/{user_id}`, never
 //! the concrete path, which can hold an email), status, latency, request id, error kinds. No
 //! header, query string or body is ever logged, so secrets and personal data cannot reach the
-//! logs by way of a request; `tests/tests/http.rs` checks it.
+//! logs by way of a request; `tests/tests/api/http.rs` checks it.
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;

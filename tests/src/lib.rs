@@ -1,10 +1,19 @@
-//! Shared test support: the port contract suites (written once, run against every adapter) and
-//! helpers to assemble services on chosen adapters.
-#![forbid(unsafe_code)]
+//! Shared test support for the three test binaries (`api`, `contracts`, `aws`): the one
+//! fixture of the HTTP tests ([`World`], with its small [`Client`]), the port contract suites
+//! (written once, run against every adapter), and what adapters under test need kept or cleaned
+//! up ([`Fresh`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support
 
+pub mod client;
 pub mod contract;
 pub mod counting;
+pub mod fresh;
+pub mod logs;
+pub mod world;
+
+pub use client::{Client, Reply, basic, bearer, tenant_basic};
+pub use fresh::{Fresh, OnDrop};
+pub use world::{ORIGIN, Setup, TENANT, Tracked, World, example_settings};
 
 use latchkey::Services;
 use latchkey::domain::CachePolicy;
@@ -19,7 +28,8 @@ pub fn test_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(datetime!(2026-11-29 12:00 UTC)))
 }
 
-/// Services on the given adapters, a test clock and the OS CSPRNG.
+/// Services on the given adapters (for adapters [`World`] does not use: DynamoDB, KMS), a test
+/// clock, the OS CSPRNG and a memory outbox.
 pub fn services(
     store: Arc<dyn Store>,
     vault: Arc<dyn KeyVault>,
@@ -28,10 +38,10 @@ pub fn services(
 ) -> Arc<Services> {
     Arc::new(Services::new(
         latchkey::domain::Ports {
-            store: store,
-            vault: vault,
-            secrets: secrets,
-            clock: clock,
+            store,
+            vault,
+            secrets,
+            clock,
             random: Arc::new(OsRandom),
             mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),
         },

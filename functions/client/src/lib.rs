@@ -91,4 +91,16 @@ mod tests {
             Vec::<String>::new()
         );
     }
+
+    #[tokio::test]
+    async fn every_path_of_the_table_answers_a_cors_preflight() {
+        let router = routes(&latchkey::testing::services().unwrap());
+        for (_, path) in table() {
+            let status = latchkey::http::routes::answer(&router, "OPTIONS", path).await;
+            assert!(
+                status.is_some_and(|s| s.is_success()),
+                "OPTIONS {path}: {status:?}"
+            );
+        }
+    }
 }

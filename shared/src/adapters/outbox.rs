@@ -158,6 +158,13 @@ impl MemoryOutbox {
 #[async_trait]
 impl Mailer for MemoryOutbox {
     async fn send(&self, email: &Email) -> Result<String, MailError> {
+        // Refuses what the real mailers refuse (a recipient that is not an address), so the
+        // port's contract holds here too.
+        crate::adapters::mime::render(
+            "Latchkey <no-reply@localhost>",
+            email,
+            std::time::UNIX_EPOCH,
+        )?;
         let mut sent = self
             .sent
             .lock()

@@ -24,10 +24,10 @@ use std::sync::Arc;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const HEAD_SK: &str = "HEAD";
 const EVENT_PREFIX: &str = "E#";
-/// Writers racing for a tenant's chain head: up to 100 tries, waits doubling from 2 ms to 64 ms.
+/// Writers racing for a tenant's chain head: up to 100 tries, waits below 2, 2, 4, … 64 ms.
 const JOURNAL_BACKOFF: Backoff = Backoff {
     attempts: 100,
-    base_ms: 2,
+    base_ms: 1,
     cap_ms: 64,
 };
 
@@ -79,7 +79,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// SHA-256 over the canonical JSON (RFC 8785) of every field but `hash`.
+    /// SHA-256 over the canonical JSON ([`crate::canonical`]) of every field but `hash`.
     pub fn compute_hash(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {

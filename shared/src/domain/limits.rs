@@ -36,21 +36,7 @@ pub const EMAIL_SENDS_PER_ADDRESS: Limit = Limit {
     window: 60 * 60,
 };
 
-/// Limits on `Basic <tenant id>` calls, per minute; set from the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AnonymousLimits {
-    pub per_client_per_minute: i64,
-    pub per_tenant_per_minute: i64,
-}
-
-impl Default for AnonymousLimits {
-    fn default() -> Self {
-        Self {
-            per_client_per_minute: 120,
-            per_tenant_per_minute: 6_000,
-        }
-    }
-}
+pub use crate::domain::services::AnonymousLimits;
 
 /// A counted subject: `(limit, subject key)`; the key is already hashed where it must be.
 #[derive(Debug, Clone)]

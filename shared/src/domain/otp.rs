@@ -250,11 +250,12 @@ enum Failure {
     Exhausted,
 }
 
-/// Failures of one user racing on the hourly counter: 8 tries, waits doubling from 20 ms.
+/// Failures of one user racing on the hourly counter: 8 tries, waits below 20, 40, 80, then
+/// 160 ms.
 const FAILURE_BACKOFF: Backoff = Backoff {
     attempts: 8,
     base_ms: 20,
-    cap_ms: 320,
+    cap_ms: 160,
 };
 
 /// Records one failed attempt against challenge `ch_id` (created if absent): the attempt count,

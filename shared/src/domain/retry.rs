@@ -1,9 +1,9 @@
 //! The one retry rule for optimistic writes that lost a race: try again after a random wait of
-//! up to `base · 2^attempt` milliseconds, capped ("full jitter"), a bounded number of times.
+//! below `base · 2^attempt` milliseconds (at least 2), capped ("full jitter"), a bounded number of times.
 //! The journal (a contended chain head) and the one-time-code failure counter both use it.
 //!
 //! Hand-written rather than a crate such as `backoff` or `tokio-retry`: the wait must come from
-//! the injected [`Random`] (tests run on seeded randomness) and the loop is a dozen lines.
+//! the injected [`Random`] (a test can make it predictable) and the loop is a dozen lines.
 use crate::ports::Random;
 use crate::ports::random::RandomExt as _;
 use std::time::Duration;
@@ -20,12 +20,12 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The longest wait after try `attempt` (0 for the first try) failed.
+    /// The wait after try `attempt` (0 for the first) failed is below this many milliseconds.
     pub fn ceiling(&self, attempt: u32) -> u64 {
         self.base_ms
             .saturating_mul(1u64 << attempt.min(20))
             .min(self.cap_ms)
-            .max(1)
+            .max(2)
     }
 }
 
@@ -48,7 +48,7 @@ where
             return Ok(Some(done));
         }
         if attempt + 1 < policy.attempts {
-            let wait = random.below(policy.ceiling(attempt) + 1);
+            let wait = random.below(policy.ceiling(attempt));
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     }
@@ -65,11 +65,11 @@ mod tests {
     fn waits_double_up_to_the_cap() {
         let b = Backoff {
             attempts: 10,
-            base_ms: 2,
+            base_ms: 1,
             cap_ms: 64,
         };
-        let ceilings: Vec<u64> = (0..8).map(|a| b.ceiling(a)).collect();
-        assert_eq!(ceilings, [2, 4, 8, 16, 32, 64, 64, 64]);
+        let ceilings: Vec<u64> = (0..9).map(|a| b.ceiling(a)).collect();
+        assert_eq!(ceilings, [2, 2, 4, 8, 16, 32, 64, 64, 64]);
     }
 
     #[tokio::test]

@@ -6,7 +6,6 @@
 //! Nothing here is an HTTP setting or a default adapter.
 use crate::crypto::Envelope;
 use crate::domain::audit::Journal;
-use crate::domain::limits::AnonymousLimits;
 use crate::ports::{Clock, KeyVault, Mailer, Random, Secrets, Store};
 use std::sync::Arc;
 use time::Duration;
@@ -79,5 +78,21 @@ impl Services {
     pub fn with_limits(mut self, limits: AnonymousLimits) -> Self {
         self.limits = limits;
         self
+    }
+}
+
+/// Limits on `Basic <tenant id>` calls, per minute; set from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnonymousLimits {
+    pub per_client_per_minute: i64,
+    pub per_tenant_per_minute: i64,
+}
+
+impl Default for AnonymousLimits {
+    fn default() -> Self {
+        Self {
+            per_client_per_minute: 120,
+            per_tenant_per_minute: 6_000,
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Routers built from route tables, and the reading of `template.yaml`'s API Gateway routes that
-//! the functions' tests check their tables against.
+//! Routers built from route tables, and (feature `testing`) the checks the functions' tests run
+//! on their tables: against the router, an OpenAPI document and `template.yaml`'s routes.
 //!
 //! Each function keeps one table of its routes (method, path, and an id whose handler an
 //! exhaustive `match` gives). [`from_table`] is the only way a function's router is made, so
@@ -31,6 +31,7 @@ where
         })
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// One `HttpApi` event of `template.yaml`: the function (logical id) it invokes, its method
 /// (`ANY` or a verb) and path (possibly ending in a greedy `{proxy+}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,7 @@ pub struct TemplateRoute {
     pub path: String,
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The `HttpApi` events of every function in a SAM template.
 ///
 /// A line scanner, not a YAML parser: CloudFormation's short tags (`!Ref`, `!Sub`) are not
@@ -78,6 +80,7 @@ pub fn template_routes(template: &str) -> Vec<TemplateRoute> {
     out
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The template route API Gateway (HTTP API) picks for a request: an exact path before a
 /// greedy one, the longest greedy prefix first, a named method before `ANY`.
 pub fn pick<'a>(
@@ -105,6 +108,7 @@ pub fn pick<'a>(
         .map(|(_, r)| r)
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Whether two paths have the same segments, a `{param}` in `pattern` matching any one.
 fn same_shape(pattern: &str, path: &str) -> bool {
     let a: Vec<&str> = pattern.split('/').collect();
@@ -115,6 +119,7 @@ fn same_shape(pattern: &str, path: &str) -> bool {
             .all(|(x, y)| x == y || (x.starts_with('{') && x.ends_with('}')))
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// What is wrong between a function's table and the template, in words; empty when they agree:
 /// every row must reach `function` through the template, and every template route of
 /// `function` must lead to at least one row (or to `extra`, the paths the shared layer adds,
@@ -148,12 +153,11 @@ pub fn template_mismatches(
     problems
 }
 
-/// The methods `router` serves on `path` (a table path: each `{param}` is filled in): those of
-/// GET, POST, PUT, PATCH and DELETE that get anything but the wire 404 or 405 of an unrouted
-/// request. An unauthenticated probe: handlers answer 401, 400 or 200, never those.
-pub async fn methods_served(router: &Router, path: &str) -> Vec<&'static str> {
+/// The status `router` answers `method` on `path` with (each `{param}` filled in), unauthenticated.
+#[cfg(any(test, feature = "testing"))]
+pub async fn answer(router: &Router, method: &str, path: &str) -> Option<http::StatusCode> {
     use tower::ServiceExt as _;
-    let concrete: Vec<String> = path
+    let uri: Vec<String> = path
         .split('/')
         .map(|seg| {
             if seg.starts_with('{') {
@@ -163,26 +167,36 @@ pub async fn methods_served(router: &Router, path: &str) -> Vec<&'static str> {
             }
         })
         .collect();
-    let uri = concrete.join("/");
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri.join("/"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ORIGIN, "https://example.com")
+        .header("access-control-request-method", "POST")
+        .body(axum::body::Body::from("{}"))
+        .ok()?;
+    let Ok(resp) = router.clone().oneshot(req).await;
+    Some(resp.status())
+}
+
+#[cfg(any(test, feature = "testing"))]
+/// The methods `router` serves on `path` (a table path: each `{param}` is filled in): those of
+/// GET, POST, PUT, PATCH and DELETE that get anything but the wire 404 or 405 of an unrouted
+/// request. An unauthenticated probe: handlers answer 401, 400 or 200, never those.
+pub async fn methods_served(router: &Router, path: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
-        let Ok(req) = http::Request::builder()
-            .method(method)
-            .uri(&uri)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(axum::body::Body::from("{}"))
-        else {
-            continue;
-        };
-        let Ok(resp) = router.clone().oneshot(req).await;
-        let status = resp.status();
-        if status != http::StatusCode::METHOD_NOT_ALLOWED && status != http::StatusCode::NOT_FOUND {
+        let status = answer(router, method, path).await;
+        if status.is_some_and(|s| {
+            s != http::StatusCode::METHOD_NOT_ALLOWED && s != http::StatusCode::NOT_FOUND
+        }) {
             out.push(method);
         }
     }
     out
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// What differs between a table's rows and what `router` serves on the table's paths, in
 /// words; empty when the router serves exactly the table.
 pub async fn router_mismatches(router: &Router, rows: &[(&str, &str)]) -> Vec<String> {
@@ -208,6 +222,7 @@ pub async fn router_mismatches(router: &Router, rows: &[(&str, &str)]) -> Vec<St
     problems
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The operations of an OpenAPI document, as (method, path) pairs, sorted.
 pub fn openapi_operations(doc: &serde_json::Value) -> Vec<(String, String)> {
     let mut out = Vec::new();

@@ -202,7 +202,7 @@ fn sampled(key_hash: &[u8; 32], bits: u8) -> bool {
     u64::from_be_bytes(low).trailing_zeros() >= u32::from(bits)
 }
 
-/// SHA-256 of an item's canonical form (RFC 8785): keys, version, expiry, index keys and
+/// SHA-256 of an item's canonical form ([`crate::canonical`]): keys, version, expiry, index keys and
 /// attributes, so the same item hashes the same on any backend.
 pub fn item_hash(item: &Item) -> [u8; 32] {
     let canonical = serde_json::json!([

@@ -137,3 +137,31 @@ pub async fn failed_change_leaves_no_event(store: Arc<dyn Store>, tenant: &str) 
             .is_none()
     );
 }
+
+/// Runs the audit journal's contract on fresh stores from `fresh` (an async fn returning a
+/// [`crate::Fresh`]`<Arc<dyn Store>>`), with the given attributes on every test.
+#[macro_export]
+macro_rules! audit_contract_tests {
+    ($fresh:expr $(, #[$attr:meta])*) => {
+        mod audit_contract {
+            use super::*;
+            use latchkey_tests::contract::audit as c;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn two_hundred_mutations_from_four_tasks_verify() {
+                let fresh = $fresh().await;
+                c::concurrent_commits_form_one_verified_chain(fresh.adapter(), "t-chain", 4, 50).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn tampering_is_named() {
+                let fresh = $fresh().await;
+                c::tampering_is_named(fresh.adapter(), "t-tamper").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn failed_change_leaves_no_event() {
+                let fresh = $fresh().await;
+                c::failed_change_leaves_no_event(fresh.adapter(), "t-fail").await
+            }
+        }
+    };
+}

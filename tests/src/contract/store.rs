@@ -343,7 +343,8 @@ pub async fn counts_atomically_up_to_a_bound(store: Arc<dyn Store>) {
     );
 }
 
-/// Runs every store contract, each on a fresh store from `fresh`.
+/// Runs every store contract, each on a fresh store from `fresh` (an async fn returning a
+/// [`crate::Fresh`]`<Arc<dyn Store>>`), with the given attributes on every test.
 #[macro_export]
 macro_rules! store_contract_tests {
     ($fresh:expr $(, #[$attr:meta])*) => {
@@ -352,21 +353,21 @@ macro_rules! store_contract_tests {
             use latchkey_tests::contract::store as c;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn round_trips_items() { c::round_trips_items($fresh().await).await }
+            async fn round_trips_items() { let fresh = $fresh().await; c::round_trips_items(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn conditional_put_conflicts() { c::conditional_put_conflicts($fresh().await).await }
+            async fn conditional_put_conflicts() { let fresh = $fresh().await; c::conditional_put_conflicts(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn refuses_bad_items() { c::refuses_bad_items($fresh().await).await }
+            async fn refuses_bad_items() { let fresh = $fresh().await; c::refuses_bad_items(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn delete_returning_old_is_single_use() { c::delete_returning_old_is_single_use($fresh().await).await }
+            async fn delete_returning_old_is_single_use() { let fresh = $fresh().await; c::delete_returning_old_is_single_use(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn paginates_one_partition_by_prefix() { c::paginates_one_partition_by_prefix($fresh().await).await }
+            async fn paginates_one_partition_by_prefix() { let fresh = $fresh().await; c::paginates_one_partition_by_prefix(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn failed_transaction_writes_nothing_and_names_the_condition() { c::failed_transaction_writes_nothing_and_names_the_condition($fresh().await).await }
+            async fn failed_transaction_writes_nothing_and_names_the_condition() { let fresh = $fresh().await; c::failed_transaction_writes_nothing_and_names_the_condition(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn transaction_applies_every_write() { c::transaction_applies_every_write($fresh().await).await }
+            async fn transaction_applies_every_write() { let fresh = $fresh().await; c::transaction_applies_every_write(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
-            async fn counts_atomically_up_to_a_bound() { c::counts_atomically_up_to_a_bound($fresh().await).await }
+            async fn counts_atomically_up_to_a_bound() { let fresh = $fresh().await; c::counts_atomically_up_to_a_bound(fresh.adapter()).await }
         }
     };
 }

@@ -1,7 +1,11 @@
-//! The backup contract, written once and run against both backup targets: SQLite in
-//! `tests/tests/backup.rs` (plain `cargo test`) and DynamoDB on moto in
-//! `tests/tests/aws_backup.rs` (`.ci/run`, `--ignored`). Each test gets a fresh store, target and
-//! a clock that moves only when told.
+//! The backup contract, written once and run against both backup targets: SQLite in the
+//! `contracts` binary (plain `cargo test`) and DynamoDB on moto in the `aws` binary (`.ci/run`,
+//! `--ignored`). Each test gets a fresh store, target and a clock that moves only when told.
+//!
+//! Point-in-time recovery is where the two differ, and the contract says how: a target that has
+//! it ([`PitrFixture`], DynamoDB) must have a run find it off, turn it on and fail saying so; a
+//! target without it (SQLite) must report [`Pitr::NotApplicable`] before and after a run, and a
+//! run must succeed and record it. Neither test can pass on the other kind of target.
 use async_trait::async_trait;
 use latchkey::Services;
 use latchkey::domain::backups::{
@@ -21,7 +25,12 @@ pub trait Fixture: Send + Sync {
     fn target(&self) -> Arc<dyn BackupTarget>;
     /// Changes the value of item `P#1`/`S` in a restored scratch copy.
     async fn alter_scratch(&self, scratch: &Scratch);
-    /// Turns point-in-time recovery off, where the backend has it.
+}
+
+/// A backend with point-in-time recovery.
+#[async_trait]
+pub trait PitrFixture: Fixture {
+    /// Turns point-in-time recovery off behind the target's back.
     async fn disable_pitr(&self);
 }
 
@@ -130,27 +139,53 @@ pub async fn runs_make_copies_and_retention_keeps_the_newest(f: &dyn Fixture) {
 }
 
 /// With point-in-time recovery off, a run still makes its copy, turns it back on, and fails
-/// saying so. Backends without it report it as not applicable and succeed.
-pub async fn pitr_off_is_turned_on_and_reported(f: &dyn Fixture) {
+/// saying so, not retryably; the next run succeeds.
+pub async fn pitr_off_is_turned_on_and_reported(f: &dyn PitrFixture) {
     let (services, target) = (f.services(), f.target());
     seed(&services, 3).await;
+    assert_eq!(
+        target.pitr().await.unwrap(),
+        Pitr::Enabled,
+        "on to begin with"
+    );
     f.disable_pitr().await;
-    let before = target.pitr().await.unwrap();
+    assert_eq!(
+        target.pitr().await.unwrap(),
+        Pitr::Disabled,
+        "the fixture did not turn point-in-time recovery off"
+    );
     let report = run_backup(&services, target.as_ref(), &policy()).await;
-    match before {
-        Pitr::NotApplicable => assert!(report.succeeded(), "{report:?}"),
-        Pitr::Disabled => {
-            assert!(report.backup_id.is_some(), "the copy is still made");
-            assert_eq!(report.pitr_before.as_deref(), Some("disabled"));
-            assert_eq!(report.pitr_after.as_deref(), Some("enabled"));
-            assert_eq!(report.kind().as_deref(), Some("BackupMadeButPitrWasOff"));
-            assert!(!report.retryable());
-            assert_eq!(target.pitr().await.unwrap(), Pitr::Enabled);
-            let again = run_backup(&services, target.as_ref(), &policy()).await;
-            assert!(again.succeeded(), "{again:?}");
-        }
-        Pitr::Enabled => panic!("the fixture did not turn point-in-time recovery off"),
-    }
+    assert!(report.backup_id.is_some(), "the copy is still made");
+    assert_eq!(report.pitr_before.as_deref(), Some("disabled"));
+    assert_eq!(report.pitr_after.as_deref(), Some("enabled"));
+    assert_eq!(report.kind().as_deref(), Some("BackupMadeButPitrWasOff"));
+    assert!(!report.retryable());
+    assert_eq!(target.pitr().await.unwrap(), Pitr::Enabled);
+    let again = run_backup(&services, target.as_ref(), &policy()).await;
+    assert!(again.succeeded(), "{again:?}");
+    assert_eq!(again.pitr_before.as_deref(), Some("enabled"));
+}
+
+/// A backend without point-in-time recovery says so, stays so when asked to turn it on, and a
+/// run succeeds recording `not_applicable` before and after.
+pub async fn pitr_is_not_applicable_and_a_run_records_it(f: &dyn Fixture) {
+    let (services, target) = (f.services(), f.target());
+    seed(&services, 3).await;
+    assert_eq!(target.pitr().await.unwrap(), Pitr::NotApplicable);
+    target.enable_pitr().await.unwrap();
+    assert_eq!(target.pitr().await.unwrap(), Pitr::NotApplicable);
+    let report = run_backup(&services, target.as_ref(), &policy()).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.pitr_before.as_deref(), Some("not_applicable"));
+    assert_eq!(report.pitr_after.as_deref(), Some("not_applicable"));
+    let runs = services
+        .store
+        .query(Query::partition(RUN_PK).limit(10))
+        .await
+        .unwrap();
+    let run = runs.items.last().unwrap();
+    assert_eq!(run.attrs["pitrBefore"], "not_applicable");
+    assert_eq!(run.attrs["pitrAfter"], "not_applicable");
 }
 
 /// A restored copy holds exactly the items the live store held when it was made.
@@ -222,41 +257,56 @@ pub async fn drill_fails_when_the_scratch_copy_is_altered(f: &dyn Fixture) {
     );
 }
 
-/// The contract tests for one fixture constructor, each with its own attributes.
+/// The contract tests for one fixture constructor (an async fn returning the fixture by value;
+/// it cleans up after itself when dropped), each with the given attributes. `pitr: turned_on`
+/// for a target with point-in-time recovery (the fixture is a [`PitrFixture`]),
+/// `pitr: not_applicable` for one without.
+#[macro_export]
 macro_rules! backup_contract_tests {
-    ($fresh:path $(, #[$attr:meta])*) => {
+    ($fresh:path, pitr: $pitr:ident $(, #[$attr:meta])*) => {
         mod backup_contract_tests {
             use super::*;
+            use latchkey_tests::contract::backup as c;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])*
             async fn runs_make_copies_and_retention_keeps_the_newest() {
-                backup_contract::runs_make_copies_and_retention_keeps_the_newest(&$fresh().await).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            $(#[$attr])*
-            async fn pitr_off_is_turned_on_and_reported() {
-                backup_contract::pitr_off_is_turned_on_and_reported(&$fresh().await).await
+                c::runs_make_copies_and_retention_keeps_the_newest(&$fresh().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])*
             async fn restored_copy_holds_the_same_items() {
-                backup_contract::restored_copy_holds_the_same_items(&$fresh().await).await
+                c::restored_copy_holds_the_same_items(&$fresh().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])*
             async fn drill_passes_on_an_intact_copy() {
-                backup_contract::drill_passes_on_an_intact_copy(&$fresh().await).await
+                c::drill_passes_on_an_intact_copy(&$fresh().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])*
             async fn drill_fails_when_the_scratch_copy_is_altered() {
-                backup_contract::drill_fails_when_the_scratch_copy_is_altered(&$fresh().await).await
+                c::drill_fails_when_the_scratch_copy_is_altered(&$fresh().await).await
             }
+
+            $crate::backup_contract_tests!(@pitr $pitr, $fresh $(, #[$attr])*);
+        }
+    };
+    (@pitr turned_on, $fresh:path $(, #[$attr:meta])*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn pitr_off_is_turned_on_and_reported() {
+            c::pitr_off_is_turned_on_and_reported(&$fresh().await).await
+        }
+    };
+    (@pitr not_applicable, $fresh:path $(, #[$attr:meta])*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn pitr_is_not_applicable_and_a_run_records_it() {
+            c::pitr_is_not_applicable_and_a_run_records_it(&$fresh().await).await
         }
     };
 }

@@ -1,51 +1,27 @@
 //! The HTTP layer end to end through the local gateway's router: wire errors, headers, request
 //! ids, the body limit, and logs that never carry personal data or secrets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::post;
 use http::{Request, StatusCode, header};
-use http_body_util::BodyExt as _;
 use latchkey::Services;
-use latchkey::adapters::local_keys::LocalKeyVault;
-use latchkey::adapters::local_secrets::LocalSecrets;
-use latchkey::adapters::sqlite::SqliteStore;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
 use latchkey::http::{ApiError, WireJson};
-use latchkey::ports::random::OsRandom;
+use latchkey_tests::{Client, World};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-use tower::ServiceExt as _;
+use std::sync::Arc;
 
-fn services() -> Arc<Services> {
-    let key = [3u8; 32];
-    latchkey_tests::services(
-        Arc::new(SqliteStore::in_memory().unwrap()),
-        Arc::new(LocalKeyVault::from_key(&key, Arc::new(OsRandom)).unwrap()),
-        Arc::new(LocalSecrets::new(
-            BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"test-root-secret".to_vec()),
-            )]),
-            None,
-            Arc::new(OsRandom),
-        )),
-        latchkey_tests::test_clock(),
-    )
+/// Services with no tenant: the HTTP layer needs none.
+async fn world() -> World {
+    World::setup().no_tenant().build().await
 }
 
 async fn send(app: Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, Value) {
-    let res = app.oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, headers, body)
+    let r = Client::new(app).request(req).await;
+    let body = r.json();
+    (r.status, r.headers, body)
 }
 
 fn get(uri: &str) -> Request<Body> {
@@ -69,11 +45,8 @@ fn assert_wire_error(status: StatusCode, headers: &http::HeaderMap, body: &Value
 
 #[tokio::test]
 async fn health_answers_with_security_headers_and_a_request_id() {
-    let (status, headers, body) = send(
-        latchkey_local::gateway(services(), Default::default()),
-        get("/health"),
-    )
-    .await;
+    let w = world().await;
+    let (status, headers, body) = send(w.app.clone(), get("/health")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
@@ -93,7 +66,8 @@ async fn health_answers_with_security_headers_and_a_request_id() {
 
 #[tokio::test]
 async fn every_function_serves_health() {
-    let s = services();
+    let w = world().await;
+    let s = &w.services;
     for app in [
         latchkey_auth::app(s.clone(), Default::default()),
         latchkey_client::app(s.clone(), Default::default()),
@@ -107,7 +81,8 @@ async fn every_function_serves_health() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_wire_errors() {
-    let app = latchkey_local::gateway(services(), Default::default());
+    let w = world().await;
+    let app = w.app.clone();
     let (status, headers, body) = send(app.clone(), get("/v1/nothing/here")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_wire_error(status, &headers, &body, "not_found");
@@ -122,7 +97,8 @@ async fn unknown_routes_and_methods_get_wire_errors() {
 
 #[tokio::test]
 async fn a_caller_request_id_is_kept_only_when_it_is_a_plain_token() {
-    let app = latchkey_local::gateway(services(), Default::default());
+    let w = world().await;
+    let app = w.app.clone();
     let req = Request::get("/health")
         .header("x-request-id", "abc-123_DEF-456")
         .body(Body::empty())
@@ -163,7 +139,8 @@ fn echo_app(services: Arc<Services>) -> Router {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413_whether_declared_or_not() {
-    let app = echo_app(services());
+    let w = world().await;
+    let app = echo_app(w.services.clone());
     let big = vec![b' '; 70 * 1024];
     let declared = Request::post("/v1/users/u1")
         .header(header::CONTENT_LENGTH, big.len())
@@ -214,23 +191,10 @@ fn tokio_stream_iter<T: Send + Unpin + 'static>(
     Iter(items.into_iter())
 }
 
-/// Collects what the JSON log layer writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
-    let services = services();
+    let w = world().await;
+    let services = w.services.clone();
     let ctx = AuditContext::system("test", "r1");
     let settings = TenantSettings {
         name: "Acme".into(),
@@ -248,13 +212,8 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{secret}:"));
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = latchkey::logging::subscriber("trace", move || writer.clone());
-    // Global, not scoped: a thread-scoped subscriber can miss events when other tests in this
-    // binary touch the same callsites at the same time (tracing caches callsite interest).
-    // This is the only test here that installs one; the others' lines only add to the capture.
-    tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    // This test's own log lines (its thread's), through the process's one JSON subscriber.
+    let captured = latchkey_tests::logs::capture();
 
     let app = echo_app(services.clone());
     let gateway = latchkey_local::gateway(services, Default::default());
@@ -278,7 +237,7 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
         );
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let lines: Vec<Value> = logs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

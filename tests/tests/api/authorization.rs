@@ -2,33 +2,16 @@
 //! regressions of issue #11 (each failed on the code before the matrix): recovery codes minted
 //! with a bare track token, ceremonies that moved any state to CHALLENGE_SUCCEEDED, pending
 //! enrollments that answered later challenges, `crossOrigin` assertions, unlimited email sends.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use axum::Router;
 use axum::body::Body;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use latchkey::Services;
-use latchkey::adapters::local_keys::LocalKeyVault;
-use latchkey::adapters::local_secrets::LocalSecrets;
-use latchkey::adapters::outbox::MemoryOutbox;
-use latchkey::adapters::sqlite::SqliteStore;
-use latchkey::domain::CachePolicy;
-use latchkey::domain::audit::AuditContext;
 use latchkey::domain::authz::CLIENT_ROUTES;
 use latchkey::domain::limits::AnonymousLimits;
 use latchkey::domain::rules::{ActionConfig, Outcome};
-use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
-use latchkey::ports::clock::ManualClock;
-use latchkey::ports::random::OsRandom;
+use latchkey_tests::{ORIGIN, Tracked, World, example_settings};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use time::Duration;
-use tower::ServiceExt as _;
 use url::Url;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::{
@@ -36,49 +19,13 @@ use webauthn_authenticator_rs::{
 };
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
-const ORIGIN: &str = "https://example.com";
 const TENANT: &str = "t-az";
 /// The TOTP secret every enrolled user's authenticator app holds (base32).
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
-struct World {
-    app: Router,
-    services: Arc<Services>,
-    clock: Arc<ManualClock>,
-    outbox: Arc<MemoryOutbox>,
-    key: String,
-}
-
-async fn world() -> World {
-    let clock = latchkey_tests::test_clock();
-    let outbox = Arc::new(MemoryOutbox::default());
-    let services = Arc::new(Services::new(
-        latchkey::domain::Ports {
-            store: Arc::new(SqliteStore::in_memory().unwrap()),
-            vault: Arc::new(LocalKeyVault::from_key(&[7u8; 32], Arc::new(OsRandom)).unwrap()),
-            secrets: Arc::new(LocalSecrets::new(
-                BTreeMap::from([(
-                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                    zeroize::Zeroizing::new(b"authz-tests".to_vec()),
-                )]),
-                None,
-                Arc::new(OsRandom),
-            )),
-            clock: clock.clone(),
-            random: Arc::new(OsRandom),
-            mailer: outbox.clone(),
-        },
-        CachePolicy {
-            ttl: Duration::minutes(5),
-            capacity: 100,
-        },
-        latchkey::domain::limits::AnonymousLimits::default(),
-    ));
-    let ctx = AuditContext::system("test", "setup");
-    let settings = TenantSettings {
-        name: "Example".into(),
-        rp_id: "example.com".into(),
-        allowed_origins: vec![ORIGIN.into()],
+/// A tenant with two actions configured to block and to review.
+fn setup() -> latchkey_tests::Setup {
+    let settings = latchkey::domain::tenants::TenantSettings {
         actions: BTreeMap::from([
             (
                 "blocked".to_owned(),
@@ -95,19 +42,13 @@ async fn world() -> World {
                 },
             ),
         ]),
-        ..Default::default()
+        ..example_settings("Example")
     };
-    create_tenant(&services, &ctx, TENANT, settings, vec![])
-        .await
-        .unwrap();
-    let (_, key) = create_api_key(&services, &ctx, TENANT, None).await.unwrap();
-    World {
-        app: latchkey_local::gateway(services.clone(), Default::default()),
-        services,
-        clock,
-        outbox,
-        key,
-    }
+    World::setup().tenant(TENANT, settings)
+}
+
+async fn world() -> World {
+    setup().build().await
 }
 
 /// An authenticator app holding `secret` (base32), as the user's phone would.
@@ -125,83 +66,24 @@ fn totp() -> totp_rs::Totp {
     app(SECRET)
 }
 
-impl World {
-    async fn send(
-        &self,
-        method: Method,
-        auth: Option<&str>,
-        uri: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::ORIGIN, ORIGIN);
-        if let Some(a) = auth {
-            req = req.header(header::AUTHORIZATION, a);
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
+/// What these tests do often, on the shared world.
+trait Authz {
+    async fn track_in(&self, user: &str, action: &str, state: &str) -> String;
+    async fn action(&self, user: &str, action: &str, key: &str) -> Value;
+    async fn enrolled(&self, user: &str);
+    fn next_code(&self) -> String;
+    async fn pass_totp(&self, bearer: &str) -> String;
+    fn mails_to(&self, address: &str) -> usize;
+}
 
-    async fn post(&self, auth: &str, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.send(Method::POST, Some(auth), uri, Some(body)).await
-    }
-
-    fn server(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
-    }
-
-    fn tenant_basic(&self) -> String {
-        format!("Basic {}", STANDARD.encode(TENANT))
-    }
-
-    /// Tracks `action` for `user`; returns (bearer header, idempotency key, state).
-    async fn track(
-        &self,
-        user: &str,
-        action: &str,
-        scope: Option<&str>,
-    ) -> (String, String, String) {
-        let body = match scope {
-            Some(s) => json!({ "scope": s }),
-            None => json!({}),
-        };
-        let (status, t) = self
-            .post(
-                &self.server(),
-                &format!("/v1/users/{user}/actions/{action}"),
-                body,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{t}");
-        (
-            format!("Bearer {}", t["token"].as_str().unwrap()),
-            t["idempotencyKey"].as_str().unwrap().to_owned(),
-            t["state"].as_str().unwrap().to_owned(),
-        )
-    }
-
+impl Authz for World {
     /// Tracks, then sets the state through the Server API.
     async fn track_in(&self, user: &str, action: &str, state: &str) -> String {
-        let (bearer, key, _) = self.track(user, action, None).await;
+        let Tracked {
+            bearer,
+            idempotency_key: key,
+            ..
+        } = self.track(user, action).await;
         let (status, a) = self
             .send(
                 Method::PATCH,
@@ -223,13 +105,6 @@ impl World {
         )
         .await
         .1
-    }
-
-    async fn validate(&self, bearer: &str) -> Value {
-        let token = bearer.trim_start_matches("Bearer ");
-        self.post(&self.server(), "/v1/validate", json!({ "token": token }))
-            .await
-            .1
     }
 
     /// A user with an authenticator app (the secret [`SECRET`]) and an email address, both
@@ -254,13 +129,7 @@ impl World {
     /// A fresh TOTP code (the clock moves on a step, so no step is used twice).
     fn next_code(&self) -> String {
         self.clock.advance(Duration::seconds(30));
-        let now = self.clock_now();
-        totp().generate(now).to_string()
-    }
-
-    fn clock_now(&self) -> u64 {
-        use latchkey::ports::clock::Clock as _;
-        u64::try_from(self.clock.now().unix_timestamp()).unwrap()
+        totp().generate(self.now()).to_string()
     }
 
     /// Passes `bearer`'s challenge with the authenticator app; returns the token it gives.
@@ -391,24 +260,24 @@ async fn credential(w: &World, kind: usize, n: usize, expired: &[String]) -> Opt
         0 => return None,
         1 => expired[n].clone(),
         2 => w.tenant_basic(),
-        3 => w.track(enrolled, "blocked", None).await.0,
-        4 => w.track(enrolled, "reviewed", None).await.0,
+        3 => w.track(enrolled, "blocked").await.bearer,
+        4 => w.track(enrolled, "reviewed").await.bearer,
         5 => w.track_in(enrolled, &act, "ALLOW").await,
-        6 => w.track(&fresh, &act, None).await.0,
-        7 => w.track(enrolled, &act, None).await.0,
-        8 => w.track(enrolled, &act, Some("add:authenticators")).await.0,
+        6 => w.track(&fresh, &act).await.bearer,
+        7 => w.track(enrolled, &act).await.bearer,
+        8 => w.track_to_add(enrolled, &act).await.bearer,
         9 => {
-            let (b, _, _) = w.track(enrolled, &act, None).await;
+            let b = w.track(enrolled, &act).await.bearer;
             w.pass_totp(&b).await
         }
         10 => {
-            let (b, _, _) = w.track(enrolled, &act, None).await;
+            let b = w.track(enrolled, &act).await.bearer;
             let after = w.pass_totp(&b).await;
             w.clock.advance(Duration::minutes(6));
             after
         }
         11 => {
-            let (b, _, _) = w.track(enrolled, &act, None).await;
+            let b = w.track(enrolled, &act).await.bearer;
             let after = w.pass_totp(&b).await;
             assert_eq!(w.validate(&after).await["isValid"], true);
             after
@@ -433,7 +302,7 @@ async fn every_cell_of_the_client_api_matrix() {
     // Tokens that will have expired: issued first, then the clock passes their 10 minutes.
     let mut expired = Vec::new();
     for n in 0..EXPECTED.len() {
-        expired.push(w.track("enrolled-user", &format!("exp{n}"), None).await.0);
+        expired.push(w.track("enrolled-user", &format!("exp{n}")).await.bearer);
     }
     w.clock.advance(Duration::minutes(11));
 
@@ -522,7 +391,7 @@ async fn the_readme_states_the_matrix_as_the_table_says_it() {
 async fn a_track_token_cannot_mint_recovery_codes_nor_answer_with_them() {
     let w = world().await;
     w.enrolled("victim").await;
-    let (bearer, _, state) = w.track("victim", "stepUp", None).await;
+    let Tracked { bearer, state, .. } = w.track("victim", "stepUp").await;
     assert_eq!(state, "CHALLENGE_REQUIRED");
     let (status, e) = w
         .post(
@@ -535,9 +404,7 @@ async fn a_track_token_cannot_mint_recovery_codes_nor_answer_with_them() {
     assert_eq!(w.validate(&bearer).await["isValid"], false);
 
     // Granted by the backend (add:authenticators), codes are minted, but not for this action.
-    let (scoped, _, _) = w
-        .track("victim", "settings", Some("add:authenticators"))
-        .await;
+    let scoped = w.track_to_add("victim", "settings").await.bearer;
     let (status, r) = w
         .post(
             &scoped,
@@ -557,7 +424,7 @@ async fn a_track_token_cannot_mint_recovery_codes_nor_answer_with_them() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
     assert_eq!(w.validate(&scoped).await["isValid"], false);
     // A fresh proof of a strong factor on the action is the other way.
-    let (b, _, _) = w.track("victim", "rotate", None).await;
+    let b = w.track("victim", "rotate").await.bearer;
     let after = w.pass_totp(&b).await;
     let (status, _) = w
         .post(
@@ -568,7 +435,7 @@ async fn a_track_token_cannot_mint_recovery_codes_nor_answer_with_them() {
         .await;
     assert_eq!(status, StatusCode::OK);
     // ... within five minutes.
-    let (b, _, _) = w.track("victim", "rotate-late", None).await;
+    let b = w.track("victim", "rotate-late").await.bearer;
     let after = w.pass_totp(&b).await;
     w.clock.advance(Duration::seconds(301));
     let (status, _) = w
@@ -587,7 +454,12 @@ async fn block_and_review_actions_are_never_changed_by_a_ceremony() {
     let w = world().await;
     w.enrolled("u").await;
     for (action, state) in [("blocked", "BLOCK"), ("reviewed", "REVIEW_REQUIRED")] {
-        let (bearer, key, tracked) = w.track("u", action, None).await;
+        let Tracked {
+            bearer,
+            idempotency_key: key,
+            state: tracked,
+            ..
+        } = w.track("u", action).await;
         assert_eq!(tracked, state);
         let code = w.next_code();
         let (status, e) = w
@@ -624,7 +496,11 @@ async fn block_and_review_actions_are_never_changed_by_a_ceremony() {
 async fn a_failed_challenge_is_final_for_every_method() {
     let w = world().await;
     w.enrolled("u").await;
-    let (bearer, key, _) = w.track("u", "pay", None).await;
+    let Tracked {
+        bearer,
+        idempotency_key: key,
+        ..
+    } = w.track("u", "pay").await;
     let right = w.next_code();
     let wrong = if right == "000000" {
         "000001"
@@ -751,7 +627,7 @@ async fn register_passkey(w: &World, bearer: &str, authenticator: &mut SoftPassk
 async fn stale_pending_enrollments_never_answer_challenges() {
     let w = world().await;
     // The attacker holds a token for a user who has not enrolled anything yet.
-    let (attacker, _, _) = w.track("victim", "signUp", None).await;
+    let attacker = w.track("victim", "signUp").await.bearer;
     let (status, t) = w
         .post(&attacker, "/v1/client/user-authenticators/totp", json!({}))
         .await;
@@ -772,7 +648,7 @@ async fn stale_pending_enrollments_never_answer_challenges() {
     );
 
     // The user signs up with a passkey on their own action.
-    let (own, _, _) = w.track("victim", "signUp2", None).await;
+    let own = w.track("victim", "signUp2").await.bearer;
     let mut passkey = SoftPasskey::new(true);
     let r = register_passkey(&w, &own, &mut passkey).await;
     assert!(r["recoveryCodes"].is_array());
@@ -806,9 +682,9 @@ async fn stale_pending_enrollments_never_answer_challenges() {
     assert_eq!(stored.len(), 1, "{stored:?}");
 
     // The stale TOTP secret does not answer a later challenge.
-    let (later, _, _) = w.track("victim", "withdraw", None).await;
+    let later = w.track("victim", "withdraw").await.bearer;
     let stolen = app(&secret);
-    let code = stolen.generate(w.clock_now()).to_string();
+    let code = stolen.generate(w.now()).to_string();
     let (status, v) = w
         .post(
             &later,
@@ -850,18 +726,22 @@ async fn stale_pending_enrollments_never_answer_challenges() {
 #[tokio::test]
 async fn a_pending_enrollment_completes_only_on_its_own_action_in_time() {
     let w = world().await;
-    let (a, key, _) = w.track("u", "signUp", None).await;
+    let Tracked {
+        bearer: a,
+        idempotency_key: key,
+        ..
+    } = w.track("u", "signUp").await;
     let (_, t) = w
         .post(&a, "/v1/client/user-authenticators/totp", json!({}))
         .await;
     let app = app(t["secret"].as_str().unwrap());
     // Another action of the same user does not complete it.
-    let (b, _, _) = w.track("u", "other", None).await;
+    let b = w.track("u", "other").await.bearer;
     let (status, v) = w
         .post(
             &b,
             "/v1/client/verify/totp",
-            json!({ "verificationCode": app.generate(w.clock_now()).to_string() }),
+            json!({ "verificationCode": app.generate(w.now()).to_string() }),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
@@ -881,7 +761,7 @@ async fn a_pending_enrollment_completes_only_on_its_own_action_in_time() {
         .post(
             &again,
             "/v1/client/verify/totp",
-            json!({ "verificationCode": app.generate(w.clock_now()).to_string() }),
+            json!({ "verificationCode": app.generate(w.now()).to_string() }),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
@@ -921,11 +801,11 @@ fn assertion_with(authenticator: &mut SoftPasskey, options: &Value, cross_origin
 #[tokio::test]
 async fn a_cross_origin_assertion_is_refused() {
     let w = world().await;
-    let (signup, _, _) = w.track("u", "signUp", None).await;
+    let signup = w.track("u", "signUp").await.bearer;
     let mut passkey = SoftPasskey::new(true);
     register_passkey(&w, &signup, &mut passkey).await;
     for (cross, expect) in [(true, StatusCode::BAD_REQUEST), (false, StatusCode::OK)] {
-        let (bearer, _, _) = w.track("u", &format!("pay{cross}"), None).await;
+        let bearer = w.track("u", &format!("pay{cross}")).await.bearer;
         let (status, o) = w
             .post(
                 &bearer,
@@ -974,7 +854,7 @@ async fn email_sends_are_limited_per_user_and_per_address() {
     w.enrolled("u").await;
     let mut ok = 0;
     for n in 0..20 {
-        let (bearer, _, _) = w.track("u", &format!("t{n}"), None).await;
+        let bearer = w.track("u", &format!("t{n}")).await.bearer;
         let (status, body) = w
             .post(&bearer, "/v1/client/challenge/email-otp", json!({}))
             .await;
@@ -987,7 +867,7 @@ async fn email_sends_are_limited_per_user_and_per_address() {
     assert_eq!((ok, w.mails_to("u@example.com")), (5, 5));
     // Twenty minutes on, the window has passed.
     w.clock.advance(Duration::minutes(21));
-    let (bearer, _, _) = w.track("u", "later", None).await;
+    let bearer = w.track("u", "later").await.bearer;
     let (status, _) = w
         .post(&bearer, "/v1/client/challenge/email-otp", json!({}))
         .await;
@@ -996,7 +876,7 @@ async fn email_sends_are_limited_per_user_and_per_address() {
     // Sign-ups of twenty new users naming one address.
     let mut ok = 0;
     for n in 0..20 {
-        let (bearer, _, _) = w.track(&format!("new{n}"), "signUp", None).await;
+        let bearer = w.track(&format!("new{n}"), "signUp").await.bearer;
         let (status, _) = w
             .post(
                 &bearer,
@@ -1015,48 +895,26 @@ async fn email_sends_are_limited_per_user_and_per_address() {
 /// address, and its failures do not grow the audit log one event per request.
 #[tokio::test]
 async fn anonymous_calls_are_bounded() {
-    let w = world().await;
-    // The same store and tenant, with low limits on anonymous calls.
-    let services = Arc::new(
-        Services::new(
-            latchkey::domain::Ports {
-                store: w.services.store.clone(),
-                vault: w.services.vault.clone(),
-                secrets: w.services.secrets.clone(),
-                clock: w.clock.clone(),
-                random: Arc::new(OsRandom),
-                mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),
-            },
-            CachePolicy {
-                ttl: Duration::minutes(5),
-                capacity: 100,
-            },
-            latchkey::domain::limits::AnonymousLimits::default(),
-        )
-        .with_limits(AnonymousLimits {
+    // Low limits on anonymous calls.
+    let w = setup()
+        .limits(AnonymousLimits {
             per_client_per_minute: 10,
             per_tenant_per_minute: 16,
-        }),
-    );
-    let app = latchkey_local::gateway(services.clone(), Default::default());
+        })
+        .build()
+        .await;
+    let services = w.services.clone();
+    // `Basic <tenant id>` and JSON, without an `Origin`.
+    let world = &w;
     let call = |uri: &'static str, body: Value| {
-        let app = app.clone();
+        let req = Request::post(uri)
+            .header(header::AUTHORIZATION, world.tenant_basic())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
         async move {
-            let req = Request::post(uri)
-                .header(
-                    header::AUTHORIZATION,
-                    format!("Basic {}", STANDARD.encode(TENANT)),
-                )
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap();
-            let res = app.oneshot(req).await.unwrap();
-            let status = res.status();
-            let bytes = res.into_body().collect().await.unwrap().to_bytes();
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
+            let r = world.request(req).await;
+            (r.status, r.json())
         }
     };
     let mut ok = 0;
@@ -1159,12 +1017,12 @@ async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (a, _, _) = w.track("u", "stepUp", Some("add:authenticators")).await;
+    let a = w.track_to_add("u", "stepUp").await.bearer;
     let (_, t) = w
         .post(&a, "/v1/client/user-authenticators/totp", json!({}))
         .await;
     let app = app(t["secret"].as_str().unwrap());
-    let code = app.generate(w.clock_now()).to_string();
+    let code = app.generate(w.now()).to_string();
     let (status, v) = w
         .post(
             &a,
@@ -1184,7 +1042,7 @@ async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
         (json!(false), json!("CHALLENGE_REQUIRED"))
     );
     w.clock.advance(Duration::seconds(30));
-    let code = app.generate(w.clock_now()).to_string();
+    let code = app.generate(w.now()).to_string();
     let (status, v) = w
         .post(
             &a,
@@ -1195,7 +1053,7 @@ async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
     assert!(v["isVerified"] != true, "{status} {v}");
     assert_eq!(w.validate(&a).await["isValid"], false);
     // On a later action it is a factor like any other.
-    let (b, _, _) = w.track("u", "pay", None).await;
+    let b = w.track("u", "pay").await.bearer;
     let (status, v) = w
         .post(
             &b,
@@ -1217,7 +1075,11 @@ async fn a_factor_enrolled_on_an_action_cannot_answer_its_challenge() {
 async fn a_challenge_cannot_be_deleted_through_another_ceremony() {
     let w = world().await;
     w.enrolled("u").await;
-    let (bearer, key, _) = w.track("u", "pay", None).await;
+    let Tracked {
+        bearer,
+        idempotency_key: key,
+        ..
+    } = w.track("u", "pay").await;
     let right = w.next_code();
     let wrong = if right == "000000" {
         "000001"

@@ -1,49 +1,41 @@
-//! Every port contract on the embedded adapters: SQLite, the local key file, local secrets.
-//! Needs nothing but Rust.
+//! Every port contract on the embedded adapters (SQLite, the local key file, local secrets, the
+//! `.eml` and memory outboxes, SQLite backups), plus what only these adapters do (files, modes,
+//! restarts). Needs nothing but Rust. The `aws` binary runs the same contracts on moto.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// The backup contract on SQLite files, and what only files have.
+mod backup;
+/// The Mailer contract on the `.eml` outbox and the memory outbox.
+mod mailer;
+/// The Secrets contract on the local secrets file.
+mod secrets;
 
 use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::adapters::sqlite::SqliteStore;
 use latchkey::ports::random::OsRandom;
 use latchkey::ports::{KeyVault, Secrets, Store};
+use latchkey_tests::Fresh;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// A store in a real file (WAL and all), in a fresh folder under the system temp dir.
-async fn fresh_sqlite() -> Arc<dyn Store> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    Arc::new(SqliteStore::open(&dir.join("store.db")).unwrap())
+/// A store in a real file (WAL and all), in a fresh folder removed after the test.
+async fn fresh_sqlite() -> Fresh<Arc<dyn Store>> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+    Fresh::in_dir(Arc::new(store), dir)
 }
 
-async fn fresh_local_vault() -> Arc<dyn KeyVault> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    Arc::new(LocalKeyVault::open(&dir.join("master.key"), Arc::new(OsRandom)).unwrap())
+async fn fresh_local_vault() -> Fresh<Arc<dyn KeyVault>> {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = LocalKeyVault::open(&dir.path().join("master.key"), Arc::new(OsRandom)).unwrap();
+    Fresh::in_dir(Arc::new(vault), dir)
 }
 
 latchkey_tests::store_contract_tests!(fresh_sqlite);
 latchkey_tests::key_contract_tests!(fresh_local_vault);
-
-mod audit_contract {
-    use super::*;
-    use latchkey_tests::contract::audit as c;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_hundred_mutations_from_four_tasks_verify() {
-        c::concurrent_commits_form_one_verified_chain(fresh_sqlite().await, "t-chain", 4, 50).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn tampering_is_named() {
-        c::tampering_is_named(fresh_sqlite().await, "t-tamper").await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn failed_change_leaves_no_event() {
-        c::failed_change_leaves_no_event(fresh_sqlite().await, "t-fail").await
-    }
-}
+latchkey_tests::audit_contract_tests!(fresh_sqlite);
 
 #[test]
 fn store_survives_reopening() {

@@ -2,33 +2,22 @@
 //! a manual clock, every public JSON document checked against Statuspage's v2 shape at each
 //! step, caching, operator auth, the Atom feed read back by feed-rs, the HTML page, and the
 //! urgent data-impact notices (once per contact, in both tenants' audit logs, never twice).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use async_trait::async_trait;
-use axum::Router;
 use axum::body::Body;
-use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use latchkey::Services;
-use latchkey::adapters::local_keys::LocalKeyVault;
-use latchkey::adapters::local_secrets::LocalSecrets;
+use http::{Method, Request, StatusCode, header};
 use latchkey::adapters::outbox::MemoryOutbox;
-use latchkey::adapters::sqlite::SqliteStore;
-use latchkey::domain::CachePolicy;
 use latchkey::domain::audit::{AuditContext, AuditEvent};
 use latchkey::domain::status::PLATFORM_JOURNAL;
 use latchkey::domain::status::operators::{create_operator, revoke_operator};
 use latchkey::domain::tenants::{AdminContact, TenantSettings, add_admin_contact, create_tenant};
-use latchkey::ports::clock::ManualClock;
 use latchkey::ports::mailer::{Email, MailError, Mailer};
-use latchkey::ports::random::OsRandom;
+use latchkey_tests::{Reply, World};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use time::Duration;
 use time::format_description::well_known::Rfc3339;
-use tower::ServiceExt as _;
 
 /// A mailer that refuses its first `failures` messages (the service is "unavailable"), then
 /// delivers to the memory outbox.
@@ -51,13 +40,18 @@ impl Mailer for Flaky {
     }
 }
 
-struct World {
-    app: Router,
-    services: Arc<Services>,
-    clock: Arc<ManualClock>,
-    outbox: Arc<MemoryOutbox>,
+/// The shared world (on disk, mail through [`Flaky`] into its memory outbox) with three
+/// customer tenants, their admin contacts, and an on-call operator's token.
+struct Status {
+    world: World,
     token: String,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Status {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 const CONTACTS: [(&str, &str); 4] = [
@@ -67,39 +61,23 @@ const CONTACTS: [(&str, &str); 4] = [
     ("tenant-c", "carol@c.example"),
 ];
 
-async fn world(failures: usize) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = latchkey_tests::test_clock();
-    let outbox = Arc::new(MemoryOutbox::default());
-    let mailer = Arc::new(Flaky {
-        failures: AtomicUsize::new(failures),
-        outbox: outbox.clone(),
-    });
-    let services = Arc::new(Services::new(
-        latchkey::domain::Ports {
-            store: Arc::new(SqliteStore::open(&dir.path().join("store.db")).unwrap()),
-            vault: Arc::new(
-                LocalKeyVault::open(&dir.path().join("master.key"), Arc::new(OsRandom)).unwrap(),
-            ),
-            secrets: Arc::new(LocalSecrets::new(
-                BTreeMap::new(),
-                Some(dir.path().join("secrets.json")),
-                Arc::new(OsRandom),
-            )),
-            clock: clock.clone(),
-            random: Arc::new(OsRandom),
-            mailer: mailer,
-        },
-        CachePolicy {
-            ttl: Duration::minutes(5),
-            capacity: 100,
-        },
-        latchkey::domain::limits::AnonymousLimits::default(),
-    ));
+async fn world(failures: usize) -> Status {
+    let world = World::setup()
+        .no_tenant()
+        .on_disk()
+        .mailer(move |outbox| {
+            Arc::new(Flaky {
+                failures: AtomicUsize::new(failures),
+                outbox,
+            })
+        })
+        .build()
+        .await;
+    let services = &world.services;
     let ctx = AuditContext::system("test", "setup");
     for tenant in ["tenant-a", "tenant-b", "tenant-c"] {
         create_tenant(
-            &services,
+            services,
             &ctx,
             tenant,
             TenantSettings {
@@ -113,7 +91,7 @@ async fn world(failures: usize) -> World {
     }
     for (tenant, email) in CONTACTS {
         add_admin_contact(
-            &services,
+            services,
             &ctx,
             tenant,
             AdminContact {
@@ -126,43 +104,13 @@ async fn world(failures: usize) -> World {
         .await
         .unwrap();
     }
-    let (_, token) = create_operator(&services, &ctx, "on-call").await.unwrap();
-    World {
-        app: latchkey_local::gateway(services.clone(), Default::default()),
-        services,
-        clock,
-        outbox,
-        token,
-        _dir: dir,
-    }
+    let (_, token) = create_operator(services, &ctx, "on-call").await.unwrap();
+    Status { world, token }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-impl World {
+impl Status {
     async fn send(&self, req: Request<Body>) -> Reply {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        self.world.request(req).await
     }
 
     async fn get(&self, uri: &str) -> Reply {
@@ -189,13 +137,9 @@ impl World {
         r.json()
     }
 
-    async fn events(&self, tenant: &str) -> Vec<AuditEvent> {
-        self.services
-            .journal
-            .events(tenant, 1000, None, false)
-            .await
-            .unwrap()
-            .0
+    fn clock_now(&self) -> time::OffsetDateTime {
+        use latchkey::ports::Clock as _;
+        self.clock.now()
     }
 }
 
@@ -407,7 +351,7 @@ fn check_status(s: &Value) {
 }
 
 /// Fetches every JSON document, checks each against the v2 shape, returns them by name.
-async fn documents(w: &World) -> BTreeMap<&'static str, Value> {
+async fn documents(w: &Status) -> BTreeMap<&'static str, Value> {
     let mut docs = BTreeMap::new();
     for (name, top) in [
         (
@@ -792,13 +736,6 @@ async fn scripted_lifecycle_keeps_every_document_in_statuspage_v2_shape() {
     assert!(report.broken.is_none(), "{report:?}");
 }
 
-impl World {
-    fn clock_now(&self) -> time::OffsetDateTime {
-        use latchkey::ports::Clock as _;
-        self.clock.now()
-    }
-}
-
 #[tokio::test]
 async fn public_documents_are_cacheable_and_writes_are_not() {
     let w = world(0).await;
@@ -953,7 +890,7 @@ async fn atom_feed_parses_and_holds_the_updates_in_order() {
     let r = w.get("/status/feed.atom").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/atom+xml");
-    let feed = feed_rs::parser::parse(r.body.as_slice()).unwrap();
+    let feed = feed_rs::parser::parse(&r.body[..]).unwrap();
     assert_eq!(feed.feed_type, feed_rs::model::FeedType::Atom);
     assert_eq!(feed.title.unwrap().content, "Latchkey status");
     assert_eq!(feed.entries.len(), 2);

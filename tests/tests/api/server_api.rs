@@ -1,56 +1,22 @@
 //! The Server API on the embedded store, route by route: success, bad input, wrong keys, and a
 //! second tenant reaching for the first tenant's data. Plus what the raw store holds.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use axum::Router;
 use axum::body::Body;
-use base64::Engine as _;
 use http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use latchkey::Services;
-use latchkey::adapters::local_keys::LocalKeyVault;
-use latchkey::adapters::local_secrets::LocalSecrets;
-use latchkey::adapters::sqlite::SqliteStore;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::rules::ActionConfig;
-use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant, revoke_api_key};
-use latchkey::ports::clock::ManualClock;
-use latchkey::ports::random::OsRandom;
+use latchkey::domain::tenants::{TenantSettings, revoke_api_key};
 use latchkey::ports::store::Query;
+use latchkey_tests::{World, basic};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
 const UNAUTHORIZED: &str = "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
 
-struct World {
-    app: Router,
-    services: Arc<Services>,
-    clock: Arc<ManualClock>,
-    db: PathBuf,
-    _dir: tempfile::TempDir,
-    key_a: String,
-    key_b: String,
-    key_a_id: String,
-}
-
+/// `tenant-a` with rules on `withdraw`, and `tenant-b` reaching for its data, on a SQLite file
+/// (the tests read its raw bytes). Server SDKs send no `Origin`.
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("store.db");
-    let clock = latchkey_tests::test_clock();
-    let services = latchkey_tests::services(
-        Arc::new(SqliteStore::open(&db).unwrap()),
-        Arc::new(LocalKeyVault::open(&dir.path().join("master.key"), Arc::new(OsRandom)).unwrap()),
-        Arc::new(LocalSecrets::new(
-            BTreeMap::new(),
-            Some(dir.path().join("secrets.json")),
-            Arc::new(OsRandom),
-        )),
-        clock.clone(),
-    );
-    let ctx = AuditContext::system("test", "setup");
     let rules: ActionConfig = serde_json::from_value(json!({
         "defaultOutcome": "CHALLENGE",
         "rules": [
@@ -70,44 +36,29 @@ async fn world() -> World {
         actions: BTreeMap::from([("withdraw".to_owned(), rules)]),
         ..Default::default()
     };
-    create_tenant(&services, &ctx, "tenant-a", settings, vec![])
+    World::setup()
+        .tenant("tenant-a", settings)
+        .other_tenant("tenant-b", TenantSettings::default())
+        .origin(None)
+        .on_disk()
+        .build()
         .await
-        .unwrap();
-    create_tenant(
-        &services,
-        &ctx,
-        "tenant-b",
-        TenantSettings::default(),
-        vec![],
-    )
-    .await
-    .unwrap();
-    let (key_a_id, key_a) = create_api_key(&services, &ctx, "tenant-a", None)
-        .await
-        .unwrap();
-    let (_, key_b) = create_api_key(&services, &ctx, "tenant-b", None)
-        .await
-        .unwrap();
-    World {
-        app: latchkey_local::gateway(services.clone(), Default::default()),
-        services,
-        clock,
-        db,
-        _dir: dir,
-        key_a,
-        key_b,
-        key_a_id,
-    }
 }
 
-fn basic(secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{secret}:"))
-    )
+/// The Server API with either tenant's key; every answer is exactly `application/json`.
+trait ServerApi {
+    async fn call(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value);
+    async fn a(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value);
+    async fn b(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value);
 }
 
-impl World {
+impl ServerApi for World {
     async fn call(
         &self,
         key: Option<&str>,
@@ -115,38 +66,18 @@ impl World {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            req = req.header(header::AUTHORIZATION, basic(k));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string()))
-                .unwrap(),
-            None => req.body(Body::empty()).unwrap(),
-        };
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        assert_eq!(
-            res.headers()[header::CONTENT_TYPE],
-            "application/json",
-            "{uri}"
-        );
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let auth = key.map(basic);
+        let r = self.reply(method, auth.as_deref(), uri, body).await;
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/json", "{uri}");
+        (r.status, r.json())
     }
 
     async fn a(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call(Some(&self.key_a.clone()), method, uri, body)
-            .await
+        self.call(Some(&self.key), method, uri, body).await
     }
 
     async fn b(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call(Some(&self.key_b.clone()), method, uri, body)
+        self.call(Some(self.key_of("tenant-b")), method, uri, body)
             .await
     }
 }
@@ -206,13 +137,13 @@ async fn openapi_lists_exactly_the_routes_served() {
 #[tokio::test]
 async fn missing_wrong_and_revoked_keys_get_the_exact_401() {
     let w = world().await;
-    let wrong_secret = format!("lk_{}_{}", w.key_a_id, "x".repeat(43));
+    let wrong_secret = format!("lk_{}_{}", w.key_id, "x".repeat(43));
     let (ok, _) = w.a(Method::GET, "/v1/users/u1", None).await;
     assert_eq!(ok, StatusCode::OK);
     revoke_api_key(
         &w.services,
         &AuditContext::system("test", "revoke"),
-        &w.key_a_id,
+        &w.key_id,
     )
     .await
     .unwrap();
@@ -221,7 +152,7 @@ async fn missing_wrong_and_revoked_keys_get_the_exact_401() {
         Some("garbage"),
         Some("lk_0000000000000000_unknownunknownunknown00"),
         Some(wrong_secret.as_str()),
-        Some(w.key_a.as_str()),
+        Some(w.key.as_str()),
     ] {
         for (method, path) in latchkey_auth::ROUTES
             .iter()
@@ -362,7 +293,7 @@ async fn track_is_idempotent_and_follows_the_rules() {
         assert!(!e["errorDescription"].as_str().unwrap().is_empty(), "{why}");
     }
     let req = Request::post("/v1/users/u1/actions/signIn")
-        .header(header::AUTHORIZATION, basic(&w.key_a))
+        .header(header::AUTHORIZATION, basic(&w.key))
         .body(Body::from("{nope"))
         .unwrap();
     assert_eq!(
@@ -769,7 +700,7 @@ async fn users_and_authenticators_round_trip() {
         events
             .iter()
             .filter(|e| e.action != "tenant.create" && e.action != "api_key.create")
-            .all(|e| e.actor == format!("apikey:{}", w.key_a_id))
+            .all(|e| e.actor == format!("apikey:{}", w.key_id))
     );
     let log = serde_json::to_string(&events).unwrap();
     assert!(
@@ -910,8 +841,8 @@ async fn raw_store_holds_no_plaintext_personal_data() {
 
     let needles = [email, phone, name, "raw.check", "203.0.113.77", "RawAgent"];
     let check = |when: &str| {
-        let mut bytes = std::fs::read(&w.db).unwrap();
-        if let Ok(wal) = std::fs::read(w.db.with_extension("db-wal")) {
+        let mut bytes = std::fs::read(w.db()).unwrap();
+        if let Ok(wal) = std::fs::read(w.db().with_extension("db-wal")) {
             bytes.extend(wal);
         }
         let text = String::from_utf8_lossy(&bytes);

@@ -1,13 +1,9 @@
 //! The backup contract on DynamoDB, against moto (or real AWS) at `AWS_ENDPOINT_URL`: the same
-//! tests as `tests/tests/backup.rs` runs on SQLite. `.ci/run` starts moto and runs these with
-//! `--ignored`. Each test makes its own table (and drops it with its backups afterwards).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[macro_use]
-mod backup_contract;
-
+//! tests the `contracts` binary runs on SQLite, and the one only DynamoDB can pass (point-in-time
+//! recovery found off is turned on and reported). Each test makes its own table; the table, its
+//! backups and a drill's scratch table are dropped when it ends, passed or failed.
+use super::{aws, tables_dropped, unique};
 use async_trait::async_trait;
-use backup_contract::Fixture;
 use latchkey::Services;
 use latchkey::adapters::dynamodb::DynamoStore;
 use latchkey::adapters::dynamodb_backup::DynamoBackups;
@@ -16,11 +12,11 @@ use latchkey::adapters::local_secrets::LocalSecrets;
 use latchkey::ports::Store as _;
 use latchkey::ports::backup::{BackupTarget, Scratch};
 use latchkey::ports::clock::ManualClock;
-use latchkey::ports::random::{OsRandom, RandomExt as _};
+use latchkey::ports::random::OsRandom;
 use latchkey::ports::store::{Condition, Item};
+use latchkey_tests::OnDrop;
+use latchkey_tests::contract::backup::{self as backup_contract, Fixture, PitrFixture};
 use std::sync::Arc;
-
-const NEEDS_MOTO: &str = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run";
 
 struct Dynamo {
     client: aws_sdk_dynamodb::Client,
@@ -28,16 +24,14 @@ struct Dynamo {
     services: Arc<Services>,
     clock: Arc<ManualClock>,
     target: Arc<DynamoBackups>,
+    /// The table, its backups and any scratch copy go, whatever the test did.
+    _cleanup: OnDrop,
 }
 
 async fn fresh() -> Dynamo {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_REGION").is_ok(),
-        "{NEEDS_MOTO}"
-    );
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = format!("lk-backup-{}", OsRandom.hex_id(6));
+    let client = aws_sdk_dynamodb::Client::new(&aws().await);
+    let table = unique("lk-backup");
+    let cleanup = tables_dropped(&table);
     let store = DynamoStore::new(client.clone(), &table);
     store.create_table().await.unwrap();
     let clock = latchkey_tests::test_clock();
@@ -64,6 +58,7 @@ async fn fresh() -> Dynamo {
         services,
         clock,
         target,
+        _cleanup: cleanup,
     }
 }
 
@@ -88,7 +83,10 @@ impl Fixture for Dynamo {
             .await
             .unwrap();
     }
+}
 
+#[async_trait]
+impl PitrFixture for Dynamo {
     async fn disable_pitr(&self) {
         let spec = aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
             .point_in_time_recovery_enabled(false)
@@ -104,24 +102,7 @@ impl Fixture for Dynamo {
     }
 }
 
-impl Drop for Dynamo {
-    /// Leaves moto (or the account) as it was: the table and its backups go.
-    fn drop(&mut self) {
-        let (client, table, target) =
-            (self.client.clone(), self.table.clone(), self.target.clone());
-        let cleanup = async move {
-            for b in target.list_backups().await.unwrap_or_default() {
-                let _ = target.delete_backup(&b).await;
-            }
-            let _ = client.delete_table().table_name(&table).send().await;
-        };
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            tokio::task::block_in_place(|| handle.block_on(cleanup));
-        }
-    }
-}
-
-backup_contract_tests!(fresh, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
+latchkey_tests::backup_contract_tests!(fresh, pitr: turned_on, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
 
 /// The function's own path, with the moto table: a run's EMF metrics and its error type when
 /// point-in-time recovery was found off.

@@ -1,182 +1,31 @@
 //! Authenticator-app TOTP, email OTP and recovery codes through the local gateway, with the
 //! controllable clock, and email read from the `.eml` outbox as a person would read it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use axum::Router;
-use axum::body::Body;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use latchkey::Services;
-use latchkey::adapters::local_keys::LocalKeyVault;
-use latchkey::adapters::local_secrets::LocalSecrets;
-use latchkey::adapters::outbox::Outbox;
-use latchkey::adapters::sqlite::SqliteStore;
-use latchkey::domain::CachePolicy;
+use http::{Method, StatusCode};
 use latchkey::domain::audit::AuditContext;
-use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
-use latchkey::ports::clock::ManualClock;
-use latchkey::ports::random::OsRandom;
+use latchkey_tests::{World, example_settings, tenant_basic};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use time::Duration;
-use tower::ServiceExt as _;
 
-const ORIGIN: &str = "https://example.com";
-
-struct World {
-    app: Router,
-    services: Arc<Services>,
-    clock: Arc<ManualClock>,
-    outbox: Arc<Outbox>,
-    key: String,
-    db: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
+/// The tenant `t-otp` ("Example Bank"), on a SQLite file, with mail as `.eml` files.
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = latchkey_tests::test_clock();
-    let db = dir.path().join("latchkey.db");
-    let outbox = Arc::new(
-        Outbox::new(
-            &dir.path().join("outbox"),
-            "Latchkey <no-reply@localhost>",
-            clock.clone(),
-            Arc::new(OsRandom),
-        )
-        .unwrap(),
-    );
-    let services = Arc::new(Services::new(
-        latchkey::domain::Ports {
-            store: Arc::new(SqliteStore::open(&db).unwrap()),
-            vault: Arc::new(LocalKeyVault::from_key(&[3u8; 32], Arc::new(OsRandom)).unwrap()),
-            secrets: Arc::new(LocalSecrets::new(
-                BTreeMap::from([(
-                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                    zeroize::Zeroizing::new(b"otp-tests".to_vec()),
-                )]),
-                None,
-                Arc::new(OsRandom),
-            )),
-            clock: clock.clone(),
-            random: Arc::new(OsRandom),
-            mailer: outbox.clone(),
-        },
-        CachePolicy {
-            ttl: Duration::minutes(5),
-            capacity: 100,
-        },
-        latchkey::domain::limits::AnonymousLimits::default(),
-    ));
-    let ctx = AuditContext::system("test", "setup");
-    let settings = TenantSettings {
-        name: "Example Bank".into(),
-        rp_id: "example.com".into(),
-        allowed_origins: vec![ORIGIN.into()],
-        ..Default::default()
-    };
-    create_tenant(&services, &ctx, "t-otp", settings, vec![])
+    World::setup()
+        .tenant("t-otp", example_settings("Example Bank"))
+        .on_disk()
+        .eml_outbox()
+        .build()
         .await
-        .unwrap();
-    let (_, key) = create_api_key(&services, &ctx, "t-otp", None)
-        .await
-        .unwrap();
-    World {
-        app: latchkey_local::gateway(services.clone(), Default::default()),
-        services,
-        clock,
-        outbox,
-        key,
-        db,
-        _dir: dir,
-    }
 }
 
-impl World {
-    async fn send(
-        &self,
-        method: Method,
-        auth: &str,
-        uri: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, auth)
-            .header(header::ORIGIN, ORIGIN);
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
+/// What these tests do often, on the shared world.
+trait Otp {
+    async fn enroll_email(&self, bearer: &str, address: &str) -> String;
+    async fn verify_email(&self, bearer: &str, code: &str) -> (StatusCode, Value);
+    async fn authenticators(&self, user: &str) -> Value;
+    fn last_code(&self) -> (String, String);
+}
 
-    fn server(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
-    }
-
-    async fn track(&self, user: &str, action: &str) -> String {
-        let (status, t) = self
-            .send(
-                Method::POST,
-                &self.server(),
-                &format!("/v1/users/{user}/actions/{action}"),
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{t}");
-        format!("Bearer {}", t["token"].as_str().unwrap())
-    }
-
-    /// Track with scope `add:authenticators`, which enrolling another authenticator needs.
-    async fn track_to_add(&self, user: &str, action: &str) -> String {
-        let (status, t) = self
-            .send(
-                Method::POST,
-                &self.server(),
-                &format!("/v1/users/{user}/actions/{action}"),
-                Some(json!({ "scope": "add:authenticators" })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{t}");
-        format!("Bearer {}", t["token"].as_str().unwrap())
-    }
-
-    async fn validate(&self, bearer: &str) -> Value {
-        let token = bearer.trim_start_matches("Bearer ");
-        self.send(
-            Method::POST,
-            &self.server(),
-            "/v1/validate",
-            Some(json!({ "token": token })),
-        )
-        .await
-        .1
-    }
-
-    async fn post(&self, bearer: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.send(Method::POST, bearer, uri, body).await
-    }
-
+impl Otp for World {
     /// Enrolls `address` as the bearer's email authenticator; returns the code mailed to it.
     async fn enroll_email(&self, bearer: &str, address: &str) -> String {
         let (status, e) = self
@@ -203,12 +52,7 @@ impl World {
 
     async fn authenticators(&self, user: &str) -> Value {
         let (status, v) = self
-            .send(
-                Method::GET,
-                &self.server(),
-                &format!("/v1/users/{user}/authenticators"),
-                None,
-            )
+            .get(&self.server(), &format!("/v1/users/{user}/authenticators"))
             .await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v
@@ -216,7 +60,7 @@ impl World {
 
     /// The code in the newest message of the outbox, and that message's recipient line.
     fn last_code(&self) -> (String, String) {
-        let files = self.outbox.messages().unwrap();
+        let files = self.eml().messages().unwrap();
         let text = std::fs::read_to_string(files.last().expect("a message in the outbox")).unwrap();
         let at = text.find("code is ").expect("a code in the message") + "code is ".len();
         let code: String = text[at..].chars().take(6).collect();
@@ -227,11 +71,6 @@ impl World {
             .unwrap()
             .to_owned();
         (code, to)
-    }
-
-    fn now(&self) -> u64 {
-        use latchkey::ports::Clock as _;
-        self.clock.now().unix_timestamp() as u64
     }
 }
 
@@ -264,7 +103,7 @@ async fn verify_totp(w: &World, bearer: &str, code: &str) -> Value {
 #[tokio::test]
 async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() {
     let w = world().await;
-    let bearer = w.track("tia", "enroll").await;
+    let bearer = w.track("tia", "enroll").await.bearer;
     let (status, e) = w
         .post(&bearer, "/v1/client/user-authenticators/totp", None)
         .await;
@@ -326,7 +165,7 @@ async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() 
     assert!(list[0]["verifiedAt"].is_string());
 
     // The same step again, for a new action: refused.
-    let again = w.track("tia", "pay").await;
+    let again = w.track("tia", "pay").await.bearer;
     let v = verify_totp(&w, &again, &code_at(&t, step)).await;
     assert_eq!(v["isVerified"], false);
 
@@ -335,7 +174,7 @@ async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() 
     let now = w.now() / 30;
     for (offset, label) in [(-1i64, "previous"), (0, "current"), (1, "next")] {
         let s = (now as i64 + offset) as u64;
-        let b = w.track("tia", label).await;
+        let b = w.track("tia", label).await.bearer;
         let v = verify_totp(&w, &b, &code_at(&t, s)).await;
         assert_eq!(v["isVerified"], true, "step {offset}: {v}");
         assert!(v.get("userAuthenticator").is_none(), "already enrolled");
@@ -349,7 +188,7 @@ async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() 
     w.clock.advance(Duration::seconds(300));
     let now = w.now() / 30;
     for s in [now - 2, now + 2] {
-        let b = w.track("tia", "far").await;
+        let b = w.track("tia", "far").await.bearer;
         let v = verify_totp(&w, &b, &code_at(&t, s)).await;
         assert_eq!(v["isVerified"], false, "step {s} vs {now}");
     }
@@ -370,7 +209,7 @@ async fn totp_enrolls_on_the_first_code_and_accepts_one_step_either_side_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_totp_code_raced_by_ten_requests_verifies_once() {
     let w = Arc::new(world().await);
-    let bearer = w.track("race", "enroll").await;
+    let bearer = w.track("race", "enroll").await.bearer;
     let (_, e) = w
         .post(&bearer, "/v1/client/user-authenticators/totp", None)
         .await;
@@ -387,7 +226,7 @@ async fn one_totp_code_raced_by_ten_requests_verifies_once() {
         let w = Arc::clone(&w);
         let code = code.clone();
         tasks.push(tokio::spawn(async move {
-            let b = w.track("race", &format!("a{i}")).await;
+            let b = w.track("race", &format!("a{i}")).await.bearer;
             w.post(
                 &b,
                 "/v1/client/verify/totp",
@@ -410,7 +249,7 @@ async fn one_totp_code_raced_by_ten_requests_verifies_once() {
 #[tokio::test]
 async fn email_otp_end_to_end_through_the_outbox() {
     let w = world().await;
-    let bearer = w.track("eve", "enroll").await;
+    let bearer = w.track("eve", "enroll").await.bearer;
     let (status, e) = w
         .post(
             &bearer,
@@ -422,7 +261,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     assert_eq!(e["userId"], "eve");
     let (code, to) = w.last_code();
     assert_eq!(to, "To: eve@example.com");
-    let mail = std::fs::read_to_string(w.outbox.messages().unwrap().last().unwrap()).unwrap();
+    let mail = std::fs::read_to_string(w.eml().messages().unwrap().last().unwrap()).unwrap();
     assert!(mail.contains("Example Bank"), "names the tenant");
     assert!(mail.contains("text/plain") && mail.contains("text/html"));
     assert_eq!(
@@ -451,7 +290,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     );
 
     // A challenge for a later action; a resend inside the cooldown is refused.
-    let b = w.track("eve", "pay").await;
+    let b = w.track("eve", "pay").await.bearer;
     let (status, c) = w.post(&b, "/v1/client/challenge/email-otp", None).await;
     assert_eq!(status, StatusCode::OK, "{c}");
     assert!(c["challengeId"].is_string());
@@ -468,7 +307,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     // Expiry: ten minutes. The token from track lives ten minutes too, so the code's own
     // expiry is checked on the domain with the token's claims: still good at 599 s (through
     // HTTP), refused at 600 s.
-    let b = w.track("eve", "late").await;
+    let b = w.track("eve", "late").await.bearer;
     let claims =
         latchkey::domain::tokens::verify(&w.services, "t-otp", b.trim_start_matches("Bearer "))
             .await
@@ -496,7 +335,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
         (v.is_verified, v.failure_reason),
         (false, Some("CODE_INVALID_OR_EXPIRED"))
     );
-    let b = w.track("eve", "in-time").await;
+    let b = w.track("eve", "in-time").await.bearer;
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
     w.clock.advance(Duration::seconds(599));
@@ -504,7 +343,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
     assert_eq!(v["isVerified"], true, "{v}");
 
     // Five wrong codes fail the challenge; the sixth attempt is refused even with the right code.
-    let b = w.track("eve", "guess").await;
+    let b = w.track("eve", "guess").await.bearer;
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
     let wrong = if code == "000000" { "000001" } else { "000000" };
@@ -552,7 +391,7 @@ async fn email_otp_end_to_end_through_the_outbox() {
 #[tokio::test]
 async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     let w = world().await;
-    let bearer = w.track("bob", "enroll").await;
+    let bearer = w.track("bob", "enroll").await.bearer;
     let code = w.enroll_email(&bearer, "bob@example.com").await;
     w.verify_email(&bearer, &code).await;
 
@@ -562,7 +401,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     let mut n = 0;
     while failures < 100 {
         n += 1;
-        let b = w.track("bob", &format!("a{n}")).await;
+        let b = w.track("bob", &format!("a{n}")).await.bearer;
         w.clock.advance(Duration::seconds(31));
         for _ in 0..4 {
             let (status, v) = w
@@ -580,7 +419,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
         }
     }
     // The 101st verification is refused before the code is looked at, even the right code.
-    let b = w.track("bob", "after").await;
+    let b = w.track("bob", "after").await.bearer;
     w.clock.advance(Duration::seconds(31));
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
@@ -588,7 +427,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "too_many_requests");
     // Another user is not affected.
-    let other = w.track("ann", "enroll").await;
+    let other = w.track("ann", "enroll").await.bearer;
     let (status, _) = w
         .post(
             &other,
@@ -599,7 +438,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
     assert_ne!(status, StatusCode::TOO_MANY_REQUESTS);
     // An hour (and the bucket before it) later, Bob may try again.
     w.clock.advance(Duration::hours(2));
-    let b = w.track("bob", "later").await;
+    let b = w.track("bob", "later").await.bearer;
     w.post(&b, "/v1/client/challenge/email-otp", None).await;
     let (code, _) = w.last_code();
     let (status, v) = w.verify_email(&b, &code).await;
@@ -613,7 +452,7 @@ async fn a_users_failures_are_throttled_at_one_hundred_an_hour() {
 #[tokio::test]
 async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
     let w = world().await;
-    let bearer = w.track("rc", "enroll").await;
+    let bearer = w.track("rc", "enroll").await.bearer;
     let (_, e) = w
         .post(&bearer, "/v1/client/user-authenticators/totp", None)
         .await;
@@ -628,7 +467,7 @@ async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
     let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
     assert_eq!(distinct.len(), 10);
 
-    let b = w.track("rc", "lost-phone").await;
+    let b = w.track("rc", "lost-phone").await.bearer;
     let (_, v) = w
         .post(
             &b,
@@ -638,7 +477,7 @@ async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
         .await;
     assert_eq!(v["isVerified"], true, "{v}");
     assert_eq!(w.validate(&b).await["state"], "CHALLENGE_SUCCEEDED");
-    let b = w.track("rc", "again").await;
+    let b = w.track("rc", "again").await.bearer;
     let (_, v) = w
         .post(
             &b,
@@ -653,7 +492,7 @@ async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
         .post(&b, "/v1/client/user-authenticators/recovery-codes", None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let b = w.track_to_add("rc", "settings").await;
+    let b = w.track_to_add("rc", "settings").await.bearer;
     let (status, r) = w
         .post(&b, "/v1/client/user-authenticators/recovery-codes", None)
         .await;
@@ -669,7 +508,7 @@ async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let b = w.track("rc", "lost-again").await;
+    let b = w.track("rc", "lost-again").await.bearer;
     let (_, v) = w
         .post(
             &b,
@@ -691,7 +530,7 @@ async fn recovery_codes_work_once_and_regeneration_voids_the_old_set() {
 #[tokio::test]
 async fn the_raw_store_holds_neither_totp_secrets_nor_otp_codes() {
     let w = world().await;
-    let bearer = w.track("raw", "enroll").await;
+    let bearer = w.track("raw", "enroll").await.bearer;
     let (_, e) = w
         .post(&bearer, "/v1/client/user-authenticators/totp", None)
         .await;
@@ -704,11 +543,11 @@ async fn the_raw_store_holds_neither_totp_secrets_nor_otp_codes() {
         .iter()
         .map(|c| c.as_str().unwrap().replace('-', ""))
         .collect();
-    let b = w.track_to_add("raw", "mail").await;
+    let b = w.track_to_add("raw", "mail").await.bearer;
     let code = w.enroll_email(&b, "raw-user@example.com").await;
 
     // Every byte of every row, as text.
-    let conn = rusqlite::Connection::open(&w.db).unwrap();
+    let conn = rusqlite::Connection::open(w.db()).unwrap();
     let mut dump = String::new();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -749,7 +588,7 @@ async fn the_raw_store_holds_neither_totp_secrets_nor_otp_codes() {
 #[tokio::test]
 async fn otp_routes_need_a_token_and_say_so_in_the_wire_format() {
     let w = world().await;
-    let tenant = format!("Basic {}", STANDARD.encode("t-otp"));
+    let tenant = tenant_basic("t-otp");
     for uri in [
         "/v1/client/user-authenticators/totp",
         "/v1/client/challenge/email-otp",
@@ -758,7 +597,7 @@ async fn otp_routes_need_a_token_and_say_so_in_the_wire_format() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
         assert_eq!(body["error"], "unauthorized");
     }
-    let bearer = w.track("x", "y").await;
+    let bearer = w.track("x", "y").await.bearer;
     let (status, body) = w
         .post(&bearer, "/v1/client/verify/totp", Some(json!({})))
         .await;
@@ -790,7 +629,7 @@ async fn server_enrolled_authenticator_app_returns_recovery_codes_once() {
     let (status, r) = w
         .send(
             Method::POST,
-            &w.server(),
+            Some(&w.server()),
             "/v1/users/srv/authenticators",
             Some(body.clone()),
         )
@@ -804,7 +643,7 @@ async fn server_enrolled_authenticator_app_returns_recovery_codes_once() {
     let (status, r) = w
         .send(
             Method::POST,
-            &w.server(),
+            Some(&w.server()),
             "/v1/users/srv/authenticators",
             Some(body),
         )
@@ -818,7 +657,7 @@ async fn server_enrolled_authenticator_app_returns_recovery_codes_once() {
     let (_, r) = w
         .send(
             Method::POST,
-            &w.server(),
+            Some(&w.server()),
             "/v1/users/mailer/authenticators",
             Some(json!({ "verificationMethod": "EMAIL_OTP", "email": "m@example.com" })),
         )
@@ -826,37 +665,18 @@ async fn server_enrolled_authenticator_app_returns_recovery_codes_once() {
     assert!(r.get("recoveryCodes").is_none());
     // The server-enrolled app verifies codes on the Client API.
     let t = totp_of("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
-    let b = w.track("srv", "pay").await;
+    let b = w.track("srv", "pay").await.bearer;
     let v = verify_totp(&w, &b, &code_at(&t, w.now() / 30)).await;
     assert_eq!(v["isVerified"], true, "{v}");
 }
 
-/// Collects what the JSON log layer writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_code_secret_or_address_reaches_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    // The only test in this binary that installs a subscriber; global, as in tests/http.rs.
-    tracing::subscriber::set_global_default(latchkey::logging::subscriber("trace", move || {
-        writer.clone()
-    }))
-    .expect("one global subscriber");
+    // This test's own log lines (its thread's), through the process's one JSON subscriber.
+    let captured = latchkey_tests::logs::capture();
 
     let w = world().await;
-    let bearer = w.track("logged", "enroll").await;
+    let bearer = w.track("logged", "enroll").await.bearer;
     let (_, e) = w
         .post(&bearer, "/v1/client/user-authenticators/totp", None)
         .await;
@@ -865,12 +685,12 @@ async fn no_code_secret_or_address_reaches_the_logs() {
     let totp_code = code_at(&t, w.now() / 30);
     let v = verify_totp(&w, &bearer, &totp_code).await;
     let recovery = v["recoveryCodes"][0].as_str().unwrap().to_owned();
-    let b = w.track_to_add("logged", "mail").await;
+    let b = w.track_to_add("logged", "mail").await.bearer;
     let code = w.enroll_email(&b, "logged.user@example.com").await;
     w.verify_email(&b, "999999").await;
     w.verify_email(&b, &code).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("outbox"),
         "the outbox says where mail went:\n{logs}"
@@ -900,7 +720,7 @@ async fn no_code_secret_or_address_reaches_the_logs() {
 #[tokio::test]
 async fn another_authenticator_needs_the_add_authenticators_scope() {
     let w = world().await;
-    let bearer = w.track("sc", "enroll").await;
+    let bearer = w.track("sc", "enroll").await.bearer;
     let (_, e) = w
         .post(&bearer, "/v1/client/user-authenticators/totp", None)
         .await;
@@ -912,7 +732,7 @@ async fn another_authenticator_needs_the_add_authenticators_scope() {
 
     // A token to challenge the user cannot enroll a new factor (someone holding only the
     // password could otherwise answer the challenge with their own authenticator).
-    let b = w.track("sc", "signIn").await;
+    let b = w.track("sc", "signIn").await.bearer;
     for (uri, body) in [
         ("/v1/client/user-authenticators/totp", None),
         (
@@ -924,9 +744,9 @@ async fn another_authenticator_needs_the_add_authenticators_scope() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {v}");
         assert_eq!(v["error"], "forbidden");
     }
-    assert!(w.outbox.messages().unwrap().is_empty(), "no code was sent");
+    assert!(w.eml().messages().unwrap().is_empty(), "no code was sent");
     // With the scope, it can.
-    let b = w.track_to_add("sc", "addEmail").await;
+    let b = w.track_to_add("sc", "addEmail").await.bearer;
     let (status, _) = w
         .post(
             &b,

@@ -1,23 +1,11 @@
 //! Passkey ceremonies end to end through the gateway, with webauthn-authenticator-rs's
 //! software passkey standing in for the browser's authenticator.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use axum::Router;
 use axum::body::Body;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use latchkey::Services;
-use latchkey::adapters::local_keys::LocalKeyVault;
-use latchkey::adapters::local_secrets::LocalSecrets;
-use latchkey::adapters::sqlite::SqliteStore;
-use latchkey::domain::audit::AuditContext;
-use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
-use latchkey::ports::clock::ManualClock;
-use latchkey::ports::random::OsRandom;
+use latchkey_tests::{ORIGIN, World, example_settings};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower::ServiceExt as _;
 use url::Url;
@@ -27,122 +15,37 @@ use webauthn_rs::prelude::{
     CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse,
 };
 
-struct World {
-    app: Router,
-    services: Arc<Services>,
-    clock: Arc<ManualClock>,
-    key: String,
-}
-
-const ORIGIN: &str = "https://example.com";
-
 async fn world() -> World {
-    let clock = latchkey_tests::test_clock();
-    let services = latchkey_tests::services(
-        Arc::new(SqliteStore::in_memory().unwrap()),
-        Arc::new(LocalKeyVault::from_key(&[9u8; 32], Arc::new(OsRandom)).unwrap()),
-        Arc::new(LocalSecrets::new(
-            BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"passkey-tests".to_vec()),
-            )]),
-            None,
-            Arc::new(OsRandom),
-        )),
-        clock.clone(),
-    );
-    let ctx = AuditContext::system("test", "setup");
-    let settings = TenantSettings {
-        name: "Example".into(),
-        rp_id: "example.com".into(),
-        allowed_origins: vec![ORIGIN.into()],
-        ..Default::default()
-    };
-    create_tenant(&services, &ctx, "t-pk", settings, vec![])
+    World::setup()
+        .tenant("t-pk", example_settings("Example"))
+        .build()
         .await
-        .unwrap();
-    let (_, key) = create_api_key(&services, &ctx, "t-pk", None).await.unwrap();
-    World {
-        app: latchkey_local::gateway(services.clone(), Default::default()),
-        services,
-        clock,
-        key,
-    }
 }
 
-impl World {
-    async fn call(&self, auth: &str, uri: &str, body: Value) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::AUTHORIZATION, auth)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ORIGIN, ORIGIN)
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
+/// The ceremonies, on the shared world.
+trait Passkeys {
+    async fn register(&self, auth: &mut SoftPasskey, token: &str) -> (Value, String);
+    async fn assertion(
+        &self,
+        auth_header: &str,
+        body: Value,
+        authenticator: &mut SoftPasskey,
+        allow: Option<&str>,
+    ) -> (String, PublicKeyCredential);
+    async fn verify(
+        &self,
+        auth_header: &str,
+        challenge: &str,
+        credential: &Value,
+    ) -> (StatusCode, Value);
+}
 
-    async fn call_get(&self, auth: &str, uri: &str) -> (StatusCode, Value) {
-        let req = Request::get(uri)
-            .header(header::AUTHORIZATION, auth)
-            .body(Body::empty())
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    fn server(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:", self.key)))
-    }
-
-    async fn track(&self, user: &str, action: &str) -> String {
-        let (status, t) = self
-            .call(
-                &self.server(),
-                &format!("/v1/users/{user}/actions/{action}"),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{t}");
-        t["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Track with scope `add:authenticators`, which enrolling another authenticator needs.
-    async fn track_to_add(&self, user: &str, action: &str) -> String {
-        let (status, t) = self
-            .call(
-                &self.server(),
-                &format!("/v1/users/{user}/actions/{action}"),
-                json!({ "scope": "add:authenticators" }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{t}");
-        t["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn validate(&self, token: &str) -> Value {
-        self.call(&self.server(), "/v1/validate", json!({ "token": token }))
-            .await
-            .1
-    }
-
+impl Passkeys for World {
     /// Registers a passkey with `token`; returns the finish response and the user handle.
     async fn register(&self, auth: &mut SoftPasskey, token: &str) -> (Value, String) {
         let bearer = format!("Bearer {token}");
         let (status, o) = self
-            .call(
+            .post(
                 &bearer,
                 "/v1/client/user-authenticators/passkey/registration-options",
                 json!({"username": "jane"}),
@@ -163,7 +66,7 @@ impl World {
             .do_registration(Url::parse(ORIGIN).unwrap(), soft(&o["options"]))
             .unwrap();
         let (status, r) = self
-            .call(
+            .post(
                 &bearer,
                 "/v1/client/user-authenticators/passkey",
                 json!({"challengeId": o["challengeId"], "registrationCredential": credential}),
@@ -186,7 +89,7 @@ impl World {
         allow: Option<&str>,
     ) -> (String, PublicKeyCredential) {
         let (status, o) = self
-            .call(
+            .post(
                 auth_header,
                 "/v1/client/user-authenticators/passkey/authentication-options",
                 body,
@@ -212,16 +115,12 @@ impl World {
         challenge: &str,
         credential: &Value,
     ) -> (StatusCode, Value) {
-        self.call(
+        self.post(
             auth_header,
             "/v1/client/verify/passkey",
             json!({"challengeId": challenge, "authenticationCredential": credential}),
         )
         .await
-    }
-
-    fn tenant_basic(&self) -> String {
-        format!("Basic {}", STANDARD.encode("t-pk"))
     }
 }
 
@@ -245,7 +144,7 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
     let w = world().await;
     let mut authenticator = SoftPasskey::new(true);
 
-    let signup = w.track("u1", "signUp").await;
+    let signup = w.track("u1", "signUp").await.token;
     assert_eq!(w.validate(&signup).await["isValid"], false);
     let (registered, handle) = w.register(&mut authenticator, &signup).await;
     assert_eq!(
@@ -268,7 +167,7 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
         .to_owned();
 
     // Sign in with a token from track.
-    let token = w.track("u1", "withdraw").await;
+    let token = w.track("u1", "withdraw").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, credential) = w
         .assertion(&bearer, json!({}), &mut authenticator, None)
@@ -294,7 +193,7 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
 
     // Usernameless, for a named action: the server learns the user from the credential.
     let (_, c) = w
-        .call(
+        .post(
             &w.tenant_basic(),
             "/v1/client/challenge",
             json!({"action": "login"}),
@@ -328,9 +227,9 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
     );
 
     // Registration excluded the existing credential next time.
-    let again = w.track("u1", "addPasskey").await;
+    let again = w.track("u1", "addPasskey").await.token;
     let (status, _) = w
-        .call(
+        .post(
             &format!("Bearer {again}"),
             "/v1/client/user-authenticators/passkey/registration-options",
             json!({}),
@@ -341,9 +240,9 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
         StatusCode::FORBIDDEN,
         "another authenticator needs add:authenticators"
     );
-    let again = w.track_to_add("u1", "addPasskey").await;
+    let again = w.track_to_add("u1", "addPasskey").await.token;
     let (_, o) = w
-        .call(
+        .post(
             &format!("Bearer {again}"),
             "/v1/client/user-authenticators/passkey/registration-options",
             json!({}),
@@ -379,9 +278,9 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
 async fn a_ceremony_finishes_once_even_when_twenty_race() {
     let w = Arc::new(world().await);
     let mut authenticator = SoftPasskey::new(true);
-    let signup = w.track("u2", "signUp").await;
+    let signup = w.track("u2", "signUp").await.token;
     w.register(&mut authenticator, &signup).await;
-    let token = w.track("u2", "withdraw").await;
+    let token = w.track("u2", "withdraw").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, credential) = w
         .assertion(&bearer, json!({}), &mut authenticator, None)
@@ -422,9 +321,9 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
     let w = world().await;
     let mut alice = SoftPasskey::new(true);
     let mut bob = SoftPasskey::new(true);
-    let a = w.track("alice", "signUp").await;
+    let a = w.track("alice", "signUp").await.token;
     let (ra, alice_handle) = w.register(&mut alice, &a).await;
-    let b = w.track("bob", "signUp").await;
+    let b = w.track("bob", "signUp").await.token;
     let (rb, _) = w.register(&mut bob, &b).await;
     let alice_cred = ra["userAuthenticator"]["webauthnCredential"]["credentialId"]
         .as_str()
@@ -436,7 +335,7 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
         .to_owned();
 
     // Expired: the clock moves past the ceremony's life.
-    let token = w.track("alice", "late").await;
+    let token = w.track("alice", "late").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
     w.clock.advance(time::Duration::minutes(6));
@@ -452,7 +351,7 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
     assert_eq!(v["isValid"], false);
 
     // Tampered clientDataJSON (origin rewritten) and tampered signature.
-    let token = w.track("alice", "tamper").await;
+    let token = w.track("alice", "tamper").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
     let mut forged = serde_json::to_value(&credential).unwrap();
@@ -468,7 +367,7 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // The refusal failed the action, for good: its token may not start another ceremony.
     let (status, _) = w
-        .call(
+        .post(
             &bearer,
             "/v1/client/user-authenticators/passkey/authentication-options",
             json!({}),
@@ -476,7 +375,7 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(w.validate(&token).await["state"], "CHALLENGE_FAILED");
-    let token = w.track("alice", "tamper-signature").await;
+    let token = w.track("alice", "tamper-signature").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, credential) = w.assertion(&bearer, json!({}), &mut alice, None).await;
     let mut forged = serde_json::to_value(&credential).unwrap();
@@ -501,10 +400,10 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
     );
 
     // Bob's credential in Alice's (token) flow.
-    let token = w.track("alice", "mixup").await;
+    let token = w.track("alice", "mixup").await.token;
     let bearer = format!("Bearer {token}");
     let (status, o) = w
-        .call(
+        .post(
             &bearer,
             "/v1/client/user-authenticators/passkey/authentication-options",
             json!({}),
@@ -566,10 +465,10 @@ async fn refused_expired_tampered_foreign_and_other_users_credentials() {
 async fn origins_are_matched_exactly_not_by_suffix() {
     let w = world().await;
     let mut authenticator = SoftPasskey::new(true);
-    let token = w.track("u3", "signUp").await;
+    let token = w.track("u3", "signUp").await.token;
     let bearer = format!("Bearer {token}");
     let (_, o) = w
-        .call(
+        .post(
             &bearer,
             "/v1/client/user-authenticators/passkey/registration-options",
             json!({}),
@@ -582,7 +481,7 @@ async fn origins_are_matched_exactly_not_by_suffix() {
         )
         .unwrap();
     let (status, body) = w
-        .call(
+        .post(
             &bearer,
             "/v1/client/user-authenticators/passkey",
             json!({"challengeId": o["challengeId"], "registrationCredential": credential}),
@@ -616,7 +515,7 @@ async fn preflight_and_missing_tokens() {
             .contains("authorization")
     );
     let (status, body) = w
-        .call(
+        .post(
             &w.tenant_basic(),
             "/v1/client/user-authenticators/passkey/registration-options",
             json!({}),
@@ -627,13 +526,13 @@ async fn preflight_and_missing_tokens() {
         (StatusCode::UNAUTHORIZED, json!("unauthorized"))
     );
     let (status, _) = w
-        .call("Bearer nonsense", "/v1/client/verify/passkey", json!({}))
+        .post("Bearer nonsense", "/v1/client/verify/passkey", json!({}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let token = w.track("u4", "x").await;
+    let token = w.track("u4", "x").await.token;
     w.clock.advance(time::Duration::minutes(11));
     let (status, body) = w
-        .call(
+        .post(
             &format!("Bearer {token}"),
             "/v1/client/user-authenticators/passkey/authentication-options",
             json!({}),
@@ -654,7 +553,7 @@ async fn edited_assertion(
     edit: impl FnOnce(&mut Value),
 ) -> (String, Value) {
     let (status, o) = w
-        .call(
+        .post(
             bearer,
             "/v1/client/user-authenticators/passkey/authentication-options",
             json!({}),
@@ -686,10 +585,10 @@ fn auth_data_flags(assertion: &Value) -> u8 {
 async fn an_assertion_without_user_verification_is_refused() {
     let w = world().await;
     let mut authenticator = SoftPasskey::new(true);
-    let signup = w.track("uv", "signUp").await;
+    let signup = w.track("uv", "signUp").await.token;
     w.register(&mut authenticator, &signup).await;
 
-    let token = w.track("uv", "pay").await;
+    let token = w.track("uv", "pay").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, assertion) = edited_assertion(&w, &bearer, &mut authenticator, |o| {
         assert_eq!(o["userVerification"], "required");
@@ -708,7 +607,7 @@ async fn an_assertion_without_user_verification_is_refused() {
     );
 
     // The same authenticator, verifying the user, is accepted: the refusal was the flag.
-    let token = w.track("uv", "pay").await;
+    let token = w.track("uv", "pay").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, assertion) = edited_assertion(&w, &bearer, &mut authenticator, |_| {}).await;
     assert_eq!(auth_data_flags(&assertion) & 0x04, 0x04);
@@ -722,10 +621,10 @@ async fn an_assertion_without_user_verification_is_refused() {
 async fn an_assertion_for_a_wrong_rp_id_is_refused() {
     let w = world().await;
     let mut authenticator = SoftPasskey::new(true);
-    let signup = w.track("rp", "signUp").await;
+    let signup = w.track("rp", "signUp").await.token;
     w.register(&mut authenticator, &signup).await;
 
-    let token = w.track("rp", "pay").await;
+    let token = w.track("rp", "pay").await.token;
     let bearer = format!("Bearer {token}");
     let (challenge, assertion) = edited_assertion(&w, &bearer, &mut authenticator, |o| {
         assert_eq!(o["rpId"], "example.com");
@@ -744,18 +643,18 @@ async fn an_assertion_for_a_wrong_rp_id_is_refused() {
     assert_eq!(v["state"], "CHALLENGE_FAILED");
 }
 
-/// Security keys (API.md §5.1): bare options and bare credentials, the ceremony found from the
+/// Security keys (docs/wire.md §5.1): bare options and bare credentials, the ceremony found from the
 /// token; enroll, then verify a later action, which validate then reports.
 #[tokio::test]
 async fn security_keys_enroll_and_verify_with_bare_objects() {
     let w = world().await;
     // A security key need not verify the user: this software key cannot.
     let mut key = SoftPasskey::new(false);
-    let t = w.track("sk", "addKey").await;
+    let t = w.track("sk", "addKey").await.token;
     let bearer = format!("Bearer {t}");
     let p = "/v1/client/user-authenticators/security-key";
     let (status, options) = w
-        .call(&bearer, &format!("{p}/registration-options"), json!({}))
+        .post(&bearer, &format!("{p}/registration-options"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{options}");
     assert!(options.get("challengeId").is_none() && options.get("options").is_none());
@@ -789,7 +688,7 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
         )
         .unwrap();
     let bare = serde_json::to_value(&credential).unwrap();
-    let (status, r) = w.call(&bearer, p, bare.clone()).await;
+    let (status, r) = w.post(&bearer, p, bare.clone()).await;
     assert_eq!(status, StatusCode::OK, "{r}");
     assert_eq!(r["isVerified"], true);
     assert!(r["accessToken"].is_string());
@@ -798,23 +697,23 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
     assert_eq!(ua["webauthnCredential"]["name"], "Security key");
     // The same registration again, with the token it returned: the ceremony is gone.
     let after = format!("Bearer {}", r["accessToken"].as_str().unwrap());
-    let (status, _) = w.call(&after, p, bare).await;
+    let (status, _) = w.post(&after, p, bare).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let v = w.validate(&t).await;
     assert_eq!(v["state"], "CHALLENGE_SUCCEEDED");
 
     // Listed by the Server API with its WebAuthn view.
-    let (status, list) = w.call_get(&w.server(), "/v1/users/sk/authenticators").await;
+    let (status, list) = w.get(&w.server(), "/v1/users/sk/authenticators").await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list[0]["verificationMethod"], "SECURITY_KEY");
     let cred_id = list[0]["webauthnCredential"]["credentialId"].clone();
     assert!(cred_id.is_string());
 
     // Verify a later action with the key.
-    let t = w.track("sk", "withdraw").await;
+    let t = w.track("sk", "withdraw").await.token;
     let bearer = format!("Bearer {t}");
     let (status, options) = w
-        .call(&bearer, &format!("{p}/authentication-options"), json!({}))
+        .post(&bearer, &format!("{p}/authentication-options"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{options}");
     assert!(options.get("challengeId").is_none());
@@ -827,7 +726,7 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
         .unwrap();
     let bare = serde_json::to_value(&assertion).unwrap();
     let (status, ok) = w
-        .call(&bearer, "/v1/client/verify/security-key", bare.clone())
+        .post(&bearer, "/v1/client/verify/security-key", bare.clone())
         .await;
     assert_eq!(status, StatusCode::OK, "{ok}");
     assert_eq!(
@@ -841,14 +740,14 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
     );
     // Replayed: refused (the action is spent, and the ceremony gone).
     let (status, _) = w
-        .call(&bearer, "/v1/client/verify/security-key", bare)
+        .post(&bearer, "/v1/client/verify/security-key", bare)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A passkey registration for the same user excludes the security key.
-    let t = w.track_to_add("sk", "addPasskey").await;
+    let t = w.track_to_add("sk", "addPasskey").await.token;
     let (_, o) = w
-        .call(
+        .post(
             &format!("Bearer {t}"),
             "/v1/client/user-authenticators/passkey/registration-options",
             json!({}),
@@ -858,7 +757,7 @@ async fn security_keys_enroll_and_verify_with_bare_objects() {
 
     // Security keys need a token; the tenant id alone is not enough.
     let (status, _) = w
-        .call(
+        .post(
             &w.tenant_basic(),
             &format!("{p}/authentication-options"),
             json!({}),
@@ -889,10 +788,10 @@ async fn another_users_security_key_is_refused() {
     let mut keys = Vec::new();
     for user in ["ska", "skb"] {
         let mut key = SoftPasskey::new(false);
-        let t = w.track(user, "addKey").await;
+        let t = w.track(user, "addKey").await.token;
         let bearer = format!("Bearer {t}");
         let (_, options) = w
-            .call(&bearer, &format!("{p}/registration-options"), json!({}))
+            .post(&bearer, &format!("{p}/registration-options"), json!({}))
             .await;
         let credential = key
             .do_registration(
@@ -901,7 +800,7 @@ async fn another_users_security_key_is_refused() {
             )
             .unwrap();
         let (status, r) = w
-            .call(&bearer, p, serde_json::to_value(&credential).unwrap())
+            .post(&bearer, p, serde_json::to_value(&credential).unwrap())
             .await;
         assert_eq!(status, StatusCode::OK, "{r}");
         keys.push((
@@ -909,10 +808,10 @@ async fn another_users_security_key_is_refused() {
             r["userAuthenticator"]["webauthnCredential"]["credentialId"].clone(),
         ));
     }
-    let t = w.track("ska", "withdraw").await;
+    let t = w.track("ska", "withdraw").await.token;
     let bearer = format!("Bearer {t}");
     let (_, mut options) = w
-        .call(&bearer, &format!("{p}/authentication-options"), json!({}))
+        .post(&bearer, &format!("{p}/authentication-options"), json!({}))
         .await;
     options["allowCredentials"] = json!([{ "type": "public-key", "id": keys[1].1 }]);
     let assertion = keys[1]
@@ -923,7 +822,7 @@ async fn another_users_security_key_is_refused() {
         )
         .unwrap();
     let (status, _) = w
-        .call(
+        .post(
             &bearer,
             "/v1/client/verify/security-key",
             serde_json::to_value(&assertion).unwrap(),

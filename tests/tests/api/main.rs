@@ -1,0 +1,21 @@
+//! Latchkey end to end on the embedded adapters: the real routers (the local gateway's, and each
+//! function's) driven with `Request`s through `tower::ServiceExt::oneshot`, on the one fixture
+//! (`latchkey_tests::World`). Needs nothing but Rust.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// The Client API's authorization matrix, cell by cell, and the regressions of issue #11.
+mod authorization;
+/// The backup drill's comparison of a copy with the live table.
+mod backup;
+/// The HTTP layer: wire errors, headers, request ids, the body limit, logs.
+mod http;
+/// A recorded API Gateway HTTP API (v2) event through `lambda_http` into a function's router.
+mod lambda;
+/// Authenticator-app TOTP, email OTP and recovery codes, mail read from `.eml` files.
+mod otp;
+/// Passkey and security-key ceremonies with a software authenticator.
+mod passkeys;
+/// The Server API route by route, two tenants, and what the raw store holds.
+mod server_api;
+/// The status page: Statuspage v2 documents, the feed, the HTML page, operators, notices.
+mod status;

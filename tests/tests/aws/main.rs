@@ -1,0 +1,167 @@
+//! Every port contract on the AWS adapters, against moto (or real AWS) at `AWS_ENDPOINT_URL`, and
+//! the configuration wiring them together. `.ci/run` starts moto and runs these with
+//! `--ignored`; without it they are skipped visibly. Each test makes its own table, key, secret
+//! or identity under a unique name, and removes it when it ends, passed or failed
+//! ([`latchkey_tests::OnDrop`]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// The backup contract on DynamoDB (point-in-time recovery included), and the backup function.
+mod backup;
+/// KMS on the wire: a warm envelope sends KMS nothing.
+mod kms;
+/// The Secrets contract on Secrets Manager.
+mod secrets;
+/// The Mailer contract on SES, and SES's identity restriction.
+mod ses;
+/// The configuration picks the AWS adapters and they work together.
+mod wiring;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use latchkey::adapters::dynamodb::DynamoStore;
+use latchkey::adapters::kms::KmsKeyVault;
+use latchkey::ports::random::{OsRandom, RandomExt as _};
+use latchkey::ports::{KeyVault, Store};
+use latchkey_tests::{Fresh, OnDrop};
+use std::sync::Arc;
+
+const NEEDS_MOTO: &str = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run";
+
+async fn aws() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_REGION").is_ok(),
+        "{NEEDS_MOTO}"
+    );
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", OsRandom.hex_id(6))
+}
+
+fn failed(what: &str, e: impl std::error::Error + 'static) -> String {
+    format!("{what}: {}", DisplayErrorContext(e))
+}
+
+/// Drops the DynamoDB table `table` and every table named `table-…` (a drill's scratch copies),
+/// with their on-demand backups.
+fn tables_dropped(table: &str) -> OnDrop {
+    let table = table.to_owned();
+    OnDrop::new(format!("table {table}"), move || async move {
+        let client = aws_sdk_dynamodb::Client::new(&aws().await);
+        let mut names = Vec::new();
+        let mut start = None;
+        loop {
+            let page = client
+                .list_tables()
+                .set_exclusive_start_table_name(start)
+                .send()
+                .await
+                .map_err(|e| failed("ListTables", e))?;
+            names.extend(
+                page.table_names()
+                    .iter()
+                    .filter(|n| **n == table || n.starts_with(&format!("{table}-")))
+                    .cloned(),
+            );
+            start = page.last_evaluated_table_name;
+            if start.is_none() {
+                break;
+            }
+        }
+        for name in names {
+            let backups = client
+                .list_backups()
+                .table_name(&name)
+                .send()
+                .await
+                .map_err(|e| failed("ListBackups", e))?;
+            for b in backups.backup_summaries() {
+                if let Some(arn) = b.backup_arn() {
+                    client
+                        .delete_backup()
+                        .backup_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| failed("DeleteBackup", e))?;
+                }
+            }
+            client
+                .delete_table()
+                .table_name(&name)
+                .send()
+                .await
+                .map_err(|e| failed("DeleteTable", e))?;
+        }
+        Ok(())
+    })
+}
+
+/// Schedules the KMS key for deletion (7 days, the shortest wait KMS allows).
+fn key_deleted(key_id: &str) -> OnDrop {
+    let key_id = key_id.to_owned();
+    OnDrop::new(format!("KMS key {key_id}"), move || async move {
+        aws_sdk_kms::Client::new(&aws().await)
+            .schedule_key_deletion()
+            .key_id(&key_id)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .map_err(|e| failed("ScheduleKeyDeletion", e))?;
+        Ok(())
+    })
+}
+
+/// Deletes the secret at once, without the recovery window.
+fn secret_deleted(name: &str) -> OnDrop {
+    let name = name.to_owned();
+    OnDrop::new(format!("secret {name}"), move || async move {
+        aws_sdk_secretsmanager::Client::new(&aws().await)
+            .delete_secret()
+            .secret_id(&name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .map_err(|e| failed("DeleteSecret", e))?;
+        Ok(())
+    })
+}
+
+/// Deletes the SES identity.
+fn identity_deleted(identity: &str) -> OnDrop {
+    let identity = identity.to_owned();
+    OnDrop::new(format!("SES identity {identity}"), move || async move {
+        aws_sdk_sesv2::Client::new(&aws().await)
+            .delete_email_identity()
+            .email_identity(&identity)
+            .send()
+            .await
+            .map_err(|e| failed("DeleteEmailIdentity", e))?;
+        Ok(())
+    })
+}
+
+async fn fresh_dynamo() -> Fresh<Arc<dyn Store>> {
+    let table = unique("lk-test");
+    // Made before the table, so that a failed creation is cleaned up too.
+    let cleanup = tables_dropped(&table);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws().await), table);
+    store.create_table().await.unwrap();
+    Fresh::cleaned_by(Arc::new(store), cleanup)
+}
+
+async fn new_kms_key(client: &aws_sdk_kms::Client) -> (String, OnDrop) {
+    let key = client.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_owned();
+    let cleanup = key_deleted(&key_id);
+    (key_id, cleanup)
+}
+
+async fn fresh_kms() -> Fresh<Arc<dyn KeyVault>> {
+    let client = aws_sdk_kms::Client::new(&aws().await);
+    let (key_id, cleanup) = new_kms_key(&client).await;
+    Fresh::cleaned_by(Arc::new(KmsKeyVault::new(client, key_id)), cleanup)
+}
+
+latchkey_tests::store_contract_tests!(fresh_dynamo, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
+latchkey_tests::key_contract_tests!(fresh_kms, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
+latchkey_tests::audit_contract_tests!(fresh_dynamo, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
