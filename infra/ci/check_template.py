@@ -418,7 +418,8 @@ def mail_ok(fn_props: dict) -> tuple[bool, str]:
 
 STATUS_FUNCTION = "StatusFunction"
 STATUS_ROUTES_FILE = "functions/status/src/lib.rs"
-STATUS_ROUTE = re.compile(r'\(\s*"(GET|POST|PATCH|PUT|DELETE)",\s*"([^"]+)",\s*Access::(\w+)\s*,?\s*\)')
+# A row of the status function's TABLE: (RouteId, "METHOD", "/path", Access).
+STATUS_ROUTE = re.compile(r'\(\s*\w+,\s*"(GET|POST|PATCH|PUT|DELETE)",\s*"([^"]+)",\s*(Public|Operator)\s*,?\s*\)')
 
 
 def status_routes_ok(fn_props: dict, template_path: str) -> tuple[bool, str]:
