@@ -60,6 +60,7 @@ pub struct Setup {
     eml_outbox: bool,
     wrap_mailer: Option<WrapMailer>,
     limits: AnonymousLimits,
+    count_store: bool,
 }
 
 impl Setup {
@@ -121,6 +122,12 @@ impl Setup {
     }
 
     /// Limits on `Basic <tenant id>` calls other than the defaults.
+    /// The store behind a [`CountingStore`] ([`World::store_calls`]), to count round trips.
+    pub fn count_store_calls(mut self) -> Self {
+        self.count_store = true;
+        self
+    }
+
     pub fn limits(mut self, limits: AnonymousLimits) -> Self {
         self.limits = limits;
         self
@@ -131,6 +138,13 @@ impl Setup {
         let clock = crate::test_clock();
         let random = Arc::new(OsRandom);
         let (store, vault, secrets, db) = embedded(self.on_disk, dir.path(), &random);
+        let counting = self
+            .count_store
+            .then(|| Arc::new(crate::counting::CountingStore::new(store.clone())));
+        let store: Arc<dyn Store> = match &counting {
+            Some(c) => c.clone(),
+            None => store,
+        };
         let outbox = Arc::new(MemoryOutbox::default());
         let eml = self.eml_outbox.then(|| {
             Arc::new(
@@ -201,6 +215,7 @@ impl Setup {
             origin,
             db,
             dir,
+            store_calls: counting,
         }
     }
 }
@@ -277,6 +292,8 @@ pub struct World {
     /// The SQLite file, with [`Setup::on_disk`].
     pub db: Option<PathBuf>,
     dir: TempDir,
+    /// The store's calls, with [`Setup::count_store_calls`].
+    pub store_calls: Option<Arc<crate::counting::CountingStore>>,
 }
 
 impl World {
@@ -291,6 +308,7 @@ impl World {
             eml_outbox: false,
             wrap_mailer: None,
             limits: AnonymousLimits::default(),
+            count_store: false,
         }
     }
 

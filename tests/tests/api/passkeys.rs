@@ -831,3 +831,54 @@ async fn another_users_security_key_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(w.validate(&t).await["state"], "CHALLENGE_FAILED");
 }
+
+/// The store round trips of a passkey sign-in and of track and validate, counted by a store
+/// decorator (each is a network call on DynamoDB). A ratchet: today's counts are the ceiling, so
+/// a change that adds a round trip fails here; issue #13 brings them down to 3 per verify.
+#[tokio::test]
+async fn a_sign_in_costs_no_more_store_round_trips_than_today() {
+    let w = World::setup()
+        .tenant("t-pk", example_settings("Example"))
+        .count_store_calls()
+        .build()
+        .await;
+    let calls = w.store_calls.clone().unwrap();
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("u1", "signUp").await.token;
+    w.register(&mut authenticator, &signup).await;
+
+    calls.take();
+    let token = w.track("u1", "withdraw").await.token;
+    let track = calls.take();
+    let bearer = format!("Bearer {token}");
+    let (challenge, credential) = w
+        .assertion(&bearer, json!({}), &mut authenticator, None)
+        .await;
+    let options = calls.take();
+    let (status, ok) = w
+        .verify(
+            &bearer,
+            &challenge,
+            &serde_json::to_value(&credential).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    let verify = calls.take();
+    assert_eq!(w.validate(&token).await["isValid"], true);
+    let validate = calls.take();
+
+    let counts = [
+        ("track", track.len(), 8),
+        ("authentication options", options.len(), 4),
+        ("verify", verify.len(), 10),
+        ("validate", validate.len(), 5),
+    ];
+    for (route, n, _) in counts {
+        println!("{route}: {n} store calls");
+    }
+    let over: Vec<_> = counts.iter().filter(|(_, n, c)| n > c).collect();
+    assert!(
+        over.is_empty(),
+        "more round trips than before: {over:?}\ntrack {track:?}\noptions {options:?}\nverify {verify:?}\nvalidate {validate:?}"
+    );
+}
