@@ -122,7 +122,7 @@ impl Setup {
     }
 
     /// Limits on `Basic <tenant id>` calls other than the defaults.
-    /// The store behind a [`CountingStore`] ([`World::store_calls`]), to count round trips.
+    /// The store behind a [`CountingStore`](crate::counting::CountingStore) ([`World::store_calls`]), to count round trips.
     pub fn count_store_calls(mut self) -> Self {
         self.count_store = true;
         self
