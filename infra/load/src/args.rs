@@ -482,9 +482,9 @@ mod tests {
             (source.cloned(), e.to_string())
         };
         for url in [
-            "http://10.0.0.5:8787/v1",
-            "http://api.authsignal.com/v1",
-            "http://[::]/v1",
+            "http://10.0.0.5:8787/v1", // plain-http: test input, refused (not loopback)
+            "http://api.authsignal.com/v1", // plain-http: test input, refused (not loopback)
+            "http://[::]/v1",          // plain-http: test input, refused (not loopback)
         ] {
             let (source, text) = base_url_error(url);
             assert!(
@@ -559,7 +559,7 @@ mod tests {
     #[test]
     fn a_bad_environment_value_is_refused_like_a_flag() {
         let env = env_of(&[
-            (ENV_BASE_URL, "http://192.168.1.10/v1"),
+            (ENV_BASE_URL, "http://192.168.1.10/v1"), // plain-http: test input, refused
             (ENV_SECRET_KEY, "k"),
         ]);
         let Err(e) = parse_args(["latchkey-load"], &env) else {

@@ -183,14 +183,14 @@ mod tests {
     #[test]
     fn refuses_non_loopback_hosts() {
         for url in [
-            "http://10.0.0.5:8787/v1",
-            "http://192.168.1.10/v1",
-            "http://0.0.0.0:8787/v1",
-            "http://api.authsignal.com/v1",
-            "http://127.0.0.1.example.com/v1",
-            "http://localhost.example.com/v1",
-            "http://[::]:8787/v1",
-            "http://[2001:db8::1]/v1",
+            "http://10.0.0.5:8787/v1", // plain-http: test input, refused (not loopback)
+            "http://192.168.1.10/v1",  // plain-http: test input, refused (not loopback)
+            "http://0.0.0.0:8787/v1",  // plain-http: test input, refused (not loopback)
+            "http://api.authsignal.com/v1", // plain-http: test input, refused (not loopback)
+            "http://127.0.0.1.example.com/v1", // plain-http: test input, refused (not loopback)
+            "http://localhost.example.com/v1", // plain-http: test input, refused (not loopback)
+            "http://[::]:8787/v1",     // plain-http: test input, refused (not loopback)
+            "http://[2001:db8::1]/v1", // plain-http: test input, refused (not loopback)
         ] {
             let refused = BaseUrl::parse(url);
             assert!(
