@@ -1,6 +1,7 @@
 //! The ports the domain depends on. Each is a small trait; adapters live in [`crate::adapters`].
 pub mod backup;
 pub mod clock;
+pub mod feed;
 pub mod keys;
 pub mod mailer;
 pub mod random;
@@ -8,6 +9,7 @@ pub mod secrets;
 pub mod store;
 
 pub use clock::Clock;
+pub use feed::Feed;
 pub use keys::KeyVault;
 pub use mailer::Mailer;
 pub use random::Random;
