@@ -1,14 +1,36 @@
 //! The embedded store: the same `(pk, sk) -> item` model as the DynamoDB table, in one SQLite
-//! file. One connection behind a mutex, driven from the blocking pool; every write is a SQLite
-//! transaction, so conditions and writes are atomic.
+//! file (WAL, `synchronous = FULL`).
+//!
+//! Writes (put, delete, transact, feed acks) go over a channel to one writer thread that owns
+//! the write connection and group-commits: it takes every queued request (up to
+//! [`MAX_GROUP`]), runs each under its own `SAVEPOINT` inside one `BEGIN IMMEDIATE`
+//! transaction (a request whose condition fails rolls back only its savepoint), commits once
+//! and only then replies to each. One fsync serves the whole group, and a reply means durable.
+//!
+//! Reads (get, query, feed reads) run inline on the calling task's thread, on a small pool of
+//! reader connections: WAL lets them read committed data beside the writer, and a read that
+//! starts after a write's reply sees that write.
+//!
+//! With [`SqliteStore::with_feed`], every put that inserts a new item whose sort key starts with
+//! the feed's prefix also appends the item to the `feed` table, in the same savepoint: the
+//! change feed of [`crate::ports::feed`], read through [`SqliteStore::feed`].
+use crate::ports::feed::{Feed, FeedRecord};
 use crate::ports::store::{
     Condition, Item, Page, Query, Store, StoreError, WriteOp, validate_transaction,
 };
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
+use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, mpsc};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// The most requests one commit serves: bounds how long the first of them waits for the others
+/// and how long an in-memory store's readers wait for the shared connection.
+pub const MAX_GROUP: usize = 64;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -22,49 +44,474 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk) WHERE gsi1pk IS NOT NULL;
+CREATE TABLE IF NOT EXISTS feed (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    ttl INTEGER,
+    gsi1pk TEXT,
+    gsi1sk TEXT,
+    attrs TEXT NOT NULL
+);
 ";
 
+/// The item columns in [`read_item`]'s order, as a literal so the statements below are constants
+/// (no formatting per call, one `prepare_cached` key each).
+macro_rules! columns {
+    () => {
+        "pk, sk, v, ttl, gsi1pk, gsi1sk, attrs"
+    };
+}
+
+pub(crate) const COLUMNS: &str = columns!();
+
+const GET_ITEM: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM items WHERE pk = ?1 AND sk = ?2"
+);
+const GET_VERSION: &str = "SELECT v FROM items WHERE pk = ?1 AND sk = ?2";
+const PUT_ITEM: &str = concat!(
+    "INSERT OR REPLACE INTO items (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+);
+const DELETE_ITEM: &str = "DELETE FROM items WHERE pk = ?1 AND sk = ?2";
+const QUERY_ASC: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM items WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 \
+     AND (?3 IS NULL OR sk > ?3) ORDER BY sk ASC LIMIT ?4"
+);
+const QUERY_DESC: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM items WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 \
+     AND (?3 IS NULL OR sk < ?3) ORDER BY sk DESC LIMIT ?4"
+);
+const FEED_APPEND: &str = concat!(
+    "INSERT INTO feed (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+);
+const FEED_READ: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", position FROM feed ORDER BY position ASC LIMIT ?1"
+);
+const FEED_ACK: &str = "DELETE FROM feed WHERE position <= ?1";
+
+/// A handle on the store; clones share the database, the writer thread and the readers.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Inner>,
+}
+
+/// A handle on the store's change feed (see [`SqliteStore::with_feed`]); it keeps the store open.
+#[derive(Clone)]
+pub struct SqliteFeed {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` only while dropping: closing the channel is what ends the writer thread.
+    to_writer: Option<mpsc::Sender<Msg>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    /// Commits made by the writer (one per group), shared with it.
+    commits: Arc<AtomicU64>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close the channel, then wait for the writer to drain it and close its connection, so a
+        // dropped store has let go of the file (WAL checkpointed) when drop returns: a reopen or
+        // a read-only open of the same file right after sees everything. The wait is one group
+        // at most, since no handle is left to queue more.
+        drop(self.to_writer.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// A message to the writer thread.
+enum Msg {
+    Write(Job),
+    /// Turns the feed on (or changes its prefix) for every write queued after it.
+    Feed(String),
+}
+
+struct Job {
+    write: Write,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// What a write returns: the item a delete removed, `None` otherwise.
+type Outcome = Result<Option<Item>, StoreError>;
+
+enum Write {
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
+    Transact(Vec<WriteOp>),
+    Ack(u64),
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-        )
-        .map_err(unavailable)?;
-        Self::init(conn)
+        let writer = Connection::open(path).map_err(unavailable)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(unavailable)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        // Opened after the schema exists, so their statements prepare.
+        let readers = (0..reader_count())
+            .map(|_| {
+                let conn = Connection::open(path).map_err(unavailable)?;
+                conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                    .map_err(unavailable)?;
+                Ok(Arc::new(Mutex::new(conn)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Self::start(Arc::new(Mutex::new(writer)), readers)
     }
 
-    /// A private in-memory store, for tests.
+    /// A private in-memory store, for tests; each call makes a distinct database.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(unavailable)?)
-    }
-
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+        // One connection serves the writer and the readers. A private in-memory database lives
+        // in its connection, so it is distinct per call and needs no naming; sharing it between
+        // connections would take a shared-cache URI, whose table locks make readers fail with
+        // SQLITE_LOCKED beside an open write instead of reading the last commit as WAL does.
+        // The writer holds the connection's mutex for a whole group, so readers still see only
+        // committed data; without fsyncs a group is short.
+        let conn = Connection::open_in_memory().map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let conn = Arc::new(Mutex::new(conn));
+        Self::start(Arc::clone(&conn), vec![conn])
+    }
+
+    fn start(
+        writer: Arc<Mutex<Connection>>,
+        readers: Vec<Arc<Mutex<Connection>>>,
+    ) -> Result<Self, StoreError> {
+        let (to_writer, from_handles) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&commits);
+        let writer = std::thread::Builder::new()
+            .name("latchkey-sqlite-writer".into())
+            .spawn(move || run_writer(&writer, &from_handles, &counted))
+            .map_err(|e| StoreError::Unavailable(format!("sqlite writer thread: {e}")))?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            inner: Arc::new(Inner {
+                to_writer: Some(to_writer),
+                writer: Some(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                commits,
+            }),
         })
     }
 
-    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("sqlite task: {e}")))?
+    /// Turns the change feed on: from now on, every put (alone or in a transaction) that
+    /// inserts an item whose sort key starts with `sk_prefix` (none was stored under its key)
+    /// records it in the feed, in the same SQLite transaction. Replacements, deletes and counts
+    /// record nothing. Applies to every handle on this store.
+    pub fn with_feed(self, sk_prefix: impl Into<String>) -> Self {
+        // Queued like a write, so it applies to every write queued after it. If the writer has
+        // stopped, every write fails anyway and there is nothing to record.
+        if let Some(to_writer) = &self.inner.to_writer {
+            let _ = to_writer.send(Msg::Feed(sk_prefix.into()));
+        }
+        self
     }
+
+    /// How many groups the writer has run since the store opened (one commit each): against the
+    /// number of writes, how well they were grouped.
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    /// The change feed of this store's database (empty unless [`Self::with_feed`] was called,
+    /// now or by an earlier process on the same file).
+    pub fn feed(&self) -> SqliteFeed {
+        SqliteFeed {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl Inner {
+    /// Sends `write` to the writer thread; the reply comes once its group has committed.
+    async fn write(&self, write: Write) -> Outcome {
+        let stopped = || StoreError::Unavailable("sqlite writer stopped".into());
+        let (reply, replied) = oneshot::channel();
+        self.to_writer
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Msg::Write(Job { write, reply }))
+            .map_err(|_| stopped())?;
+        replied.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on a reader connection, on the calling thread.
+    ///
+    /// No `spawn_blocking` on purpose: a point read or a page of at most 1000 items from SQLite's
+    /// page cache takes tens of microseconds, less than the hop to the blocking pool and back
+    /// (two thread wake-ups, several futex calls). Blocking a tokio worker that briefly is
+    /// acceptable; the writer never holds a reader connection, so a read waits only for another
+    /// read (or, in memory, for one group).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        for i in 0..n {
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(conn) => return f(&conn),
+                Err(TryLockError::Poisoned(e)) => return f(&e.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let Some(conn) = self.readers.get(start) else {
+            return Err(StoreError::Unavailable("sqlite: no reader".into()));
+        };
+        f(&lock(conn))
+    }
+}
+
+/// One reader a core (tokio's default worker count), at least two, at most eight.
+fn reader_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, NonZeroUsize::get)
+        .clamp(2, 8)
+}
+
+/// A connection's guard, also after a panic elsewhere: SQLite rolls back what a panicking
+/// holder left open when the next statement begins, so the connection stays usable.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The writer thread: until every handle is gone, takes what is queued and commits it as one
+/// group.
+fn run_writer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Msg>, commits: &AtomicU64) {
+    let mut feed: Option<String> = None;
+    // A feed change that arrived behind a group's writes: it starts the next group.
+    let mut carried: Option<Msg> = None;
+    loop {
+        let Some(first) = carried.take().or_else(|| queue.recv().ok()) else {
+            return;
+        };
+        let guard = lock(conn);
+        // Drained after taking the connection, so what queued while an in-memory store's readers
+        // held it joins this group.
+        let mut group = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Write(job) => group.push(job),
+                Msg::Feed(prefix) if group.is_empty() => feed = Some(prefix),
+                msg @ Msg::Feed(_) => {
+                    carried = Some(msg);
+                    break;
+                }
+            }
+            if group.len() < MAX_GROUP {
+                next = queue.try_recv().ok();
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let (writes, replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|job| (job.write, job.reply)).unzip();
+        let outcomes = commit_group(&guard, feed.as_deref(), writes);
+        drop(guard);
+        commits.fetch_add(1, Ordering::Relaxed);
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // A caller that went away no longer wants its answer; the write stands.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Runs `writes` in one transaction, each under its own savepoint, and commits once: the outcome
+/// of each, in order. When the transaction as a whole fails (begin, a savepoint, the commit),
+/// nothing of the group is written and every outcome is [`StoreError::Unavailable`].
+fn commit_group(conn: &Connection, feed: Option<&str>, writes: Vec<Write>) -> Vec<Outcome> {
+    let n = writes.len();
+    let all_failed = |e: StoreError| vec![Err(e); n];
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        return all_failed(e);
+    }
+    let mut outcomes = Vec::with_capacity(n);
+    for write in writes {
+        match in_savepoint(conn, |conn| apply(conn, feed, write)) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                abandon(conn);
+                return all_failed(e);
+            }
+        }
+    }
+    if let Err(e) = exec(conn, "COMMIT") {
+        abandon(conn);
+        return all_failed(e);
+    }
+    outcomes
+}
+
+/// Runs one request under a savepoint, released when it succeeds and rolled back when it fails:
+/// the request's outcome, or an error when the group's transaction itself is broken.
+fn in_savepoint(
+    conn: &Connection,
+    request: impl FnOnce(&Connection) -> Outcome,
+) -> Result<Outcome, StoreError> {
+    exec(conn, "SAVEPOINT request")?;
+    let outcome = request(conn);
+    // Some failures (I/O, a full disk) make SQLite roll back the whole transaction itself; what
+    // the group did before is gone then, and later requests would run outside any transaction.
+    if conn.is_autocommit() {
+        return Err(StoreError::Unavailable(
+            "sqlite: transaction rolled back".into(),
+        ));
+    }
+    if outcome.is_err() {
+        exec(conn, "ROLLBACK TO request")?;
+    }
+    exec(conn, "RELEASE request")?;
+    Ok(outcome)
+}
+
+/// Rolls back the group's transaction, when SQLite has not already.
+fn abandon(conn: &Connection) {
+    if !conn.is_autocommit() {
+        // Nothing better to do if this fails too: the connection rolls back when the next
+        // BEGIN fails or when it closes, and this group's callers are told it failed.
+        let _ = exec(conn, "ROLLBACK");
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
+fn apply(conn: &Connection, feed: Option<&str>, write: Write) -> Outcome {
+    match write {
+        Write::Put { item, condition } => put(conn, feed, item, condition).map(|()| None),
+        Write::Delete { pk, sk, condition } => delete(conn, pk, sk, condition),
+        Write::Transact(ops) => transact(conn, feed, ops).map(|()| None),
+        Write::Ack(position) => {
+            // Positions are SQLite rowids, at most i64::MAX: a larger ack forgets everything.
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            conn.prepare_cached(FEED_ACK)
+                .and_then(|mut stmt| stmt.execute(params![position]))
+                .map(|_| None)
+                .map_err(unavailable)
+        }
+    }
+}
+
+fn put(
+    conn: &Connection,
+    feed: Option<&str>,
+    item: Item,
+    condition: Condition,
+) -> Result<(), StoreError> {
+    let stored = stored_version(conn, &item.pk, &item.sk)?;
+    if !holds(condition, stored) {
+        return Err(StoreError::ConditionFailed {
+            pk: item.pk,
+            sk: item.sk,
+        });
+    }
+    write_item(conn, feed, &item, stored.is_none())
+}
+
+fn delete(conn: &Connection, pk: String, sk: String, condition: Condition) -> Outcome {
+    let old = get_item(conn, &pk, &sk)?;
+    if !holds(condition, old.as_ref().map(|i| i.version)) {
+        return Err(StoreError::ConditionFailed { pk, sk });
+    }
+    conn.prepare_cached(DELETE_ITEM)
+        .and_then(|mut stmt| stmt.execute(params![pk, sk]))
+        .map_err(unavailable)?;
+    Ok(old)
+}
+
+fn transact(conn: &Connection, feed: Option<&str>, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+    // Check every condition first, as DynamoDB does, then write: a failure names the first
+    // condition that did not hold, and the caller's savepoint rolls back.
+    let mut counted = Vec::new();
+    let mut inserts = vec![false; ops.len()];
+    for (index, op) in ops.iter().enumerate() {
+        let (pk, sk) = op.key();
+        let failed = || StoreError::TransactionConditionFailed {
+            index,
+            pk: pk.to_owned(),
+            sk: sk.to_owned(),
+        };
+        if let WriteOp::Count {
+            attr, below, ttl, ..
+        } = op
+        {
+            let item = get_item(conn, pk, sk)?;
+            let n = item
+                .as_ref()
+                .and_then(|i| i.attrs.get(attr.as_str()))
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            if n >= *below {
+                return Err(failed());
+            }
+            let next = match item {
+                Some(i) => {
+                    let v = i.version;
+                    i.with(attr, n + 1).with_version(v + 1)
+                }
+                None => Item::new(pk, sk).with(attr, 1).with_ttl(*ttl),
+            };
+            counted.push(next);
+            continue;
+        }
+        let stored = stored_version(conn, pk, sk)?;
+        if !holds(op.condition(), stored) {
+            return Err(failed());
+        }
+        inserts[index] = stored.is_none();
+    }
+    for (op, insert) in ops.iter().zip(inserts) {
+        match op {
+            WriteOp::Put { item, .. } => write_item(conn, feed, item, insert)?,
+            WriteOp::Delete { pk, sk, .. } => {
+                conn.prepare_cached(DELETE_ITEM)
+                    .and_then(|mut stmt| stmt.execute(params![pk, sk]))
+                    .map_err(unavailable)?;
+            }
+            WriteOp::Check { .. } | WriteOp::Count { .. } => {}
+        }
+    }
+    // Counts are not puts: they record nothing in the feed.
+    for item in &counted {
+        write_item(conn, None, item, false)?;
+    }
+    Ok(())
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -72,14 +519,13 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 }
 
 fn stored_version(conn: &Connection, pk: &str, sk: &str) -> Result<Option<u64>, StoreError> {
-    conn.query_row(
-        "SELECT v FROM items WHERE pk = ?1 AND sk = ?2",
-        params![pk, sk],
-        |row| row.get::<_, i64>(0),
-    )
-    .optional()
-    .map(|v| v.map(|v| v as u64))
-    .map_err(unavailable)
+    conn.prepare_cached(GET_VERSION)
+        .and_then(|mut stmt| {
+            stmt.query_row(params![pk, sk], |row| row.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|v| v.map(|v| v as u64))
+        .map_err(unavailable)
 }
 
 fn holds(condition: Condition, stored: Option<u64>) -> bool {
@@ -116,66 +562,60 @@ pub(crate) fn finish(parts: (Item, String)) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-pub(crate) const COLUMNS: &str = "pk, sk, v, ttl, gsi1pk, gsi1sk, attrs";
-
 fn get_item(conn: &Connection, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"),
-        params![pk, sk],
-        read_item,
-    )
-    .optional()
-    .map_err(unavailable)?
-    .map(finish)
-    .transpose()
+    conn.prepare_cached(GET_ITEM)
+        .and_then(|mut stmt| stmt.query_row(params![pk, sk], read_item).optional())
+        .map_err(unavailable)?
+        .map(finish)
+        .transpose()
 }
 
-fn write_item(conn: &Connection, item: &Item) -> Result<(), StoreError> {
+/// Stores `item`; when it is an insert (nothing was stored under its key) under the feed's
+/// prefix, records it in the feed too.
+fn write_item(
+    conn: &Connection,
+    feed: Option<&str>,
+    item: &Item,
+    insert: bool,
+) -> Result<(), StoreError> {
     let attrs = serde_json::to_string(&item.attrs)
         .map_err(|e| StoreError::InvalidItem(format!("attrs: {e}")))?;
     let (g_pk, g_sk) = match &item.gsi1 {
         Some((p, s)) => (Some(p.as_str()), Some(s.as_str())),
         None => (None, None),
     };
-    conn.execute(
-        &format!("INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-        params![
-            item.pk,
-            item.sk,
-            item.version as i64,
-            item.ttl,
-            g_pk,
-            g_sk,
-            attrs
-        ],
-    )
-    .map_err(unavailable)?;
+    let row = params![
+        item.pk,
+        item.sk,
+        item.version as i64,
+        item.ttl,
+        g_pk,
+        g_sk,
+        attrs
+    ];
+    conn.prepare_cached(PUT_ITEM)
+        .and_then(|mut stmt| stmt.execute(row))
+        .map_err(unavailable)?;
+    if insert && feed.is_some_and(|prefix| item.sk.starts_with(prefix)) {
+        conn.prepare_cached(FEED_APPEND)
+            .and_then(|mut stmt| stmt.execute(row))
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        let (pk, sk) = (pk.to_owned(), sk.to_owned());
-        self.with_conn(move |conn| get_item(conn, &pk, &sk)).await
+        self.inner.read(|conn| get_item(conn, pk, sk))
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         item.validate()?;
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            if !holds(condition, stored_version(&tx, &item.pk, &item.sk)?) {
-                return Err(StoreError::ConditionFailed {
-                    pk: item.pk,
-                    sk: item.sk,
-                });
-            }
-            write_item(&tx, &item)?;
-            tx.commit().map_err(unavailable)
-        })
-        .await
+        self.inner
+            .write(Write::Put { item, condition })
+            .await
+            .map(|_| ())
     }
 
     async fn delete(
@@ -184,40 +624,25 @@ impl Store for SqliteStore {
         sk: &str,
         condition: Condition,
     ) -> Result<Option<Item>, StoreError> {
-        let (pk, sk) = (pk.to_owned(), sk.to_owned());
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            let old = get_item(&tx, &pk, &sk)?;
-            if !holds(condition, old.as_ref().map(|i| i.version)) {
-                return Err(StoreError::ConditionFailed { pk, sk });
-            }
-            tx.execute(
-                "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                params![pk, sk],
-            )
-            .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
-            Ok(old)
-        })
-        .await
+        self.inner
+            .write(Write::Delete {
+                pk: pk.to_owned(),
+                sk: sk.to_owned(),
+                condition,
+            })
+            .await
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         let limit = query.checked_limit()?;
         let after = query.resume_after()?;
-        self.with_conn(move |conn| {
-            let (cmp, order) = if query.descending {
-                ("<", "DESC")
-            } else {
-                (">", "ASC")
-            };
-            let sql = format!(
-                "SELECT {COLUMNS} FROM items WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 \
-                 AND (?3 IS NULL OR sk {cmp} ?3) ORDER BY sk {order} LIMIT ?4"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+        let sql = if query.descending {
+            QUERY_DESC
+        } else {
+            QUERY_ASC
+        };
+        let items = self.inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
             let rows = stmt
                 .query_map(
                     params![query.pk, query.sk_prefix, after, (limit + 1) as i64],
@@ -228,75 +653,40 @@ impl Store for SqliteStore {
             for row in rows {
                 items.push(finish(row.map_err(unavailable)?)?);
             }
-            Ok(query.page_from(items, limit))
-        })
-        .await
+            Ok(items)
+        })?;
+        Ok(query.page_from(items, limit))
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+        self.inner.write(Write::Transact(ops)).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Feed for SqliteFeed {
+    async fn read(&self, limit: u32) -> Result<Vec<FeedRecord>, StoreError> {
+        self.inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(FEED_READ).map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![i64::from(limit)], |row| {
+                    Ok((read_item(row)?, row.get::<_, i64>(7)?))
+                })
                 .map_err(unavailable)?;
-            // Check every condition first, as DynamoDB does, then write: a failure names the
-            // first condition that did not hold and the transaction rolls back on drop.
-            let mut counted = Vec::new();
-            for (index, op) in ops.iter().enumerate() {
-                let (pk, sk) = op.key();
-                if let WriteOp::Count {
-                    attr, below, ttl, ..
-                } = op
-                {
-                    let item = get_item(&tx, pk, sk)?;
-                    let n = item
-                        .as_ref()
-                        .and_then(|i| i.attrs.get(attr.as_str()))
-                        .and_then(serde_json::Value::as_i64)
-                        .unwrap_or(0);
-                    if n >= *below {
-                        return Err(StoreError::TransactionConditionFailed {
-                            index,
-                            pk: pk.to_owned(),
-                            sk: sk.to_owned(),
-                        });
-                    }
-                    let next = match item {
-                        Some(i) => {
-                            let v = i.version;
-                            i.with(attr, n + 1).with_version(v + 1)
-                        }
-                        None => Item::new(pk, sk).with(attr, 1).with_ttl(*ttl),
-                    };
-                    counted.push(next);
-                    continue;
-                }
-                if !holds(op.condition(), stored_version(&tx, pk, sk)?) {
-                    return Err(StoreError::TransactionConditionFailed {
-                        index,
-                        pk: pk.to_owned(),
-                        sk: sk.to_owned(),
-                    });
-                }
+            let mut records = Vec::new();
+            for row in rows {
+                let (parts, position) = row.map_err(unavailable)?;
+                records.push(FeedRecord {
+                    position: position as u64,
+                    item: finish(parts)?,
+                });
             }
-            for op in &ops {
-                match op {
-                    WriteOp::Put { item, .. } => write_item(&tx, item)?,
-                    WriteOp::Delete { pk, sk, .. } => {
-                        tx.execute(
-                            "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                            params![pk, sk],
-                        )
-                        .map_err(unavailable)?;
-                    }
-                    WriteOp::Check { .. } | WriteOp::Count { .. } => {}
-                }
-            }
-            for item in &counted {
-                write_item(&tx, item)?;
-            }
-            tx.commit().map_err(unavailable)
+            Ok(records)
         })
-        .await
+    }
+
+    async fn ack(&self, position: u64) -> Result<(), StoreError> {
+        self.inner.write(Write::Ack(position)).await.map(|_| ())
     }
 }
