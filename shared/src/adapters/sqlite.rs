@@ -690,3 +690,404 @@ impl Feed for SqliteFeed {
         self.inner.write(Write::Ack(position)).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn on_disk() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        (dir, path, store)
+    }
+
+    fn put_op(item: Item, condition: Condition) -> WriteOp {
+        WriteOp::Put { item, condition }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_puts_on_distinct_keys_all_commit_in_few_groups() {
+        let (_dir, _path, store) = on_disk();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .put(
+                            Item::new("P", format!("S#{i:03}")).with("i", i),
+                            Condition::Absent,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let page = store
+            .query(Query::partition("P").limit(1000))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 200);
+        for (i, item) in page.items.iter().enumerate() {
+            assert_eq!(item.u64("i"), Some(i as u64));
+        }
+        // With a real fsync per commit, writes queue behind one another and share commits.
+        assert!(store.commits() < 200, "{} commits", store.commits());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_inserts_of_one_key_in_one_group_have_one_winner() {
+        let store = SqliteStore::in_memory().unwrap();
+        // Hold the in-memory store's only connection, so every put queues and the writer takes
+        // them as one group when it is let go.
+        let conn = Arc::clone(&store.inner.readers[0]);
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _guard = conn.lock().unwrap();
+            held_tx.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        held.recv().unwrap();
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .put(Item::new("P", "ONE").with("i", i), Condition::Absent)
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => won += 1,
+                Err(StoreError::ConditionFailed { pk, sk }) => {
+                    assert_eq!((pk.as_str(), sk.as_str()), ("P", "ONE"));
+                }
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(won, 1);
+        assert!(store.commits() <= 2, "{} commits", store.commits());
+    }
+
+    #[test]
+    fn a_failing_request_rolls_back_only_itself() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let outcomes = commit_group(
+            &conn,
+            None,
+            vec![
+                Write::Put {
+                    item: Item::new("P", "A"),
+                    condition: Condition::Absent,
+                },
+                Write::Transact(vec![
+                    put_op(Item::new("P", "T1"), Condition::Absent),
+                    put_op(Item::new("P", "A"), Condition::Absent),
+                    put_op(Item::new("P", "T3"), Condition::None),
+                ]),
+                Write::Put {
+                    item: Item::new("P", "B"),
+                    condition: Condition::None,
+                },
+                Write::Delete {
+                    pk: "P".into(),
+                    sk: "missing".into(),
+                    condition: Condition::Exists,
+                },
+                Write::Delete {
+                    pk: "P".into(),
+                    sk: "B".into(),
+                    condition: Condition::Version(1),
+                },
+            ],
+        );
+        assert_eq!(outcomes.len(), 5);
+        assert_eq!(outcomes[0], Ok(None));
+        // The transaction's second op saw the first request's insert, in the same group.
+        assert_eq!(
+            outcomes[1],
+            Err(StoreError::TransactionConditionFailed {
+                index: 1,
+                pk: "P".into(),
+                sk: "A".into()
+            })
+        );
+        assert_eq!(outcomes[2], Ok(None));
+        assert_eq!(
+            outcomes[3],
+            Err(StoreError::ConditionFailed {
+                pk: "P".into(),
+                sk: "missing".into()
+            })
+        );
+        assert_eq!(outcomes[4], Ok(Some(Item::new("P", "B"))));
+        assert!(conn.is_autocommit(), "the group committed");
+        assert!(get_item(&conn, "P", "A").unwrap().is_some());
+        assert!(get_item(&conn, "P", "T1").unwrap().is_none());
+        assert!(get_item(&conn, "P", "T3").unwrap().is_none());
+        assert!(get_item(&conn, "P", "B").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_request_of_the_group() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // A deferred foreign key that every insert violates: checked at COMMIT only.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TEMP TRIGGER orphan AFTER INSERT ON items BEGIN INSERT INTO child VALUES (42); END;",
+        )
+        .unwrap();
+        let outcomes = commit_group(
+            &conn,
+            None,
+            vec![
+                Write::Put {
+                    item: Item::new("P", "A"),
+                    condition: Condition::Absent,
+                },
+                Write::Delete {
+                    pk: "P".into(),
+                    sk: "missing".into(),
+                    condition: Condition::Exists,
+                },
+            ],
+        );
+        assert_eq!(outcomes.len(), 2);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Err(StoreError::Unavailable(_)))),
+            "{outcomes:?}"
+        );
+        assert!(conn.is_autocommit(), "rolled back");
+        conn.execute_batch("DROP TRIGGER orphan").unwrap();
+        assert!(get_item(&conn, "P", "A").unwrap().is_none());
+        // The connection serves the next group.
+        let next = commit_group(
+            &conn,
+            None,
+            vec![Write::Put {
+                item: Item::new("P", "B"),
+                condition: Condition::Absent,
+            }],
+        );
+        assert_eq!(next, vec![Ok(None)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn reads_see_every_write_replied_before_they_start() {
+        let (_dir, _path, store) = on_disk();
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let sk = format!("S#{t:02}");
+                    for v in 1..=20u64 {
+                        let condition = if v == 1 {
+                            Condition::Absent
+                        } else {
+                            Condition::Version(v - 1)
+                        };
+                        let item = Item::new("P", &sk).with("n", v).with_version(v);
+                        store.put(item, condition).await.unwrap();
+                        let got = store.get("P", &sk).await.unwrap().unwrap();
+                        assert_eq!((got.version, got.u64("n")), (v, Some(v)));
+                        let page = store
+                            .query(Query::partition("P").prefix(&sk))
+                            .await
+                            .unwrap();
+                        assert_eq!(page.items[0].version, v);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // And across tasks: what one task was told is written, another task reads.
+        for v in 0..20u64 {
+            let writer = store.clone();
+            let sk = format!("X#{v:02}");
+            let written = tokio::spawn({
+                let sk = sk.clone();
+                async move { writer.put(Item::new("Q", sk), Condition::Absent).await }
+            });
+            written.await.unwrap().unwrap();
+            let reader = store.clone();
+            let read = tokio::spawn(async move { reader.get("Q", &sk).await });
+            assert!(read.await.unwrap().unwrap().is_some());
+        }
+    }
+
+    async fn positions_and_keys(feed: &SqliteFeed) -> Vec<(u64, String)> {
+        feed.read(1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.position, r.item.sk))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_feed_records_inserts_under_its_prefix_in_commit_order() {
+        let (_dir, path, store) = on_disk();
+        let store = store.with_feed("AUDIT#");
+        let feed = store.feed();
+        let first = Item::new("P", "AUDIT#1").with("n", 1).with_ttl(99);
+        store.put(first.clone(), Condition::Absent).await.unwrap();
+        // A replacement, other prefixes, deletes, counts: nothing.
+        store
+            .put(
+                Item::new("P", "AUDIT#1").with("n", 2).with_version(2),
+                Condition::None,
+            )
+            .await
+            .unwrap();
+        store
+            .put(Item::new("P", "OTHER#1"), Condition::None)
+            .await
+            .unwrap();
+        store
+            .transact(vec![WriteOp::Count {
+                pk: "P".into(),
+                sk: "AUDIT#count".into(),
+                attr: "n".into(),
+                below: 10,
+                ttl: 1,
+            }])
+            .await
+            .unwrap();
+        store
+            .delete("P", "AUDIT#1", Condition::Exists)
+            .await
+            .unwrap();
+        // A failed transaction records nothing, a committed one each insert in op order.
+        let failed = store
+            .transact(vec![
+                put_op(Item::new("P", "AUDIT#2"), Condition::Absent),
+                WriteOp::Check {
+                    pk: "P".into(),
+                    sk: "missing".into(),
+                    condition: Condition::Exists,
+                },
+            ])
+            .await;
+        assert!(matches!(
+            failed,
+            Err(StoreError::TransactionConditionFailed { index: 1, .. })
+        ));
+        store
+            .put(Item::new("P", "AUDIT#0"), Condition::None)
+            .await
+            .unwrap();
+        store
+            .transact(vec![
+                put_op(Item::new("P", "AUDIT#4"), Condition::Absent),
+                put_op(Item::new("P", "AUDIT#3"), Condition::None),
+                put_op(
+                    Item::new("P", "AUDIT#0").with_version(2),
+                    Condition::Version(1),
+                ),
+            ])
+            .await
+            .unwrap();
+        // Inserted again after its deletion: a new item, so a new record.
+        store
+            .put(Item::new("P", "AUDIT#1").with("n", 3), Condition::Absent)
+            .await
+            .unwrap();
+
+        let records = feed.read(1000).await.unwrap();
+        let keys: Vec<_> = records.iter().map(|r| r.item.sk.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["AUDIT#1", "AUDIT#0", "AUDIT#4", "AUDIT#3", "AUDIT#1"]
+        );
+        assert!(records.windows(2).all(|w| w[0].position < w[1].position));
+        // The item as inserted, whatever happened to it after.
+        assert_eq!(records[0].item, first);
+        assert_eq!(records[4].item.u64("n"), Some(3));
+        assert_eq!(feed.read(2).await.unwrap(), records[..2].to_vec());
+        assert_eq!(feed.read(0).await.unwrap(), Vec::new());
+
+        // Acks forget up to a position; later records stay.
+        feed.ack(records[1].position).await.unwrap();
+        assert_eq!(feed.read(1000).await.unwrap(), records[2..].to_vec());
+        feed.ack(records[3].position).await.unwrap();
+        let last = records[4].position;
+        assert_eq!(positions_and_keys(&feed).await, [(last, "AUDIT#1".into())]);
+
+        // What is unacknowledged survives a restart, and positions are never reused.
+        drop(feed);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap().with_feed("AUDIT#");
+        let feed = store.feed();
+        assert_eq!(positions_and_keys(&feed).await, [(last, "AUDIT#1".into())]);
+        feed.ack(u64::MAX).await.unwrap();
+        assert!(feed.read(10).await.unwrap().is_empty());
+        store
+            .put(Item::new("P", "AUDIT#5"), Condition::Absent)
+            .await
+            .unwrap();
+        let after = feed.read(10).await.unwrap();
+        assert_eq!(after.len(), 1);
+        assert!(after[0].position > last);
+    }
+
+    #[tokio::test]
+    async fn without_with_feed_nothing_is_recorded() {
+        let store = SqliteStore::in_memory().unwrap();
+        store
+            .put(Item::new("P", "AUDIT#1"), Condition::Absent)
+            .await
+            .unwrap();
+        assert!(store.feed().read(10).await.unwrap().is_empty());
+        // Each in-memory store is a database of its own.
+        let other = SqliteStore::in_memory().unwrap();
+        assert!(other.get("P", "AUDIT#1").await.unwrap().is_none());
+        assert!(store.get("P", "AUDIT#1").await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_last_handle_ends_the_writer_thread() {
+        let (_dir, path, store) = on_disk();
+        store
+            .put(Item::new("P", "S"), Condition::Absent)
+            .await
+            .unwrap();
+        let feed = store.feed();
+        let commits = Arc::clone(&store.inner.commits);
+        drop(store);
+        // The feed handle keeps the writer.
+        feed.ack(0).await.unwrap();
+        assert!(Arc::strong_count(&commits) > 1);
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(feed);
+            done.send(()).unwrap();
+        });
+        dropped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("drop hung");
+        // The writer's share of the counter went with its thread.
+        assert_eq!(Arc::strong_count(&commits), 1);
+        // Every connection is closed: WAL checkpointed into the file and its log removed.
+        assert!(!path.with_extension("db-wal").exists());
+        let again = SqliteStore::open(&path).unwrap();
+        assert!(again.get("P", "S").await.unwrap().is_some());
+    }
+}
