@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `LATCHKEY_TABLE` | unset | DynamoDB table name; when unset, the embedded SQLite store `<data dir>/latchkey.db` |
 //! | `LATCHKEY_KMS_KEY_ID` | unset | KMS key id, ARN or alias wrapping data keys; when unset, the local key file `<data dir>/master.key` (created 0600) |
+//! | `LATCHKEY_AUDIT_SIGNING_KEY_ID` | unset | KMS asymmetric key (`ECC_NIST_P256`, `SIGN_VERIFY`; its ARN) signing audit checkpoints; when unset, the local key file `<data dir>/audit-signing.key` (P-256, PKCS#8 PEM, created 0600) |
 //! | `LATCHKEY_SECRET_ID` | unset | Secrets Manager secret (JSON object, `root` field); when unset, `LATCHKEY_LOCAL_SECRET_<NAME>` variables, else `<data dir>/secrets.json` (created 0600) |
 //! | `LATCHKEY_LOCAL_SECRET_<NAME>` | unset | a local secret's value (UTF-8), e.g. `LATCHKEY_LOCAL_SECRET_ROOT` |
 //! | `LATCHKEY_DATA_DIR` | `.latchkey` | folder for the embedded store, key file and secrets (created 0700) |
@@ -41,6 +42,13 @@ pub enum StoreConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysConfig {
+    LocalFile { path: PathBuf },
+    Kms { key_id: String },
+}
+
+/// The key that signs audit checkpoints (`ports::signer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningConfig {
     LocalFile { path: PathBuf },
     Kms { key_id: String },
 }
@@ -81,6 +89,7 @@ pub struct LocalConfig {
 pub struct Config {
     pub store: StoreConfig,
     pub keys: KeysConfig,
+    pub signing: SigningConfig,
     pub secrets: SecretsConfig,
     pub data_dir: PathBuf,
     pub log_filter: String,
@@ -192,6 +201,14 @@ impl Config {
                 path: data_dir.join("master.key"),
             },
         };
+        let signing = match get("LATCHKEY_AUDIT_SIGNING_KEY_ID")? {
+            Some(key_id) => SigningConfig::Kms {
+                key_id: key_id.to_owned(),
+            },
+            None => SigningConfig::LocalFile {
+                path: data_dir.join("audit-signing.key"),
+            },
+        };
         let secrets = match get("LATCHKEY_SECRET_ID")? {
             Some(id) => SecretsConfig::SecretsManager {
                 secret_id: id.to_owned(),
@@ -276,6 +293,7 @@ impl Config {
         Ok(Self {
             store,
             keys,
+            signing,
             secrets,
             data_dir,
             log_filter,
@@ -330,6 +348,7 @@ impl Config {
     pub fn uses_aws(&self) -> bool {
         matches!(self.store, StoreConfig::DynamoDb { .. })
             || matches!(self.keys, KeysConfig::Kms { .. })
+            || matches!(self.signing, SigningConfig::Kms { .. })
             || matches!(self.secrets, SecretsConfig::SecretsManager { .. })
             || matches!(self.mail, MailConfig::Ses { .. })
     }
@@ -337,7 +356,8 @@ impl Config {
 
 const SECRET_PREFIX: &str = "LATCHKEY_LOCAL_SECRET_";
 
-const KNOWN: [&str; 20] = [
+const KNOWN: [&str; 21] = [
+    "LATCHKEY_AUDIT_SIGNING_KEY_ID",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_SES",
     "LATCHKEY_TABLE",

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod counting;
 pub mod fresh;
 pub mod logs;
+pub mod streams;
 pub mod world;
 
 pub use client::{Client, Reply, basic, bearer, tenant_basic};

@@ -16,13 +16,17 @@ use http::{Method, Request, StatusCode};
 use latchkey::Services;
 use latchkey::adapters::local_keys::LocalKeyVault;
 use latchkey::adapters::local_secrets::LocalSecrets;
+use latchkey::adapters::local_signer::LocalSigner;
 use latchkey::adapters::outbox::{MemoryOutbox, Outbox};
 use latchkey::adapters::sqlite::SqliteStore;
 use latchkey::domain::CachePolicy;
-use latchkey::domain::audit::{AuditContext, AuditEvent};
+use latchkey::domain::audit::seal::{self, SealPolicy, Sealer};
+use latchkey::domain::audit::verify::{self, VerifyReport};
+use latchkey::domain::audit::{AuditContext, AuditEvent, EVENT_SK_PREFIX};
 use latchkey::domain::limits::AnonymousLimits;
 use latchkey::domain::tenants::{TenantSettings, create_api_key, create_tenant};
 use latchkey::http::HttpSettings;
+use latchkey::ports::Feed;
 use latchkey::ports::clock::{Clock as _, ManualClock};
 use latchkey::ports::random::OsRandom;
 use latchkey::ports::{KeyVault, Mailer, Secrets, Store};
@@ -137,7 +141,9 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let clock = crate::test_clock();
         let random = Arc::new(OsRandom);
-        let (store, vault, secrets, db) = embedded(self.on_disk, dir.path(), &random);
+        let (sqlite, vault, secrets, db) = embedded(self.on_disk, dir.path(), &random);
+        let feed: Arc<dyn Feed> = Arc::new(sqlite.feed());
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let counting = self
             .count_store
             .then(|| Arc::new(crate::counting::CountingStore::new(store.clone())));
@@ -201,7 +207,16 @@ impl Setup {
         let tenant = self.tenant.map(|(id, _)| id).unwrap_or_default();
         let (key_id, key) = keys.get(&tenant).cloned().unwrap_or_default();
         let app = latchkey_local::gateway(services.clone(), HttpSettings::default());
+        let sealer = Sealer::new(
+            services.store.clone(),
+            services.clock.clone(),
+            services.random.clone(),
+            Arc::new(LocalSigner::ephemeral(&OsRandom).unwrap()),
+            SealPolicy::default(),
+        );
         World {
+            feed,
+            sealer,
             client: Client::new(app.clone()).with_origin(origin.as_deref()),
             app,
             services,
@@ -222,7 +237,7 @@ impl Setup {
 
 /// The store, key vault and secrets of a world, and its SQLite file when on disk.
 type Embedded = (
-    Arc<dyn Store>,
+    SqliteStore,
     Arc<dyn KeyVault>,
     Arc<dyn Secrets>,
     Option<PathBuf>,
@@ -232,7 +247,7 @@ fn embedded(on_disk: bool, dir: &Path, random: &Arc<OsRandom>) -> Embedded {
     if on_disk {
         let db = dir.join("latchkey.db");
         (
-            Arc::new(SqliteStore::open(&db).unwrap()),
+            SqliteStore::open(&db).unwrap().with_feed(EVENT_SK_PREFIX),
             Arc::new(LocalKeyVault::open(&dir.join("master.key"), random.clone()).unwrap()),
             Arc::new(LocalSecrets::new(
                 BTreeMap::new(),
@@ -243,7 +258,7 @@ fn embedded(on_disk: bool, dir: &Path, random: &Arc<OsRandom>) -> Embedded {
         )
     } else {
         (
-            Arc::new(SqliteStore::in_memory().unwrap()),
+            SqliteStore::in_memory().unwrap().with_feed(EVENT_SK_PREFIX),
             Arc::new(LocalKeyVault::from_key(&[7u8; 32], random.clone()).unwrap()),
             Arc::new(LocalSecrets::new(
                 BTreeMap::from([(
@@ -294,6 +309,10 @@ pub struct World {
     dir: TempDir,
     /// The store's calls, with [`Setup::count_store_calls`].
     pub store_calls: Option<Arc<crate::counting::CountingStore>>,
+    /// The embedded store's change feed, which [`World::audit`] drains into the sealer.
+    pub feed: Arc<dyn Feed>,
+    /// The audit sealer, with a signing key of its own.
+    pub sealer: Sealer,
 }
 
 impl World {
@@ -426,6 +445,23 @@ impl World {
         self.post(&self.server(), "/v1/validate", json!({ "token": token }))
             .await
             .1
+    }
+
+    /// Seals every committed event (as `latchkey-local`'s background task does), signs each
+    /// tenant's tail, and verifies `tenant`'s log: events, sealed chain, checkpoints.
+    pub async fn audit(&self, tenant: &str) -> VerifyReport {
+        seal::drain(&*self.feed, &self.sealer).await.unwrap();
+        self.sealer.flush(tenant, true).await.unwrap();
+        self.verify_log(tenant).await
+    }
+
+    /// Verifies `tenant`'s log as it stands, sealing nothing.
+    pub async fn verify_log(&self, tenant: &str) -> VerifyReport {
+        let evidence = verify::collect(&*self.services.store, tenant)
+            .await
+            .unwrap();
+        let key = self.sealer.signer().public_key().await.unwrap();
+        verify::check(&evidence, &key, self.services.clock.now())
     }
 
     /// The audit events of `tenant`, oldest first.

@@ -7,8 +7,10 @@
 //! `backup run` and `backup drill` do what the backup function does on its schedules, on the
 //! configured store: on the embedded one, copies go to `<data dir>/backups/`.
 use clap::{Parser, Subcommand};
+use latchkey::crypto::signatures;
 use latchkey::domain::Error;
 use latchkey::domain::audit::AuditContext;
+use latchkey::domain::audit::{seal, verify};
 use latchkey::domain::backups::{run_backup, run_drill};
 use latchkey::domain::rules::ActionConfig;
 use latchkey::domain::status::operators::{create_operator, revoke_operator};
@@ -109,11 +111,26 @@ pub enum KeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verifies a tenant's audit chain; fails when it is broken.
+    /// Verifies a tenant's audit log (events, sealed chain, signed checkpoints); fails and names
+    /// the first break when it does not hold.
     Verify {
         #[arg(long)]
         tenant: String,
     },
+    /// Seals what is waiting: on the embedded store, the feed's new events (as latchkey-local
+    /// does in the background); then signs every due tail, or this tenant's tail now.
+    Seal {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Prints a tenant's audit log as NDJSON (events, sealed entries, checkpoints), for
+    /// `infra/audit/verify_export.py`.
+    Export {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Prints the public key that checkpoints verify under (PEM).
+    PublicKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,9 +173,70 @@ pub async fn main_with(args: &[String], vars: &BTreeMap<String, String>) -> Resu
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let config = Config::from_vars(&settings).map_err(|e| e.to_string())?;
-    let services = wiring::services(&config).await.map_err(|e| e.to_string())?;
+    let built = wiring::build(&config).await.map_err(|e| e.to_string())?;
     let operator = vars.get("USER").map_or("admin", String::as_str);
-    run(&services, &config, operator, cli.command).await
+    match cli.command {
+        Command::Audit(audit) => audit_command(&built, &config, audit).await,
+        command => run(&built.services, &config, operator, command).await,
+    }
+}
+
+/// The audit commands: they need the sealer's key and, on the embedded store, its feed.
+pub async fn audit_command(
+    built: &wiring::Built,
+    config: &Config,
+    command: AuditCommand,
+) -> Result<String, String> {
+    let services = &built.services;
+    let sealer = wiring::sealer(config, services)
+        .await
+        .map_err(|e| e.to_string())?;
+    let public_key = || async {
+        sealer
+            .signer()
+            .public_key()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match command {
+        AuditCommand::Verify { tenant } => {
+            let evidence = verify::collect(&*services.store, &tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            let report = verify::check(&evidence, &public_key().await?, services.clock.now());
+            let text = pretty(&report)?;
+            match report.broken {
+                None => Ok(text),
+                Some(_) => Err(text),
+            }
+        }
+        AuditCommand::Seal { tenant } => {
+            let mut done = match &built.feed {
+                Some(feed) => seal::drain(&**feed, &sealer).await,
+                None => sealer.flush_due().await,
+            }
+            .map_err(|e| e.to_string())?;
+            if let Some(tenant) = tenant {
+                done.checkpoints += sealer
+                    .flush(&tenant, true)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .checkpoints;
+            }
+            pretty(&done)
+        }
+        AuditCommand::Export { tenant } => {
+            let evidence = verify::collect(&*services.store, &tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            let lines =
+                verify::export_lines(&evidence, sealer.signer().key_id(), services.clock.now());
+            Ok(lines.join("\n"))
+        }
+        AuditCommand::PublicKey => signatures::public_key_pem(&public_key().await?)
+            .map(|pem| pem.trim_end().to_owned())
+            .ok_or_else(|| "the signing key's public key is not P-256".to_owned()),
+    }
 }
 
 /// Runs one command as `operator` and returns what to print.
@@ -255,18 +333,7 @@ pub async fn run(
             revoke_api_key(services, &ctx, &key_id).await.map_err(err)?;
             Ok(format!("revoked key {key_id}"))
         }
-        Command::Audit(AuditCommand::Verify { tenant }) => {
-            let report = services
-                .journal
-                .verify(&tenant)
-                .await
-                .map_err(|e| e.to_string())?;
-            let text = pretty(&report)?;
-            match report.broken {
-                None => Ok(text),
-                Some(_) => Err(text),
-            }
-        }
+        Command::Audit(_) => Err("audit commands run through main_with".into()),
         Command::Backup(task) => {
             let target = wiring::backup_target(config)
                 .await

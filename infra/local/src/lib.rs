@@ -53,3 +53,24 @@ pub async fn bootstrap(
     )
     .await
 }
+
+/// The embedded store's audit sealer: every `every`, seals what the store's feed delivered and
+/// signs the tails that are due (`latchkey::domain::audit::seal::drain`), as the sealer function
+/// does on AWS from the table's stream. A failed pass is logged and tried again next time; the
+/// feed keeps what was not acknowledged.
+pub fn spawn_sealer(
+    feed: Arc<dyn latchkey::ports::Feed>,
+    sealer: latchkey::domain::audit::seal::Sealer,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = latchkey::domain::audit::seal::drain(&*feed, &sealer).await {
+                tracing::warn!(error = %e, "audit sealing pass failed; retrying");
+            }
+        }
+    })
+}

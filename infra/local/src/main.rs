@@ -6,7 +6,12 @@ use std::net::SocketAddr;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
     latchkey::logging::init(&config.log_filter);
-    let services = wiring::services(&config).await?;
+    let built = wiring::build(&config).await?;
+    let services = built.services;
+    if let Some(feed) = built.feed {
+        let sealer = wiring::sealer(&config, &services).await?;
+        latchkey_local::spawn_sealer(feed, sealer, std::time::Duration::from_secs(1));
+    }
     let dev = latchkey_local::bootstrap(&services, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.local.listen).await?;
     // What this development server serves on, printed for the person running it.

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TransactWriteItem, Update,
+    StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -72,6 +72,14 @@ impl DynamoStore {
             .key_schema(key("pk", KeyType::Hash).map_err(build_error)?)
             .key_schema(key("sk", KeyType::Range).map_err(build_error)?)
             .global_secondary_indexes(gsi)
+            // As the template: the stream that drives the audit sealer.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(build_error)?,
+            )
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}", DisplayErrorContext(e))))?;
@@ -127,6 +135,14 @@ fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
         out.insert("gsi1sk".into(), s(gsk));
     }
     Ok(out)
+}
+
+/// The item a DynamoDB stream record's `NewImage` (or `OldImage`) shows, in the JSON the stream
+/// and Lambda deliver (`{"pk": {"S": "…"}, …}`).
+pub fn item_from_image(image: &Value) -> Result<Item, StoreError> {
+    let image: serde_dynamo::Item = serde_json::from_value(image.clone())
+        .map_err(|e| StoreError::InvalidItem(format!("stream image: {e}")))?;
+    from_attrs(image.into())
 }
 
 pub(crate) fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {

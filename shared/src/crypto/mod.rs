@@ -8,6 +8,7 @@
 //! vectors pin its format.
 pub mod envelope;
 pub mod keys;
+pub mod signatures;
 
 pub use envelope::{Envelope, FieldContext, WrappedKey};
 

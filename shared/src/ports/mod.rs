@@ -6,6 +6,7 @@ pub mod keys;
 pub mod mailer;
 pub mod random;
 pub mod secrets;
+pub mod signer;
 pub mod store;
 
 pub use clock::Clock;
@@ -14,4 +15,5 @@ pub use keys::KeyVault;
 pub use mailer::Mailer;
 pub use random::Random;
 pub use secrets::Secrets;
+pub use signer::Signer;
 pub use store::Store;

@@ -164,4 +164,19 @@ async fn fresh_kms() -> Fresh<Arc<dyn KeyVault>> {
 
 latchkey_tests::store_contract_tests!(fresh_dynamo, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
 latchkey_tests::key_contract_tests!(fresh_kms, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
-latchkey_tests::audit_contract_tests!(fresh_dynamo, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
+/// A fresh table with its stream, and the stream read over the wire.
+async fn fresh_audit_rig() -> Fresh<latchkey_tests::contract::audit::Rig> {
+    use latchkey_tests::contract::audit::{Rig, StreamSource};
+    let table = unique("lk-audit");
+    let cleanup = tables_dropped(&table);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws().await), table.clone());
+    store.create_table().await.unwrap();
+    let reader = tokio::task::block_in_place(|| latchkey_tests::streams::StreamReader::new(&table));
+    let rig = Rig {
+        store: Arc::new(store),
+        source: Arc::new(StreamSource(reader)),
+    };
+    Fresh::cleaned_by(rig, cleanup)
+}
+
+latchkey_tests::audit_contract_tests!(fresh_audit_rig, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);

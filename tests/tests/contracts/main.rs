@@ -35,7 +35,21 @@ async fn fresh_local_vault() -> Fresh<Arc<dyn KeyVault>> {
 
 latchkey_tests::store_contract_tests!(fresh_sqlite);
 latchkey_tests::key_contract_tests!(fresh_local_vault);
-latchkey_tests::audit_contract_tests!(fresh_sqlite);
+/// A store in a real file with its change feed on, and the feed.
+async fn fresh_audit_rig() -> Fresh<latchkey_tests::contract::audit::Rig> {
+    use latchkey_tests::contract::audit::{FeedSource, Rig};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db"))
+        .unwrap()
+        .with_feed(latchkey::domain::audit::EVENT_SK_PREFIX);
+    let rig = Rig {
+        source: Arc::new(FeedSource(Arc::new(store.feed()))),
+        store: Arc::new(store),
+    };
+    Fresh::in_dir(rig, dir)
+}
+
+latchkey_tests::audit_contract_tests!(fresh_audit_rig);
 
 #[test]
 fn store_survives_reopening() {
