@@ -29,8 +29,12 @@ FUNCTIONS = {
     "ClientFunction": "latchkey-client",
     "StatusFunction": "latchkey-status",
     "BackupFunction": "latchkey-backup",
+    "SealerFunction": "latchkey-sealer",
 }
 BACKUP_FUNCTION = "BackupFunction"
+SEALER_FUNCTION = "SealerFunction"
+# The sealer's stream filter: inserts of audit events (sort key EV#...) only.
+SEALER_FILTER = {"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EV#"}]}}}}
 # IAM actions that have no resource type, so they only accept Resource "*".
 UNSCOPED_ACTIONS = {"dynamodb:listbackups"}
 # Wildcards allowed inside an ARN: sub-resources of a table of this template.
@@ -165,11 +169,17 @@ def main(argv: list[str]) -> int:
     def of_type(*types: str) -> dict:
         return {k: v for k, v in resources.items() if isinstance(v, dict) and v.get("Type") in types}
 
-    keys = of_type("AWS::KMS::Key")
+    all_keys = of_type("AWS::KMS::Key")
+    # Data keys encrypt; the audit signing key signs checkpoints (asymmetric, never rotated by
+    # KMS: a new key gets a new id, which each checkpoint names).
+    keys = {k: v for k, v in all_keys.items()
+            if (v.get("Properties") or {}).get("KeyUsage", "ENCRYPT_DECRYPT") == "ENCRYPT_DECRYPT"}
+    signing_keys = {k: v for k, v in all_keys.items() if k not in keys}
     tables = of_type("AWS::DynamoDB::Table")
     secrets = of_type("AWS::SecretsManager::Secret")
     log_groups = of_type("AWS::Logs::LogGroup")
-    owned = set(keys) | set(tables) | set(secrets)
+    queues = of_type("AWS::SQS::Queue")
+    owned = set(all_keys) | set(tables) | set(secrets) | set(queues)
 
     def props(logical: str) -> dict:
         return (resources.get(logical) or {}).get("Properties") or {}
@@ -219,17 +229,29 @@ def main(argv: list[str]) -> int:
                 f"DeletionPolicy={table.get('DeletionPolicy')}, "
                 f"UpdateReplacePolicy={table.get('UpdateReplacePolicy')}")
         ttl = tp.get("TimeToLiveSpecification") or {}
+        stream = tp.get("StreamSpecification") or {}
+        r.check(f"table {name}: a stream with new images (the audit sealer's input)",
+                stream.get("StreamViewType") in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"),
+                f"StreamSpecification is {render(stream)}")
         r.check(f"table {name}: TTL on attribute `ttl`",
                 ttl.get("AttributeName") == "ttl" and is_true(ttl.get("Enabled")),
                 f"TimeToLiveSpecification is {render(ttl)}")
 
-    # --- KMS key ------------------------------------------------------------------------
+    # --- KMS keys -----------------------------------------------------------------------
     if not keys:
         r.check("a customer-managed KMS key exists", False, "no AWS::KMS::Key")
     for name, key in keys.items():
         kp = key.get("Properties") or {}
         r.check(f"kms key {name}: rotation enabled", is_true(kp.get("EnableKeyRotation")),
                 "EnableKeyRotation is not true")
+    r.check("exactly one audit signing key, ECC_NIST_P256 for SIGN_VERIFY",
+            len(signing_keys) == 1 and all(
+                (k.get("Properties") or {}).get("KeySpec") == "ECC_NIST_P256"
+                and (k.get("Properties") or {}).get("KeyUsage") == "SIGN_VERIFY"
+                for k in signing_keys.values()),
+            f"signing keys: {sorted(signing_keys)}")
+    for name, key in all_keys.items():
+        kp = key.get("Properties") or {}
         r.check(f"kms key {name}: DeletionPolicy Retain", key.get("DeletionPolicy") == "Retain",
                 f"DeletionPolicy={key.get('DeletionPolicy')}")
         public = []
@@ -358,6 +380,21 @@ def main(argv: list[str]) -> int:
     r.check("HttpApi access logs go to a log group with retention", bool(apis) and not no_logs,
             "no access log group with retention on " + (", ".join(no_logs) or "<no HttpApi>"))
 
+    # --- audit sealer: the table's stream, filtered, with a failure destination and alarm ---
+    r.check(f"{SEALER_FUNCTION}: driven by the table's stream, event inserts only, bisecting, "
+            "with an on-failure destination", *sealer_stream_ok(props(SEALER_FUNCTION), tables))
+    sealer_alarms = [n for n, a in of_type("AWS::CloudWatch::Alarm").items()
+                     if (a.get("Properties") or {}).get("MetricName") == "IteratorAge"
+                     and SEALER_FUNCTION in refs((a.get("Properties") or {}).get("Dimensions"))]
+    r.check(f"{SEALER_FUNCTION}: an alarm on the stream's iterator age", bool(sealer_alarms),
+            "no IteratorAge alarm names it")
+    signers = sorted(fn for fn in FUNCTIONS if any(
+        (a or "").lower() == "kms:sign"
+        for doc in as_list(props(fn).get("Policies")) if isinstance(doc, dict)
+        for st in as_list(doc.get("Statement")) if isinstance(st, dict)
+        for a in as_list(st.get("Action")) if isinstance(a, str)))
+    r.check("only the sealer may kms:Sign", signers == [SEALER_FUNCTION], f"signers: {signers}")
+
     print(f"{r.passed} passed, {r.failed} failed")
     return 0 if r.failed == 0 else 1
 
@@ -388,6 +425,32 @@ def backup_policy_exact(fn_props: dict, table: str, key: str) -> tuple[bool, str
     if missing:
         problems.append("lacks what it needs: " +
                         ", ".join(f"{a} on {res}" for a, res in missing))
+    return not problems, "; ".join(problems)
+
+
+def sealer_stream_ok(fn_props: dict, tables: dict) -> tuple[bool, str]:
+    """One DynamoDB event on the table's StreamArn, filtered to event inserts, bisecting failed
+    batches, with an OnFailure destination."""
+    streams = [ev.get("Properties") or {} for ev in (fn_props.get("Events") or {}).values()
+               if ev.get("Type") == "DynamoDB"]
+    if len(streams) != 1:
+        return False, f"expected one DynamoDB event, found {len(streams)}"
+    ev = streams[0]
+    problems = []
+    if not refs(ev.get("Stream")) & set(tables) or "StreamArn" not in render(ev.get("Stream")):
+        problems.append(f"Stream is {render(ev.get('Stream'))}, not the table's StreamArn")
+    patterns = []
+    for f in as_list(((ev.get("FilterCriteria") or {}).get("Filters"))):
+        try:
+            patterns.append(json.loads((f or {}).get("Pattern") or "null"))
+        except (TypeError, ValueError):
+            patterns.append(None)
+    if patterns != [SEALER_FILTER]:
+        problems.append(f"FilterCriteria patterns are {patterns!r}, want [{SEALER_FILTER!r}]")
+    if not is_true(ev.get("BisectBatchOnFunctionError")):
+        problems.append("BisectBatchOnFunctionError is not true")
+    if not ((ev.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"):
+        problems.append("no DestinationConfig.OnFailure.Destination")
     return not problems, "; ".join(problems)
 
 
