@@ -9,6 +9,8 @@
 mod backup;
 /// KMS on the wire: a warm envelope sends KMS nothing.
 mod kms;
+/// The audit sealer: KMS-signed checkpoints, the sealer function on the stream's records.
+mod sealer;
 /// The Secrets contract on Secrets Manager.
 mod secrets;
 /// The Mailer contract on SES, and SES's identity restriction.
