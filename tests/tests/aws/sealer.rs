@@ -8,7 +8,7 @@ use latchkey::domain::audit::verify::{self, BreakKind};
 use latchkey::domain::audit::{AuditContext, Change, Journal};
 use latchkey::ports::Signer as _;
 use latchkey::ports::clock::{Clock as _, SystemClock};
-use latchkey::ports::store::{Condition, Item, WriteOp};
+use latchkey::ports::store::{Condition, Item, Page, Query, StoreError, WriteOp};
 use latchkey_tests::streams::StreamReader;
 use serde_json::json;
 
@@ -133,5 +133,123 @@ async fn the_sealer_function_seals_the_streams_records_and_kms_signs_them() {
     assert_eq!(
         (broken.kind, broken.seq),
         (BreakKind::MissingEvent, Some(5))
+    );
+}
+
+/// Counts the transactions DynamoDB cancelled for contention.
+struct ConflictCounter {
+    inner: Arc<dyn Store>,
+    transactions: std::sync::atomic::AtomicUsize,
+    conflicts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for ConflictCounter {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+        self.inner.put(item, condition).await
+    }
+    async fn delete(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: Condition,
+    ) -> Result<Option<Item>, StoreError> {
+        self.inner.delete(pk, sk, condition).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        self.inner.query(query).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.transactions.fetch_add(1, Relaxed);
+        let result = self.inner.transact(ops).await;
+        if matches!(
+            result,
+            Err(StoreError::Conflict) | Err(StoreError::TransactionConditionFailed { .. })
+        ) {
+            self.conflicts.fetch_add(1, Relaxed);
+        }
+        result
+    }
+}
+
+/// 64 writers on one tenant at once: every commit goes through the first time (no shared item
+/// on the commit path), and the sealer, fed the stream, seals every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto or AWS at AWS_ENDPOINT_URL (and DynamoDB Local at AWS_ENDPOINT_URL_DYNAMODB for the higher-fidelity run); run by .ci/run"]
+async fn sixty_four_writers_on_one_tenant_commit_without_a_conflict_and_all_are_sealed() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let table = unique("lk-writers");
+    let _dropped = tables_dropped(&table);
+    let dynamo = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws().await), table.clone());
+    dynamo.create_table().await.unwrap();
+    let counted = Arc::new(ConflictCounter {
+        inner: Arc::new(dynamo),
+        transactions: Default::default(),
+        conflicts: Default::default(),
+    });
+    let journal = Journal::new(counted.clone(), Arc::new(SystemClock), Arc::new(OsRandom));
+    let (writers, each) = (64, 5);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let journal = journal.clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = AuditContext::system("writer", format!("req-{w}"));
+            for i in 0..each {
+                journal
+                    .commit(
+                        "t-hot",
+                        &ctx,
+                        Change {
+                            action: "thing.create",
+                            target: format!("thing:{w}-{i}"),
+                            summary: json!({ "writer": w, "n": i }),
+                            ops: vec![WriteOp::Put {
+                                item: Item::new("T#t-hot#THING", format!("{w}-{i}")),
+                                condition: Condition::Absent,
+                            }],
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = writers * each;
+    assert_eq!(
+        (
+            counted.transactions.load(Relaxed),
+            counted.conflicts.load(Relaxed)
+        ),
+        (n, 0),
+        "transactions, conflicts"
+    );
+
+    let reader = tokio::task::block_in_place(|| StreamReader::new(&table));
+    let event = reader.lambda_event(tokio::task::block_in_place(|| reader.records()));
+    let (signer, _key) = kms_signer().await;
+    let sealer = Sealer::new(
+        counted.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        Arc::new(signer),
+        SealPolicy::default(),
+    );
+    let done = latchkey_sealer::handle(&sealer, event).await.unwrap();
+    assert_eq!(done["entries"].as_u64(), Some(n as u64));
+    sealer.flush("t-hot", true).await.unwrap();
+    let key = sealer.signer().public_key().await.unwrap();
+    let evidence = verify::collect(&*counted, "t-hot").await.unwrap();
+    let report = verify::check(&evidence, &key, SystemClock.now());
+    assert_eq!(report.broken, None, "{report:?}");
+    assert_eq!(
+        (report.events, report.sealed, report.signed_through),
+        (n as u64, n as u64, n as u64)
     );
 }
