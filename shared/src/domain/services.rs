@@ -23,6 +23,8 @@ pub struct Services {
     pub mailer: Arc<dyn Mailer>,
     /// Limits on Client API calls made with only a tenant id.
     pub limits: AnonymousLimits,
+    /// Tenant and secret-key records, reused for a few seconds: read on every request.
+    pub records: crate::domain::tenants::RecordCache,
 }
 
 /// The adapters behind each port, as [`crate::wiring`] or a test picked them.
@@ -71,6 +73,7 @@ impl Services {
             journal,
             mailer,
             limits,
+            records: crate::domain::tenants::RecordCache::default(),
         }
     }
 

@@ -65,8 +65,65 @@ pub fn key_pk(key_id: &str) -> String {
     format!("KEY#{key_id}")
 }
 
+/// How long a tenant record or a secret-key record, once read, is reused in this process
+/// without reading it again. Every API request needs both (the key, then its tenant), so on
+/// DynamoDB this saves two round trips a request. The price: a change made by another process
+/// (a key revoked or a tenant's settings changed with `latchkey-admin`) reaches a warm function
+/// up to this long later. Changes made through this process's own [`Services`] invalidate the
+/// entry at once. Only records that exist are kept, so a new tenant or key works at once.
+pub const RECORD_CACHE_SECONDS: i64 = 30;
+/// Beyond this many entries the cache starts afresh: a bound, not an eviction policy, since a
+/// function instance serves few tenants.
+const RECORD_CACHE_CAPACITY: usize = 4096;
+
+/// The cache of [`RECORD_CACHE_SECONDS`], keyed by the item's keys. Per [`Services`], so that
+/// two stores in one process (the tests) never see each other's records.
+#[derive(Default)]
+pub struct RecordCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(String, String), (i64, Item)>>,
+}
+
+impl RecordCache {
+    fn fresh(&self, pk: &str, sk: &str, now: i64) -> Option<Item> {
+        let entries = self.entries.lock().ok()?;
+        let (at, item) = entries.get(&(pk.to_owned(), sk.to_owned()))?;
+        // A clock that went back counts as stale too.
+        (*at <= now && now - *at < RECORD_CACHE_SECONDS).then(|| item.clone())
+    }
+
+    fn keep(&self, item: &Item, now: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= RECORD_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert((item.pk.clone(), item.sk.clone()), (now, item.clone()));
+        }
+    }
+
+    /// Forgets a record this process is about to change.
+    pub fn forget(&self, pk: &str, sk: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&(pk.to_owned(), sk.to_owned()));
+        }
+    }
+}
+
+/// A tenant or key record, from the cache while fresh, else from the store.
+async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option<Item>, Error> {
+    let now = services.clock.now().unix_timestamp();
+    if let Some(item) = services.records.fresh(pk, sk, now) {
+        return Ok(Some(item));
+    }
+    let item = services.store.get(pk, sk).await?;
+    if let Some(item) = &item {
+        services.records.keep(item, now);
+    }
+    Ok(item)
+}
+
+/// The tenant, as read at most [`RECORD_CACHE_SECONDS`] ago.
 pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<Tenant>, Error> {
-    let Some(item) = services.store.get(&tenant_pk(tenant_id), "TENANT").await? else {
+    let Some(item) = cached_record(services, &tenant_pk(tenant_id), "TENANT").await? else {
         return Ok(None);
     };
     let data_key = WrappedKey::decode(tenant_id, item.str("dataKey").unwrap_or_default())?;
@@ -151,6 +208,7 @@ pub async fn create_tenant(
         summary: json!({ "rpId": settings.rp_id, "origins": settings.allowed_origins.len() }),
         ops,
     };
+    services.records.forget(&tenant_pk(tenant_id), "TENANT");
     match services.journal.commit(tenant_id, ctx, change).await {
         Ok(_) => Ok(Tenant {
             id: tenant_id.to_owned(),
@@ -294,14 +352,12 @@ impl Principal {
     }
 }
 
-/// Checks a secret key: one read by its key id, then the keyed hash compared in constant time
+/// Checks a secret key: one read by its key id (reused for [`RECORD_CACHE_SECONDS`]), then the keyed hash compared in constant time
 /// under the current pepper and, during a rotation, the previous one. Every failure is the same
 /// `Unauthorized`, so a caller learns nothing about which part was wrong.
 pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal, Error> {
     let key_id = key_id_of(secret).ok_or(Error::Unauthorized)?;
-    let item = services
-        .store
-        .get(&key_pk(key_id), "KEY")
+    let item = cached_record(services, &key_pk(key_id), "KEY")
         .await?
         .ok_or(Error::Unauthorized)?;
     if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) {
@@ -326,7 +382,8 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
     })
 }
 
-/// Revokes a secret key; it stops working at once.
+/// Revokes a secret key. It stops working at once for this process; a function instance that
+/// checked it in the last [`RECORD_CACHE_SECONDS`] accepts it until its cached copy goes stale.
 pub async fn revoke_api_key(
     services: &Services,
     ctx: &AuditContext,
@@ -340,6 +397,7 @@ pub async fn revoke_api_key(
     let tenant_id = item.str("tenantId").unwrap_or_default().to_owned();
     let now = services.clock.now().rfc3339()?;
     let version = item.version;
+    services.records.forget(&key_pk(key_id), "KEY");
     let revoked = item.with("revokedAt", now).with_version(version + 1);
     let change = Change {
         action: "api_key.revoke",
@@ -351,6 +409,8 @@ pub async fn revoke_api_key(
         }],
     };
     services.journal.commit(&tenant_id, ctx, change).await?;
+    // Again after the commit: a request racing the revocation may have cached the live key.
+    services.records.forget(&key_pk(key_id), "KEY");
     Ok(())
 }
 
@@ -393,6 +453,7 @@ pub async fn add_admin_contact(
         .seal(&tenant.data_key, contacts_field(tenant_id), &plain)
         .await?;
     let version = item.version;
+    services.records.forget(&tenant_pk(tenant_id), "TENANT");
     let change = Change {
         action: "tenant.contact.add",
         target: format!("tenant:{tenant_id}"),
