@@ -15,7 +15,7 @@ use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
-use crate::domain::authenticators::enrolled_methods;
+use crate::domain::authenticators::of_user;
 use crate::domain::machine::{self, ActionState, Event, VerificationMethod};
 use crate::domain::rules::Facts;
 use crate::domain::tenants::Tenant;
@@ -303,45 +303,54 @@ pub async fn track(
     };
     let pk = user_pk(&tenant.id, user_id);
     let sk = action_sk(code, &key);
-    let enrolled = enrolled_methods(services, tenant, user_id).await?;
+    let auths = of_user(services, tenant, user_id).await?;
+    let enrolled = auths.enrolled_methods();
+    // Every authenticator item is written with (or after) its user's item, and deleting a user
+    // removes the user's item with the rest: a user with one has an item already, and track
+    // need not read it to know.
+    let user_known = !auths.records.is_empty();
     let allowed = tenant.settings.methods();
+    let config = tenant.settings.action(code);
     // Up to three rounds: a racing track with the same key, or a user created meanwhile, makes
     // a round's conditional write fail, and the next round sees what the other writer stored.
+    // The action is written under an absence condition rather than read first: a replayed
+    // idempotency key (rare) costs a failed write and a read, a new one (the rule) no read.
     let mut round = 0;
     let stored = loop {
         round += 1;
-        if let Some(existing) = services.store.get(&pk, &sk).await? {
-            break existing;
-        }
         if round > 3 {
             return Err(Error::Conflict("the user changed; retry"));
         }
         {
             let now = services.clock.now();
-            let earlier = services
-                .store
-                .query(
-                    Query::partition(&pk)
-                        .prefix(format!("ACT#{code}#"))
-                        .limit(1000)
-                        .descending(),
-                )
-                .await?
-                .items
-                .iter()
-                .filter_map(|i| i.attrs.get("createdEpoch").and_then(Value::as_i64))
-                .collect();
+            let earlier = if config.counts_earlier_actions() {
+                services
+                    .store
+                    .query(
+                        Query::partition(&pk)
+                            .prefix(format!("ACT#{code}#"))
+                            .limit(1000)
+                            .descending(),
+                    )
+                    .await?
+                    .items
+                    .iter()
+                    .filter_map(|i| i.attrs.get("createdEpoch").and_then(Value::as_i64))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let device = match &attrs.device_id {
                 Some(d) => Some(device_ref(services, &tenant.id, d).await?),
                 None => None,
             };
             let device_seen = match &device {
-                Some(d) => services
+                Some(d) if config.asks_new_device() => services
                     .store
                     .get(&pk, &format!("DEV#{d}"))
                     .await?
                     .is_some(),
-                None => true,
+                _ => true,
             };
             let facts = Facts {
                 ip,
@@ -352,7 +361,6 @@ pub async fn track(
                 now: now.unix_timestamp(),
                 earlier_actions: earlier,
             };
-            let config = tenant.settings.action(code);
             let (outcome, rule_ids) = config.evaluate(&facts);
             let rules: Vec<Value> = config
                 .rules
@@ -392,7 +400,7 @@ pub async fn track(
                 item: item.clone(),
                 condition: Condition::Absent,
             }];
-            if services.store.get(&pk, "USER").await?.is_none() {
+            if !user_known && services.store.get(&pk, "USER").await?.is_none() {
                 ops.push(WriteOp::Put {
                     item: new_user_item(services, &tenant.id, user_id)?,
                     condition: Condition::Absent,
@@ -412,7 +420,13 @@ pub async fn track(
             };
             match services.journal.commit(&tenant.id, ctx, change).await {
                 Ok(_) => break item,
-                Err(CommitError::Condition { .. }) => continue,
+                // The idempotency key was tracked before (or meanwhile): that action stands.
+                Err(CommitError::Condition { index: 0, .. }) => {
+                    if let Some(existing) = services.store.get(&pk, &sk).await? {
+                        break existing;
+                    }
+                }
+                Err(CommitError::Condition { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -233,6 +233,17 @@ impl UserAuthenticators {
             .collect()
     }
 
+    /// The distinct methods verified, in a stable order.
+    pub fn enrolled_methods(&self) -> Vec<String> {
+        let mut methods: Vec<String> = self
+            .verified()
+            .filter_map(|r| r.item.str("verificationMethod").map(str::to_owned))
+            .collect();
+        methods.sort();
+        methods.dedup();
+        methods
+    }
+
     /// The verified items, as the Server API lists them.
     pub(crate) fn verified_items(&self) -> Vec<Item> {
         self.verified().map(|r| r.item.clone()).collect()
@@ -286,12 +297,5 @@ pub async fn enrolled_methods(
     tenant: &Tenant,
     user_id: &str,
 ) -> Result<Vec<String>, Error> {
-    let mut methods: Vec<String> = items(services, tenant, user_id)
-        .await?
-        .iter()
-        .filter_map(|i| i.str("verificationMethod").map(str::to_owned))
-        .collect();
-    methods.sort();
-    methods.dedup();
-    Ok(methods)
+    Ok(of_user(services, tenant, user_id).await?.enrolled_methods())
 }

@@ -37,6 +37,24 @@ pub struct ActionConfig {
     pub rules: Vec<Rule>,
 }
 
+impl ActionConfig {
+    /// Whether any rule looks at the user's earlier actions of this code: only then does
+    /// track read them (a query per track otherwise spent for nothing).
+    pub fn counts_earlier_actions(&self) -> bool {
+        self.any_condition(|c| matches!(c, RuleCondition::ActionCountExceeds { .. }))
+    }
+
+    /// Whether any rule asks if the device is new: only then does track read the device's
+    /// record.
+    pub fn asks_new_device(&self) -> bool {
+        self.any_condition(|c| matches!(c, RuleCondition::NewDevice { .. }))
+    }
+
+    fn any_condition(&self, f: impl Fn(&RuleCondition) -> bool) -> bool {
+        self.rules.iter().flat_map(|r| &r.conditions).any(f)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
