@@ -3,6 +3,8 @@
 //! (`latchkey_tests::World`). Needs nothing but Rust.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// `infra/audit/verify_export.py` against Rust's verifier, on intact and tampered exports.
+mod audit_export;
 /// The Client API's authorization matrix, cell by cell, and the regressions of issue #11.
 mod authorization;
 /// The backup drill's comparison of a copy with the live table.
