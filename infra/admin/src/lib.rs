@@ -123,7 +123,7 @@ pub enum AuditCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Prints a tenant's audit log as NDJSON (events, sealed entries, checkpoints), for
+    /// Prints a tenant's audit log as NDJSON (events, sealed entries, checkpoints, the seal head), for
     /// `infra/audit/verify_export.py`.
     Export {
         #[arg(long)]

@@ -1,6 +1,7 @@
 //! Latchkey end to end on the embedded adapters: the real routers (the local gateway's, and each
 //! function's) driven with `Request`s through `tower::ServiceExt::oneshot`, on the one fixture
-//! (`latchkey_tests::World`). Needs nothing but Rust.
+//! (`latchkey_tests::World`). Needs nothing but Rust, except `audit_export`'s tests (ignored
+//! unless `.ci/run` gives them a Python with `cryptography`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 /// `infra/audit/verify_export.py` against Rust's verifier, on intact and tampered exports.

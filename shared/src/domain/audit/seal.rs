@@ -9,9 +9,9 @@
 //! - `HEAD`: the last sealed entry (`seq`, `hash`), the last checkpoint (`checkpoint`,
 //!   `checkpointSeq`, `checkpointHash`), when the oldest unsigned entry was sealed
 //!   (`unsignedSince`), and the first 16 hex digits of the ids of the last [`RECENT`] sealed
-//!   events (about 19 KB), so a batch the feed delivers again is not sealed twice. Written under a version condition: two sealers of one
-//!   tenant (two stream shards) never both extend the chain; the loser reads the new head and
-//!   goes again. This contention is the sealer's alone, off every request's path.
+//!   events (about 19 KB), so a batch the feed delivers again is not sealed twice. Written
+//!   under a version condition: two sealers of one tenant (two stream shards) never both extend
+//!   the chain; the loser reads the new head and goes again. This contention is the sealer's alone, off every request's path.
 //! - `B#{first seq}`: a block of up to [`BLOCK_ENTRIES`] sealed entries, each
 //!   `{seq, id, sk, digest, prev, hash}` where `digest` is [`super::event_digest`] of the event,
 //!   `prev` the hash of the entry before (zeros for the first) and `hash` the SHA-256 of the

@@ -1,6 +1,6 @@
 //! Checking a tenant's audit log: events ↔ sealed chain ↔ signed checkpoints, naming the first
-//! break. [`collect`] reads the evidence from the store (or [`Evidence::from_export`] from an
-//! export), [`check`] judges it without I/O. `infra/audit/verify_export.py` does the same from
+//! break. [`collect`] reads the evidence from the store, [`check`] judges it without I/O, and
+//! [`export_lines`] writes it out for a customer. `infra/audit/verify_export.py` does the same from
 //! an export and the public key alone, without this code.
 //!
 //! What each break means:
@@ -16,8 +16,10 @@
 //! - `missing-checkpoint`: checkpoint numbers skip.
 //! - `head-mismatch`: the seal head does not name the last entry.
 //!
-//! Truncation of the newest entries together with their checkpoints can only be seen against a
-//! checkpoint kept elsewhere: exports carry them, and customers should keep their last export.
+//! Attributes the format does not name (an extra field on an entry or a checkpoint) are ignored:
+//! they are not signed, so they carry no weight. Truncation of the newest entries together with
+//! their checkpoints can only be seen against a checkpoint kept elsewhere: exports carry them,
+//! and customers should keep their last export.
 use super::seal::{
     BLOCK_PREFIX, CHECKPOINT_PREFIX, Checkpoint, GENESIS, HEAD_SK, Head, SealedEntry, seal_pk,
 };
@@ -73,7 +75,9 @@ pub struct VerifyReport {
     pub events: u64,
     /// Entries of the sealed chain.
     pub sealed: u64,
-    /// The last entry a valid checkpoint signs.
+    /// The last entry that a checkpoint with a valid signature, in an unbroken run of
+    /// checkpoints, signs (it may lie beyond a broken entry: the signature covers the chain as
+    /// sealed, not the events as they are now).
     pub signed_through: u64,
     pub checkpoints: u64,
     /// Events not sealed yet, younger than the grace period.
