@@ -24,7 +24,7 @@ pub struct Services {
     /// Limits on Client API calls made with only a tenant id.
     pub limits: AnonymousLimits,
     /// Tenant and secret-key records, reused for a few seconds: read on every request.
-    pub records: crate::domain::tenants::RecordCache,
+    pub records: RecordCache,
 }
 
 /// The adapters behind each port, as [`crate::wiring`] or a test picked them.
@@ -73,7 +73,7 @@ impl Services {
             journal,
             mailer,
             limits,
-            records: crate::domain::tenants::RecordCache::default(),
+            records: RecordCache::default(),
         }
     }
 
@@ -96,6 +96,52 @@ impl Default for AnonymousLimits {
         Self {
             per_client_per_minute: 120,
             per_tenant_per_minute: 6_000,
+        }
+    }
+}
+
+/// How long a tenant record or a secret-key record, once read, is reused in this process
+/// without reading it again. Every API request needs both (the key, then its tenant), so on
+/// DynamoDB this saves two round trips a request. The price: a change made by another process
+/// (a key revoked or a tenant's settings changed with `latchkey-admin`) reaches a warm function
+/// up to this long later. Changes made through this process's own [`Services`] invalidate the
+/// entry at once. Only records that exist are kept, so a new tenant or key works at once.
+pub const RECORD_CACHE_SECONDS: i64 = 30;
+/// Beyond this many entries the cache starts afresh: a bound, not an eviction policy, since a
+/// function instance serves few tenants.
+const RECORD_CACHE_CAPACITY: usize = 4096;
+
+/// The cache of [`RECORD_CACHE_SECONDS`] for tenant and key records
+/// ([`crate::domain::tenants`]), keyed by the item's keys. Per [`Services`], so that two stores
+/// in one process (the tests) never see each other's records.
+#[derive(Default)]
+pub struct RecordCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<(String, String), (i64, crate::ports::store::Item)>,
+    >,
+}
+
+impl RecordCache {
+    pub(crate) fn fresh(&self, pk: &str, sk: &str, now: i64) -> Option<crate::ports::store::Item> {
+        let entries = self.entries.lock().ok()?;
+        let (at, item) = entries.get(&(pk.to_owned(), sk.to_owned()))?;
+        // A clock that went back counts as stale too.
+        (*at <= now && now - *at < RECORD_CACHE_SECONDS).then(|| item.clone())
+    }
+
+    pub(crate) fn keep(&self, item: &crate::ports::store::Item, now: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= RECORD_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert((item.pk.clone(), item.sk.clone()), (now, item.clone()));
+        }
+    }
+
+    /// Forgets a record this process is about to change.
+    pub fn forget(&self, pk: &str, sk: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&(pk.to_owned(), sk.to_owned()));
         }
     }
 }

@@ -65,49 +65,6 @@ pub fn key_pk(key_id: &str) -> String {
     format!("KEY#{key_id}")
 }
 
-/// How long a tenant record or a secret-key record, once read, is reused in this process
-/// without reading it again. Every API request needs both (the key, then its tenant), so on
-/// DynamoDB this saves two round trips a request. The price: a change made by another process
-/// (a key revoked or a tenant's settings changed with `latchkey-admin`) reaches a warm function
-/// up to this long later. Changes made through this process's own [`Services`] invalidate the
-/// entry at once. Only records that exist are kept, so a new tenant or key works at once.
-pub const RECORD_CACHE_SECONDS: i64 = 30;
-/// Beyond this many entries the cache starts afresh: a bound, not an eviction policy, since a
-/// function instance serves few tenants.
-const RECORD_CACHE_CAPACITY: usize = 4096;
-
-/// The cache of [`RECORD_CACHE_SECONDS`], keyed by the item's keys. Per [`Services`], so that
-/// two stores in one process (the tests) never see each other's records.
-#[derive(Default)]
-pub struct RecordCache {
-    entries: std::sync::Mutex<std::collections::HashMap<(String, String), (i64, Item)>>,
-}
-
-impl RecordCache {
-    fn fresh(&self, pk: &str, sk: &str, now: i64) -> Option<Item> {
-        let entries = self.entries.lock().ok()?;
-        let (at, item) = entries.get(&(pk.to_owned(), sk.to_owned()))?;
-        // A clock that went back counts as stale too.
-        (*at <= now && now - *at < RECORD_CACHE_SECONDS).then(|| item.clone())
-    }
-
-    fn keep(&self, item: &Item, now: i64) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= RECORD_CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert((item.pk.clone(), item.sk.clone()), (now, item.clone()));
-        }
-    }
-
-    /// Forgets a record this process is about to change.
-    pub fn forget(&self, pk: &str, sk: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&(pk.to_owned(), sk.to_owned()));
-        }
-    }
-}
-
 /// A tenant or key record, from the cache while fresh, else from the store.
 async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option<Item>, Error> {
     let now = services.clock.now().unix_timestamp();
@@ -121,7 +78,7 @@ async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option
     Ok(item)
 }
 
-/// The tenant, as read at most [`RECORD_CACHE_SECONDS`] ago.
+/// The tenant, as read at most [`RECORD_CACHE_SECONDS`](crate::domain::services::RECORD_CACHE_SECONDS) ago.
 pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<Tenant>, Error> {
     let Some(item) = cached_record(services, &tenant_pk(tenant_id), "TENANT").await? else {
         return Ok(None);
@@ -352,7 +309,7 @@ impl Principal {
     }
 }
 
-/// Checks a secret key: one read by its key id (reused for [`RECORD_CACHE_SECONDS`]), then the keyed hash compared in constant time
+/// Checks a secret key: one read by its key id (reused for [`RECORD_CACHE_SECONDS`](crate::domain::services::RECORD_CACHE_SECONDS)), then the keyed hash compared in constant time
 /// under the current pepper and, during a rotation, the previous one. Every failure is the same
 /// `Unauthorized`, so a caller learns nothing about which part was wrong.
 pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal, Error> {
@@ -383,7 +340,7 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
 }
 
 /// Revokes a secret key. It stops working at once for this process; a function instance that
-/// checked it in the last [`RECORD_CACHE_SECONDS`] accepts it until its cached copy goes stale.
+/// checked it in the last [`RECORD_CACHE_SECONDS`](crate::domain::services::RECORD_CACHE_SECONDS) accepts it until its cached copy goes stale.
 pub async fn revoke_api_key(
     services: &Services,
     ctx: &AuditContext,
