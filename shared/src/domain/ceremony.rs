@@ -3,7 +3,7 @@
 //! and committing a change with its audit event.
 use crate::domain::Error;
 use crate::domain::Services;
-use crate::domain::actions::load;
+use crate::domain::actions::{ActionRecord, load};
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authz::{Access, Proof};
 use crate::domain::machine::{ActionState, Event, VerificationMethod};
@@ -56,6 +56,21 @@ pub(crate) async fn settle_action(
     event: Event,
     method: VerificationMethod,
 ) -> Result<(Option<WriteOp>, String, String), Error> {
+    settle_action_with(services, tenant, user_id, action, event, method, None).await
+}
+
+/// [`settle_action`], given the action as this request already read it (the authorization
+/// reads the token's action): no second read. The write is conditional on that read's version,
+/// so an action changed since fails the commit as a fresh read would have made it.
+pub(crate) async fn settle_action_with(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+    action: Option<ActionKey>,
+    event: Event,
+    method: VerificationMethod,
+    known: Option<&ActionRecord>,
+) -> Result<(Option<WriteOp>, String, String), Error> {
     let (code, key) = action.unwrap_or_default();
     let code = if code.is_empty() {
         DEFAULT_SIGN_IN_ACTION.to_owned()
@@ -64,7 +79,18 @@ pub(crate) async fn settle_action(
     };
     let now = stamp(services)?;
     if !key.is_empty() {
-        let Some(record) = load(services, &tenant.id, user_id, &code, &key).await? else {
+        let known = known
+            .filter(|r| {
+                r.code == code
+                    && r.idempotency_key == key
+                    && r.item.pk == user_pk(&tenant.id, user_id)
+            })
+            .cloned();
+        let record = match known {
+            Some(r) => Some(r),
+            None => load(services, &tenant.id, user_id, &code, &key).await?,
+        };
+        let Some(record) = record else {
             return Err(Error::Invalid(
                 "The token's action no longer exists.".into(),
             ));

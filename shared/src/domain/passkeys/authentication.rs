@@ -1,6 +1,7 @@
 //! Signing in with a passkey (with a token, or usernameless) and verifying with a security
 //! key: options, then the assertion checked by webauthn-rs, then the action settled.
 use super::*;
+use crate::domain::audit::CommitError;
 
 pub async fn authentication_options(
     services: &Services,
@@ -93,7 +94,9 @@ pub async fn verify_authentication(
         Some(_) => &[CeremonyKind::PasskeyAuthenticate],
         None => &[CeremonyKind::PasskeyDiscover],
     };
-    let ceremony = take(services, tenant, challenge_id, kinds).await?;
+    // Read now, taken by the transaction that records the outcome (success), or on its own just
+    // before a refusal is recorded: of racing verifies, exactly one gets past either.
+    let ceremony = open(services, tenant, challenge_id, kinds).await?;
     let action = Some((
         ceremony.str("actionCode").unwrap_or_default().to_owned(),
         ceremony
@@ -103,15 +106,13 @@ pub async fn verify_authentication(
     ));
     let rp = relying_party(tenant)?;
     let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
-    let owner = services
-        .store
-        .get(&credential_pk(&tenant.id, &cred_id), "CRED")
-        .await?
-        .and_then(|c| c.str("userId").map(str::to_owned));
-    // Every refusal is audited, and moves the tracked action (if any) to CHALLENGE_FAILED.
+    // Every refusal takes the ceremony, is audited, and moves the tracked action (if any) to
+    // CHALLENGE_FAILED.
     let refuse = |user: Option<String>, reason: String| {
         let action = action.clone();
+        let ceremony = &ceremony;
         async move {
+            consume(services, ceremony).await?;
             record_failure(
                 services,
                 tenant,
@@ -141,11 +142,19 @@ pub async fn verify_authentication(
         // The ceremony was started for this token's action, not another of the same user's.
         let same_action = action.as_ref() == Some(&(claims.act.clone(), claims.idk.clone()));
         if !same_action {
+            consume(services, &ceremony).await?;
             return Err(Error::Invalid(
                 "The challenge belongs to another action.".into(),
             ));
         }
-        if claims.sub != expected || owner.as_deref() != Some(expected.as_str()) {
+        // The token's user owns the credential when it is one of the user's passkeys, as the
+        // authorization read them: credential ids are unique per tenant (registration writes
+        // `CRED#{id}` under an absence condition), so no read of that record is needed.
+        let owned = access.authenticators()?.verified().any(|r| {
+            r.method == VerificationMethod::Passkey
+                && r.item.str("credentialId") == Some(cred_id.as_str())
+        });
+        if claims.sub != expected || !owned {
             return refuse(
                 Some(expected),
                 "the credential belongs to another user".into(),
@@ -162,6 +171,11 @@ pub async fn verify_authentication(
             Ok(found) => found,
             Err(e) => return refuse(None, e.to_string()).await,
         };
+        let owner = services
+            .store
+            .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+            .await?
+            .and_then(|c| c.str("userId").map(str::to_owned));
         let by_handle = services
             .store
             .get(&handle_pk(&tenant.id, &handle), "UH")
@@ -205,13 +219,14 @@ pub async fn verify_authentication(
         action,
         Kind::Passkey,
         claims.and_then(|c| c.scope.clone()),
+        (access, Some(consume_op(&ceremony))),
     )
     .await
 }
 
-/// A verified assertion: records the credential's new counter and backup state, settles the
-/// action and audits, in one transaction; then issues the access token, which carries the
-/// proof of this ceremony.
+/// A verified assertion: takes the ceremony (`consume`, when the caller has not yet), records
+/// the credential's new counter and backup state, settles the action and audits, in one
+/// transaction; then issues the access token, which carries the proof of this ceremony.
 #[allow(clippy::too_many_arguments)]
 async fn succeed(
     services: &Services,
@@ -222,6 +237,7 @@ async fn succeed(
     action: Option<(String, String)>,
     kind: Kind,
     scope: Option<String>,
+    (access, consume): (&Access, Option<WriteOp>),
 ) -> Result<Verified, Error> {
     // webauthn-rs has already refused a counter that did not grow (a possible clone, as its
     // docs advise); record the new values.
@@ -262,13 +278,14 @@ async fn succeed(
             condition: Condition::Version(v),
         });
     }
-    let (action_op, code, key) = settle_action(
+    let (action_op, code, key) = settle_action_with(
         services,
         tenant,
         user_id,
         action,
         Event::CeremonySucceeded,
         kind.method(),
+        access.subject.as_ref().map(|s| &s.action),
     )
     .await?;
     ops.extend(action_op);
@@ -276,6 +293,11 @@ async fn succeed(
         return Err(Error::Internal(
             "nothing to record for a verified credential".into(),
         ));
+    }
+    // First, so that its failure (another verify took the ceremony) is told apart.
+    let consumes = consume.is_some();
+    if let Some(op) = consume {
+        ops.insert(0, op);
     }
     let change = Change {
         action: if kind == Kind::Passkey {
@@ -287,7 +309,14 @@ async fn succeed(
         summary: json!({ "authenticatorId": authenticator_id, "actionCode": code, "userVerified": result.user_verified(), "kind": kind.audit() }),
         ops,
     };
-    commit(services, tenant, ctx, change).await?;
+    match services.journal.commit(&tenant.id, ctx, change).await {
+        Ok(_) => {}
+        Err(CommitError::Condition { index: 0, .. }) if consumes => return Err(gone()),
+        Err(CommitError::Condition { .. }) => {
+            return Err(Error::Conflict("the user changed; retry"));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let proof = Proof {
         method: kind.method(),
         at: now_epoch(services),
@@ -428,6 +457,7 @@ pub async fn verify_security_key(
         action,
         Kind::SecurityKey,
         claims.scope.clone(),
+        (access, None),
     )
     .await
 }

@@ -18,7 +18,7 @@ use crate::domain::audit::{AuditContext, Change};
 use crate::domain::authenticators::UserAuthenticators;
 use crate::domain::authz::{Access, Proof};
 use crate::domain::ceremony::{
-    CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_action, settle_enrollment,
+    CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_action_with, settle_enrollment,
     stamp,
 };
 use crate::domain::limits;
@@ -197,6 +197,10 @@ async fn save_as(
     Ok(id)
 }
 
+fn gone() -> Error {
+    Error::Invalid("The challenge is unknown, expired or already used.".into())
+}
+
 /// Takes a ceremony out of the store: at most one caller ever gets it.
 async fn take(
     services: &Services,
@@ -204,13 +208,28 @@ async fn take(
     id: &str,
     kinds: &[CeremonyKind],
 ) -> Result<Item, Error> {
-    let gone = || Error::Invalid("The challenge is unknown, expired or already used.".into());
+    let item = open(services, tenant, id, kinds).await?;
+    consume(services, &item).await?;
+    Ok(item)
+}
+
+/// Reads a live ceremony of one of `kinds` without taking it: the caller takes it with
+/// [`consume`], or with [`consume_op`] inside the transaction that records its outcome (one
+/// round trip fewer). Either way the delete is conditional on the version read here, so of any
+/// number of racing finishes exactly one takes it, and the others get the same error as for
+/// an unknown id.
+async fn open(
+    services: &Services,
+    tenant: &Tenant,
+    id: &str,
+    kinds: &[CeremonyKind],
+) -> Result<Item, Error> {
     if id.is_empty() || id.len() > 64 {
         return Err(gone());
     }
-    // Read, check, then delete under the version read: a caller naming an item of another
-    // kind (the one-time-code challenges share this key space, under ids anyone holding the
-    // token can compute) must not be able to delete it, and with it its attempt count.
+    // Read and check the kind before any delete: a caller naming an item of another kind (the
+    // one-time-code challenges share this key space, under ids anyone holding the token can
+    // compute) must not be able to delete it, and with it its attempt count.
     let pk = challenge_pk(&tenant.id, id);
     let Some(item) = services.store.get(&pk, "CH").await? else {
         return Err(gone());
@@ -224,21 +243,37 @@ async fn take(
     if !kind.is_some_and(|k| kinds.contains(&k)) {
         return Err(gone());
     }
-    match services
-        .store
-        .delete(&pk, "CH", Condition::Version(item.version))
-        .await
-    {
-        Ok(Some(_)) => {}
-        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => {
-            return Err(gone());
-        }
-        Err(e) => return Err(e.into()),
-    }
+    // An expired ceremony is left to the store's expiry: no one can finish it any more.
     if expires <= now_epoch(services) {
         return Err(gone());
     }
     Ok(item)
+}
+
+/// Takes an [`open`]ed ceremony on its own (the paths that record no outcome with it).
+async fn consume(services: &Services, ceremony: &Item) -> Result<(), Error> {
+    match services
+        .store
+        .delete(
+            &ceremony.pk,
+            &ceremony.sk,
+            Condition::Version(ceremony.version),
+        )
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) | Err(crate::ports::store::StoreError::ConditionFailed { .. }) => Err(gone()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The delete that takes an [`open`]ed ceremony, for the transaction that records its outcome.
+fn consume_op(ceremony: &Item) -> WriteOp {
+    WriteOp::Delete {
+        pk: ceremony.pk.clone(),
+        sk: ceremony.sk.clone(),
+        condition: Condition::Version(ceremony.version),
+    }
 }
 
 /// `POST /client/challenge {action}`: remembers which action a usernameless sign-in is for.
@@ -361,13 +396,14 @@ async fn record_failure(
         .as_ref()
         .is_some_and(|s| s.action.state == crate::domain::machine::ActionState::ChallengeRequired);
     if challenged && action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
-        let (op, _, _) = settle_action(
+        let (op, _, _) = settle_action_with(
             services,
             tenant,
             u,
             action,
             Event::CeremonyFailed,
             kind.method(),
+            access.subject.as_ref().map(|s| &s.action),
         )
         .await?;
         ops.extend(op);
