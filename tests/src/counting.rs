@@ -40,11 +40,12 @@ impl KeyVault for CountingVault {
     }
 }
 
-/// A store decorator that counts the calls that reach the store underneath, by kind: what one
-/// request costs in round trips (each is a network call on DynamoDB).
+/// A store decorator that records the calls that reach the store underneath, each as its kind
+/// and keys (`get TENANT#t|META`): what one request costs in round trips (each is a network
+/// call on DynamoDB), and which items they touch, so a failing ceiling says which call is new.
 pub struct CountingStore {
     inner: Arc<dyn latchkey::ports::Store>,
-    calls: std::sync::Mutex<Vec<&'static str>>,
+    calls: std::sync::Mutex<Vec<String>>,
 }
 
 impl CountingStore {
@@ -55,13 +56,14 @@ impl CountingStore {
         }
     }
 
-    /// The calls since the last `take`, in order (`get`, `put`, `delete`, `query`, `transact`).
-    pub fn take(&self) -> Vec<&'static str> {
+    /// The calls since the last `take`, in order, each starting with its kind (`get`, `put`,
+    /// `delete`, `query`, `transact`) and followed by the keys it names.
+    pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
 
-    fn note(&self, kind: &'static str) {
-        self.calls.lock().unwrap().push(kind);
+    fn note(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
     }
 }
 
@@ -72,7 +74,7 @@ impl latchkey::ports::Store for CountingStore {
         pk: &str,
         sk: &str,
     ) -> Result<Option<latchkey::ports::store::Item>, latchkey::ports::store::StoreError> {
-        self.note("get");
+        self.note(format!("get {pk}|{sk}"));
         self.inner.get(pk, sk).await
     }
 
@@ -81,7 +83,7 @@ impl latchkey::ports::Store for CountingStore {
         item: latchkey::ports::store::Item,
         condition: latchkey::ports::store::Condition,
     ) -> Result<(), latchkey::ports::store::StoreError> {
-        self.note("put");
+        self.note(format!("put {}|{} {condition:?}", item.pk, item.sk));
         self.inner.put(item, condition).await
     }
 
@@ -91,7 +93,7 @@ impl latchkey::ports::Store for CountingStore {
         sk: &str,
         condition: latchkey::ports::store::Condition,
     ) -> Result<Option<latchkey::ports::store::Item>, latchkey::ports::store::StoreError> {
-        self.note("delete");
+        self.note(format!("delete {pk}|{sk} {condition:?}"));
         self.inner.delete(pk, sk, condition).await
     }
 
@@ -99,7 +101,7 @@ impl latchkey::ports::Store for CountingStore {
         &self,
         query: latchkey::ports::store::Query,
     ) -> Result<latchkey::ports::store::Page, latchkey::ports::store::StoreError> {
-        self.note("query");
+        self.note(format!("query {}|{}*", query.pk, query.sk_prefix));
         self.inner.query(query).await
     }
 
@@ -107,7 +109,20 @@ impl latchkey::ports::Store for CountingStore {
         &self,
         ops: Vec<latchkey::ports::store::WriteOp>,
     ) -> Result<(), latchkey::ports::store::StoreError> {
-        self.note("transact");
+        let keys: Vec<String> = ops
+            .iter()
+            .map(|op| {
+                let (pk, sk) = op.key();
+                let kind = match op {
+                    latchkey::ports::store::WriteOp::Put { .. } => "put",
+                    latchkey::ports::store::WriteOp::Delete { .. } => "delete",
+                    latchkey::ports::store::WriteOp::Check { .. } => "check",
+                    latchkey::ports::store::WriteOp::Count { .. } => "count",
+                };
+                format!("{kind} {pk}|{sk} {:?}", op.condition())
+            })
+            .collect();
+        self.note(format!("transact [{}]", keys.join(", ")));
         self.inner.transact(ops).await
     }
 }
