@@ -56,7 +56,7 @@ impl LocalSigner {
         let spki = key.verifying_key().to_public_key_der()?;
         let key_id = format!(
             "local:{}",
-            crate::crypto::hex(&Sha256::digest(spki.as_bytes())[..8])
+            hex::encode(&Sha256::digest(spki.as_bytes())[..8])
         );
         Ok(Self { key, key_id })
     }

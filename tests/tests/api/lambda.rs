@@ -79,7 +79,10 @@ async fn a_recorded_api_gateway_v2_event_is_served_with_its_source_ip() {
     assert_eq!(track.source_ip.as_deref(), Some(SOURCE_IP));
 
     // The same call without API Gateway's context (a plain request to the router, no socket):
-    // no source address, so the one above can only have come from the request context.
+    // no source address, so the one above can only have come from the request context. The
+    // test clock moves on a second so that this track's event lists last (events list in
+    // commit-time order, and in id order within one millisecond).
+    w.clock.advance(time::Duration::seconds(1));
     let (status, _) = w
         .post(
             &w.server(),
