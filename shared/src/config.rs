@@ -10,7 +10,7 @@
 //! | `LATCHKEY_SECRET_ID` | unset | Secrets Manager secret (JSON object, `root` field); when unset, `LATCHKEY_LOCAL_SECRET_<NAME>` variables, else `<data dir>/secrets.json` (created 0600) |
 //! | `LATCHKEY_LOCAL_SECRET_<NAME>` | unset | a local secret's value (UTF-8), e.g. `LATCHKEY_LOCAL_SECRET_ROOT` |
 //! | `LATCHKEY_DATA_DIR` | `.latchkey` | folder for the embedded store, key file and secrets (created 0700) |
-//! | `LATCHKEY_LOG` | `info` | log filter (tracing `EnvFilter` syntax) |
+//! | `LATCHKEY_LOG` | `info` | log filter: `level` or `target=level`, comma-separated (`latchkey=debug,warn`); no span or field filters (`crate::logging`) |
 //! | `LATCHKEY_MAX_BODY_BYTES` | `65536` | largest request body accepted; larger gets 413 |
 //! | `LATCHKEY_ANON_PER_CLIENT_PER_MINUTE` | `120` | Client API calls with only a tenant id (usernameless sign-in) allowed per client address per minute; more get 429 |
 //! | `LATCHKEY_ANON_PER_TENANT_PER_MINUTE` | `6000` | ... and per tenant, whatever the address |
@@ -218,8 +218,11 @@ impl Config {
             },
         };
         let log_filter = get("LATCHKEY_LOG")?.unwrap_or("info").to_owned();
-        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
-            return Err(bad("LATCHKEY_LOG", "is not a valid log filter"));
+        if !valid_log_filter(&log_filter) {
+            return Err(bad(
+                "LATCHKEY_LOG",
+                "is not a valid log filter (`level` or `target=level`, comma-separated)",
+            ));
         }
         let listen = match get("LATCHKEY_LISTEN")? {
             None => SocketAddr::from(([127, 0, 0, 1], 8787)),
@@ -356,6 +359,22 @@ impl Config {
 
 const SECRET_PREFIX: &str = "LATCHKEY_LOCAL_SECRET_";
 
+/// `LATCHKEY_LOG`: what `tracing_subscriber`'s `Targets` (`crate::logging`) parses, less what it
+/// would misread. `Targets` takes `latchkey[request]=debug` as the name of a target and filters
+/// nothing by span, so a directive whose target is not a Rust path is refused here instead.
+fn valid_log_filter(filter: &str) -> bool {
+    let paths = filter.split(',').all(|directive| {
+        let target = directive.split_once('=').map_or(directive, |(t, _)| t);
+        target
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    });
+    paths
+        && filter
+            .parse::<tracing_subscriber::filter::Targets>()
+            .is_ok()
+}
+
 const KNOWN: [&str; 21] = [
     "LATCHKEY_AUDIT_SIGNING_KEY_ID",
     "LATCHKEY_MAIL_FROM",
@@ -389,6 +408,38 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn log_filters_are_levels_and_targets_only() {
+        for ok in [
+            "info",
+            "warn",
+            "off",
+            "latchkey=debug,warn",
+            "latchkey::http=trace",
+        ] {
+            assert!(valid_log_filter(ok), "{ok}");
+            assert!(
+                Config::from_vars(&vars(&[("LATCHKEY_LOG", ok)])).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "latchkey[request]=debug",
+            "latchkey[{user}]=debug",
+            "latchkey=loud",
+            "{}",
+        ] {
+            assert!(!valid_log_filter(bad), "{bad}");
+            assert_eq!(
+                Config::from_vars(&vars(&[("LATCHKEY_LOG", bad)]))
+                    .err()
+                    .map(|e| e.var),
+                Some("LATCHKEY_LOG".to_owned()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,20 +1,41 @@
 //! The composition root: the one module that reads both the configuration and the adapters. It
 //! picks the adapters `Config` names, once, at cold start, and hands the domain its
 //! [`Services`].
+//!
+//! Which adapters exist is the build's choice (latchkey's cargo features, `shared/Cargo.toml`):
+//! a Lambda function links only those it uses on AWS. A configuration that names an adapter the
+//! build lacks stops the process here, at start, naming the feature to build with; the one
+//! exception is mail (see [`crate::adapters::no_mail`]).
+#[cfg(feature = "dynamodb")]
 use crate::adapters::dynamodb::DynamoStore;
+#[cfg(feature = "dynamodb")]
 use crate::adapters::dynamodb_backup::DynamoBackups;
+#[cfg(feature = "embedded")]
 use crate::adapters::fs::private_dir;
+#[cfg(feature = "kms")]
 use crate::adapters::kms::KmsKeyVault;
+#[cfg(feature = "kms")]
 use crate::adapters::kms_signer::KmsSigner;
+#[cfg(feature = "embedded")]
 use crate::adapters::local_keys::LocalKeyVault;
+#[cfg(feature = "embedded")]
 use crate::adapters::local_secrets::LocalSecrets;
+#[cfg(feature = "embedded")]
 use crate::adapters::local_signer::LocalSigner;
+#[cfg(not(feature = "ses"))]
+use crate::adapters::no_mail::NoMail;
+#[cfg(feature = "embedded")]
 use crate::adapters::outbox::Outbox;
+#[cfg(feature = "secretsmanager")]
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
+#[cfg(feature = "ses")]
 use crate::adapters::ses::SesMailer;
+#[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
+#[cfg(feature = "embedded")]
 use crate::adapters::sqlite_backup::SqliteBackups;
 use crate::config::{Config, KeysConfig, MailConfig, SecretsConfig, SigningConfig, StoreConfig};
+#[cfg(feature = "embedded")]
 use crate::domain::audit::EVENT_SK_PREFIX;
 use crate::domain::audit::seal::{SealPolicy, Sealer};
 use crate::domain::backups::BackupPolicy;
@@ -26,9 +47,29 @@ use crate::ports::random::OsRandom;
 use crate::ports::{Clock, Feed, KeyVault, Mailer, Random, Secrets, Signer, Store};
 use std::sync::Arc;
 
+// A build with no store could only ever refuse to start.
+#[cfg(not(any(feature = "embedded", feature = "dynamodb")))]
+compile_error!("latchkey needs a store: turn on feature `embedded` or `dynamodb`");
+
 #[derive(Debug, thiserror::Error)]
 #[error("startup: {0}")]
 pub struct StartupError(pub String);
+
+/// The configuration names an adapter this build was compiled without. (A `Result` rather than
+/// an early return, so a build lacking every adapter of a port has no unreachable code.)
+#[allow(dead_code, reason = "only builds without some adapter call it")]
+fn lacking<T>(adapter: &str, feature: &str) -> Result<T, StartupError> {
+    Err(StartupError(format!(
+        "this build has no {adapter}; build with feature `{feature}` of the latchkey crate \
+         (a function's `local` feature adds the embedded adapters)"
+    )))
+}
+
+/// The AWS SDK's configuration from the environment (region, credentials, endpoint).
+#[cfg(feature = "aws-config")]
+async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
 
 /// What a process runs on: the domain's services and, on the embedded store, the store's change
 /// feed for the audit sealer (on DynamoDB the table's stream drives the sealer function).
@@ -45,13 +86,19 @@ pub async fn services(config: &Config) -> Result<Arc<Services>, StartupError> {
 /// The audit sealer on the adapters `config` names: the KMS signing key or the local key file.
 pub async fn sealer(config: &Config, services: &Services) -> Result<Sealer, StartupError> {
     let signer: Arc<dyn Signer> = match &config.signing {
+        #[cfg(feature = "embedded")]
         SigningConfig::LocalFile { path } => Arc::new(
             LocalSigner::open(path, &*services.random).map_err(|e| StartupError(e.to_string()))?,
         ),
-        SigningConfig::Kms { key_id } => {
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            Arc::new(KmsSigner::new(aws_sdk_kms::Client::new(&aws), key_id))
-        }
+        #[cfg(not(feature = "embedded"))]
+        SigningConfig::LocalFile { .. } => lacking("local signing key file", "embedded")?,
+        #[cfg(feature = "kms")]
+        SigningConfig::Kms { key_id } => Arc::new(KmsSigner::new(
+            aws_sdk_kms::Client::new(&aws_sdk_config().await),
+            key_id,
+        )),
+        #[cfg(not(feature = "kms"))]
+        SigningConfig::Kms { .. } => lacking("KMS signer", "kms")?,
     };
     Ok(Sealer::new(
         Arc::clone(&services.store),
@@ -66,26 +113,33 @@ pub async fn sealer(config: &Config, services: &Services) -> Result<Sealer, Star
 pub async fn build(config: &Config) -> Result<Built, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
+    #[cfg(feature = "aws-config")]
     let aws = if config.uses_aws() {
-        Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+        Some(aws_sdk_config().await)
     } else {
         None
     };
-    let embedded = !matches!(
-        (&config.store, &config.keys, &config.secrets),
-        (
-            StoreConfig::DynamoDb { .. },
-            KeysConfig::Kms { .. },
-            SecretsConfig::SecretsManager { .. }
-        )
-    );
-    if embedded {
-        private_dir(&config.data_dir)
-            .map_err(|e| StartupError(format!("data dir {}: {e}", config.data_dir.display())))?;
-    }
+    #[cfg(feature = "aws-config")]
     let missing = || StartupError("AWS configuration was not loaded".into());
+    #[cfg(feature = "embedded")]
+    {
+        let embedded = !matches!(
+            (&config.store, &config.keys, &config.secrets),
+            (
+                StoreConfig::DynamoDb { .. },
+                KeysConfig::Kms { .. },
+                SecretsConfig::SecretsManager { .. }
+            )
+        );
+        if embedded {
+            private_dir(&config.data_dir).map_err(|e| {
+                StartupError(format!("data dir {}: {e}", config.data_dir.display()))
+            })?;
+        }
+    }
 
     let (store, feed): (Arc<dyn Store>, Option<Arc<dyn Feed>>) = match &config.store {
+        #[cfg(feature = "embedded")]
         StoreConfig::Sqlite { path } => {
             let store = SqliteStore::open(path)
                 .map_err(|e| StartupError(e.to_string()))?
@@ -93,6 +147,9 @@ pub async fn build(config: &Config) -> Result<Built, StartupError> {
             let feed: Arc<dyn Feed> = Arc::new(store.feed());
             (Arc::new(store), Some(feed))
         }
+        #[cfg(not(feature = "embedded"))]
+        StoreConfig::Sqlite { .. } => lacking("SQLite store", "embedded")?,
+        #[cfg(feature = "dynamodb")]
         StoreConfig::DynamoDb { table } => (
             Arc::new(DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws.as_ref().ok_or_else(missing)?),
@@ -100,40 +157,65 @@ pub async fn build(config: &Config) -> Result<Built, StartupError> {
             )),
             None,
         ),
+        #[cfg(not(feature = "dynamodb"))]
+        StoreConfig::DynamoDb { .. } => lacking("DynamoDB store", "dynamodb")?,
     };
     let vault: Arc<dyn KeyVault> = match &config.keys {
+        #[cfg(feature = "embedded")]
         KeysConfig::LocalFile { path } => Arc::new(
             LocalKeyVault::open(path, Arc::clone(&random))
                 .map_err(|e| StartupError(e.to_string()))?,
         ),
+        #[cfg(not(feature = "embedded"))]
+        KeysConfig::LocalFile { .. } => lacking("local key file", "embedded")?,
+        #[cfg(feature = "kms")]
         KeysConfig::Kms { key_id } => Arc::new(KmsKeyVault::new(
             aws_sdk_kms::Client::new(aws.as_ref().ok_or_else(missing)?),
             key_id,
         )),
+        #[cfg(not(feature = "kms"))]
+        KeysConfig::Kms { .. } => lacking("KMS key vault", "kms")?,
     };
     let secrets: Arc<dyn Secrets> = match &config.secrets {
+        #[cfg(feature = "embedded")]
         SecretsConfig::Local { file } => Arc::new(LocalSecrets::new(
             config.env_secrets.clone(),
             Some(file.clone()),
             Arc::clone(&random),
         )),
+        #[cfg(not(feature = "embedded"))]
+        SecretsConfig::Local { .. } => lacking("local secrets", "embedded")?,
+        #[cfg(feature = "secretsmanager")]
         SecretsConfig::SecretsManager { secret_id } => Arc::new(SecretsManagerSecrets::new(
             aws_sdk_secretsmanager::Client::new(aws.as_ref().ok_or_else(missing)?),
             secret_id,
             config.secret_cache_ttl,
             Arc::clone(&clock),
         )),
+        #[cfg(not(feature = "secretsmanager"))]
+        SecretsConfig::SecretsManager { .. } => {
+            lacking("Secrets Manager client", "secretsmanager")?
+        }
     };
     let mailer: Arc<dyn Mailer> = match &config.mail {
+        #[cfg(feature = "embedded")]
         MailConfig::Outbox { dir, from } => Arc::new(
             Outbox::new(dir, from, Arc::clone(&clock), Arc::clone(&random))
                 .map_err(|e| StartupError(format!("outbox {}: {e}", dir.display())))?,
         ),
+        #[cfg(not(feature = "embedded"))]
+        MailConfig::Outbox { .. } => lacking("`.eml` outbox", "embedded")?,
+        #[cfg(feature = "ses")]
         MailConfig::Ses { from } => Arc::new(SesMailer::new(
             aws_sdk_sesv2::Client::new(aws.as_ref().ok_or_else(missing)?),
             from,
             Arc::clone(&clock),
         )),
+        // Not an error, unlike the other ports: only the functions that never send mail are
+        // built without `ses` (template.yaml gives them no ses:SendEmail), yet they share the
+        // stack's `LATCHKEY_SES=1`. Their mailer refuses, with the reason, if ever asked.
+        #[cfg(not(feature = "ses"))]
+        MailConfig::Ses { .. } => Arc::new(NoMail),
     };
     let services = Arc::new(Services::new(
         Ports {
@@ -173,12 +255,16 @@ pub fn backup_policy(config: &Config) -> BackupPolicy {
 /// the embedded database under `<data dir>/backups`.
 pub async fn backup_target(config: &Config) -> Result<Arc<dyn BackupTarget>, StartupError> {
     Ok(match &config.store {
+        #[cfg(feature = "embedded")]
         StoreConfig::Sqlite { path } => Arc::new(SqliteBackups::new(
             path.clone(),
             config.data_dir.join("backups"),
         )),
+        #[cfg(not(feature = "embedded"))]
+        StoreConfig::Sqlite { .. } => lacking("SQLite backups", "embedded")?,
+        #[cfg(feature = "dynamodb")]
         StoreConfig::DynamoDb { table } => {
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let aws = aws_sdk_config().await;
             let wait = std::time::Duration::from_secs(
                 u64::try_from(config.backup.drill_wait.whole_seconds()).unwrap_or(0),
             );
@@ -188,5 +274,7 @@ pub async fn backup_target(config: &Config) -> Result<Arc<dyn BackupTarget>, Sta
                 wait,
             ))
         }
+        #[cfg(not(feature = "dynamodb"))]
+        StoreConfig::DynamoDb { .. } => lacking("DynamoDB backups", "dynamodb")?,
     })
 }
