@@ -99,7 +99,11 @@ trap 'exit 130' INT TERM
 # CPU time in clock ticks: the whole machine's (busy and steal, /proc/stat), and one process's
 # user + system (/proc/<pid>/stat, counted after the command name).
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-process_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+process_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; } # gone: the run has failed
+    sed 's/.*) //' <<<"$stat" | awk '{ print $12 + $13 }'
+}
 # This shell's reaped children's user + system time in ms, from `times` written to file $1 (a
 # command substitution would run `times` in a subshell, which has no children yet).
 children_ms() { awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d\n", t * 1000 }' "$1"; }
@@ -175,7 +179,8 @@ run() {
         tail -n 20 "$dir/server.log" | sed 's/^/   /' >&2
         failed=1
     fi
-    # server round rc hwm_kB, then what the report says.
+    # One results row: server, round, latchkey-load's exit status, what its report says,
+    # VmHWM (kB) and the other load; or ERR.
     python3 - "$server" "$round" "$rc" "${hwm:-}" "$other_pct" "$dir/load.out" >>"$results" <<'EOF'
 import json, re, sys
 server, rnd, rc, hwm, other, path = sys.argv[1:]
