@@ -118,6 +118,7 @@ impl latchkey::ports::Store for CountingStore {
                     latchkey::ports::store::WriteOp::Delete { .. } => "delete",
                     latchkey::ports::store::WriteOp::Check { .. } => "check",
                     latchkey::ports::store::WriteOp::Count { .. } => "count",
+                    latchkey::ports::store::WriteOp::Update { .. } => "update",
                 };
                 format!("{kind} {pk}|{sk} {:?}", op.condition())
             })

@@ -223,6 +223,42 @@ fn count_placeholders(attr: &str, below: i64, ttl: i64) -> (HashMap<String, Stri
     )
 }
 
+/// [`WriteOp::Update`] as DynamoDB takes it: `SET` each attribute and `ADD` one to the
+/// version, on condition that the item exists and the op's condition holds.
+struct UpdateParts {
+    expression: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: Attrs,
+}
+
+fn update_parts(set: &Map<String, Value>, c: Expr) -> Result<UpdateParts, StoreError> {
+    let mut names = c.names.unwrap_or_default();
+    let mut values = c.values.unwrap_or_default();
+    names.insert("#v".to_owned(), "v".to_owned());
+    values.insert(":one".to_owned(), n(1));
+    let mut sets = Vec::with_capacity(set.len());
+    for (i, (name, value)) in set.iter().enumerate() {
+        names.insert(format!("#u{i}"), name.clone());
+        values.insert(
+            format!(":u{i}"),
+            serde_dynamo::to_attribute_value(value)
+                .map_err(|e| StoreError::InvalidItem(format!("attrs: {e}")))?,
+        );
+        sets.push(format!("#u{i} = :u{i}"));
+    }
+    let condition = match c.expression {
+        Some(e) => format!("attribute_exists(pk) AND ({e})"),
+        None => "attribute_exists(pk)".to_owned(),
+    };
+    Ok(UpdateParts {
+        expression: format!("SET {} ADD #v :one", sets.join(", ")),
+        condition,
+        names,
+        values,
+    })
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -419,6 +455,20 @@ impl Store for DynamoStore {
                             .condition_expression(COUNT_CONDITION)
                             .set_expression_attribute_names(Some(names))
                             .set_expression_attribute_values(Some(values))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                }
+                WriteOp::Update { pk, sk, set, .. } => {
+                    let u = update_parts(set, c)?;
+                    TransactWriteItem::builder().update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(pk, sk)))
+                            .update_expression(u.expression)
+                            .condition_expression(u.condition)
+                            .set_expression_attribute_names(Some(u.names))
+                            .set_expression_attribute_values(Some(u.values))
                             .build()
                             .map_err(build_error)?,
                     )

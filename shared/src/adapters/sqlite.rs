@@ -459,6 +459,7 @@ fn transact(conn: &Connection, feed: Option<&str>, ops: Vec<WriteOp>) -> Result<
     // Check every condition first, as DynamoDB does, then write: a failure names the first
     // condition that did not hold, and the caller's savepoint rolls back.
     let mut counted = Vec::new();
+    let mut updated = Vec::new();
     let mut inserts = vec![false; ops.len()];
     for (index, op) in ops.iter().enumerate() {
         let (pk, sk) = op.key();
@@ -490,6 +491,21 @@ fn transact(conn: &Connection, feed: Option<&str>, ops: Vec<WriteOp>) -> Result<
             counted.push(next);
             continue;
         }
+        if let WriteOp::Update { set, condition, .. } = op {
+            // Read-modify-write is safe here: the writer thread holds the only write
+            // connection, inside this transaction.
+            let Some(item) = get_item(conn, pk, sk)? else {
+                return Err(failed());
+            };
+            if !holds(*condition, Some(item.version)) {
+                return Err(failed());
+            }
+            let v = item.version;
+            let mut next = item.with_version(v + 1);
+            next.attrs.extend(set.clone());
+            updated.push(next);
+            continue;
+        }
         let stored = stored_version(conn, pk, sk)?;
         if !holds(op.condition(), stored) {
             return Err(failed());
@@ -504,8 +520,12 @@ fn transact(conn: &Connection, feed: Option<&str>, ops: Vec<WriteOp>) -> Result<
                     .and_then(|mut stmt| stmt.execute(params![pk, sk]))
                     .map_err(unavailable)?;
             }
-            WriteOp::Check { .. } | WriteOp::Count { .. } => {}
+            WriteOp::Check { .. } | WriteOp::Count { .. } | WriteOp::Update { .. } => {}
         }
+    }
+    // Updates change existing items: nothing new for the feed, which carries inserts.
+    for item in &updated {
+        write_item(conn, None, item, false)?;
     }
     // Counts are not puts: they record nothing in the feed.
     for item in &counted {

@@ -117,6 +117,16 @@ pub enum WriteOp {
         below: i64,
         ttl: i64,
     },
+    /// Sets the attributes in `set` of an existing item (others are kept) and adds one to its
+    /// version, when `condition` holds; an absent item fails like a condition, whatever
+    /// `condition` says (`Absent` is refused as invalid). A write that needs no read first:
+    /// DynamoDB's `UpdateItem` with `SET`, inside a transaction as `Update`.
+    Update {
+        pk: String,
+        sk: String,
+        set: Map<String, Value>,
+        condition: Condition,
+    },
 }
 
 impl WriteOp {
@@ -125,7 +135,8 @@ impl WriteOp {
             WriteOp::Put { item, .. } => (&item.pk, &item.sk),
             WriteOp::Delete { pk, sk, .. }
             | WriteOp::Check { pk, sk, .. }
-            | WriteOp::Count { pk, sk, .. } => (pk, sk),
+            | WriteOp::Count { pk, sk, .. }
+            | WriteOp::Update { pk, sk, .. } => (pk, sk),
         }
     }
 
@@ -133,7 +144,8 @@ impl WriteOp {
         match self {
             WriteOp::Put { condition, .. }
             | WriteOp::Delete { condition, .. }
-            | WriteOp::Check { condition, .. } => *condition,
+            | WriteOp::Check { condition, .. }
+            | WriteOp::Update { condition, .. } => *condition,
             // Its own condition (below the bound), checked by the adapter.
             WriteOp::Count { .. } => Condition::None,
         }
@@ -309,6 +321,23 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
         {
             return Err(StoreError::InvalidItem(
                 "a count needs keys and an attribute of its own".into(),
+            ));
+        }
+        if let WriteOp::Update {
+            pk,
+            sk,
+            set,
+            condition,
+        } = op
+            && (pk.is_empty()
+                || sk.is_empty()
+                || set.is_empty()
+                || *condition == Condition::Absent
+                || set.keys().any(|k| RESERVED.contains(&k.as_str())))
+        {
+            return Err(StoreError::InvalidItem(
+                "an update needs keys, attributes of its own and a condition an item can meet"
+                    .into(),
             ));
         }
         if !keys.insert(op.key()) {

@@ -343,6 +343,102 @@ pub async fn counts_atomically_up_to_a_bound(store: Arc<dyn Store>) {
     );
 }
 
+/// Updates: set some attributes of an existing item, keep the rest (TTL included), add one to
+/// the version, only when the condition holds and the item exists; all-or-nothing with the
+/// rest of a transaction, naming the operation that failed; `Absent` and reserved names are
+/// refused as invalid.
+pub async fn updates_existing_items_in_place(store: Arc<dyn Store>) {
+    let update = |condition: Condition, set: serde_json::Value| WriteOp::Update {
+        pk: "P#u".into(),
+        sk: "A".into(),
+        set: set.as_object().unwrap().clone(),
+        condition,
+    };
+    // Absent: a failed condition, nothing made.
+    let missing = store
+        .transact(vec![update(Condition::Exists, serde_json::json!({"x": 1}))])
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(StoreError::TransactionConditionFailed { index: 0, .. })
+        ),
+        "{missing:?}"
+    );
+    assert_eq!(store.get("P#u", "A").await.unwrap(), None);
+    let missing = store
+        .transact(vec![update(Condition::None, serde_json::json!({"x": 1}))])
+        .await;
+    assert!(matches!(
+        missing,
+        Err(StoreError::TransactionConditionFailed { index: 0, .. })
+    ));
+    assert_eq!(store.get("P#u", "A").await.unwrap(), None);
+
+    let original = Item::new("P#u", "A")
+        .with("keep", "me")
+        .with("x", 1)
+        .with("nested", serde_json::json!({"a": [1, 2]}))
+        .with_ttl(1_900_000_000);
+    store.put(original, Condition::Absent).await.unwrap();
+    store
+        .transact(vec![update(
+            Condition::Version(1),
+            serde_json::json!({"x": 2, "nested": {"b": true}, "new": "y"}),
+        )])
+        .await
+        .unwrap();
+    let item = store.get("P#u", "A").await.unwrap().unwrap();
+    assert_eq!(item.version, 2);
+    assert_eq!(item.ttl, Some(1_900_000_000));
+    assert_eq!(item.str("keep"), Some("me"));
+    assert_eq!(item.u64("x"), Some(2));
+    assert_eq!(item.attrs["nested"], serde_json::json!({"b": true}));
+    assert_eq!(item.str("new"), Some("y"));
+
+    // A stale version fails, and takes the other writes of its transaction with it.
+    let stale = store
+        .transact(vec![
+            WriteOp::Put {
+                item: Item::new("P#u", "other").with("x", 1),
+                condition: Condition::None,
+            },
+            update(Condition::Version(1), serde_json::json!({"x": 3})),
+        ])
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::TransactionConditionFailed { index: 1, .. })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(store.get("P#u", "other").await.unwrap(), None);
+    assert_eq!(
+        store.get("P#u", "A").await.unwrap().unwrap().u64("x"),
+        Some(2)
+    );
+    // Exists holds; the version moves on again.
+    store
+        .transact(vec![update(Condition::Exists, serde_json::json!({"x": 4}))])
+        .await
+        .unwrap();
+    let item = store.get("P#u", "A").await.unwrap().unwrap();
+    assert_eq!((item.version, item.u64("x")), (3, Some(4)));
+
+    for bad in [
+        update(Condition::Absent, serde_json::json!({"x": 1})),
+        update(Condition::None, serde_json::json!({})),
+        update(Condition::None, serde_json::json!({"v": 9})),
+        update(Condition::None, serde_json::json!({"ttl": 9})),
+    ] {
+        let r = store.transact(vec![bad]).await;
+        assert!(matches!(r, Err(StoreError::InvalidItem(_))), "{r:?}");
+    }
+    let item = store.get("P#u", "A").await.unwrap().unwrap();
+    assert_eq!((item.version, item.ttl), (3, Some(1_900_000_000)));
+}
+
 /// Runs every store contract, each on a fresh store from `fresh` (an async fn returning a
 /// [`crate::Fresh`]`<Arc<dyn Store>>`), with the given attributes on every test.
 #[macro_export]
@@ -368,6 +464,8 @@ macro_rules! store_contract_tests {
             async fn transaction_applies_every_write() { let fresh = $fresh().await; c::transaction_applies_every_write(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
             async fn counts_atomically_up_to_a_bound() { let fresh = $fresh().await; c::counts_atomically_up_to_a_bound(fresh.adapter()).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn updates_existing_items_in_place() { let fresh = $fresh().await; c::updates_existing_items_in_place(fresh.adapter()).await }
         }
     };
 }
