@@ -172,16 +172,30 @@ pub async fn verify(
     State(s): Svc,
     auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
-    WireJson(body): WireJson<VerifyBody>,
+    body: std::result::Result<WireJson<VerifyBody>, ApiError>,
 ) -> Result<Json<passkeys::Verified>> {
-    let credential = serde_json::from_value(body.authentication_credential)
-        .map_err(|_| ApiError::invalid("authenticationCredential is not a WebAuthn assertion."))?;
-    let challenge = body.challenge_id.unwrap_or_default();
+    let ctx = ctx(&meta, &auth);
+    // This row judges a token on its ceremony's facts (`authz::Facts::Ceremony`): a body too
+    // bad to name a ceremony is answered only after the token is judged afresh, so that a
+    // caller the route refuses learns that first.
+    let parsed = body.and_then(|WireJson(body)| {
+        let credential = serde_json::from_value(body.authentication_credential).map_err(|_| {
+            ApiError::invalid("authenticationCredential is not a WebAuthn assertion.")
+        })?;
+        Ok((credential, body.challenge_id.unwrap_or_default()))
+    });
+    let (credential, challenge) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            auth.access.confirm(&s, &auth.tenant, &ctx).await?;
+            return Err(e);
+        }
+    };
     Ok(Json(
         passkeys::verify_authentication(
             &s,
             &auth.tenant,
-            &ctx(&meta, &auth),
+            &ctx,
             &auth.access,
             &challenge,
             &credential,

@@ -95,6 +95,62 @@ impl ActionRecord {
     }
 }
 
+/// What an authorization read of an action, kept to write the action later without reading
+/// it again (a ceremony carries it from its options to its verify): the action's key, state,
+/// whether validate consumed it, and the version the state was read at. A write made from a
+/// stamp is conditional on that version, so it goes through only if the action is still as
+/// the stamp says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStamp {
+    pub code: String,
+    pub idempotency_key: String,
+    pub state: ActionState,
+    pub validated: bool,
+    pub version: u64,
+}
+
+impl ActionStamp {
+    pub fn of(record: &ActionRecord) -> Self {
+        Self {
+            code: record.code.clone(),
+            idempotency_key: record.idempotency_key.clone(),
+            state: record.state,
+            validated: record.validated_at.is_some(),
+            version: record.item.version,
+        }
+    }
+
+    /// [`ActionRecord::apply`] from the stamp: the same transition, written as an update of
+    /// the changed attributes under the stamp's version.
+    pub fn apply(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        event: Event,
+        method: Option<VerificationMethod>,
+        now: &str,
+    ) -> Result<Option<WriteOp>, machine::Refused> {
+        let to = machine::transition(self.state, event)?;
+        if to == self.state {
+            return Ok(None);
+        }
+        let mut set = Map::new();
+        set.insert("state".into(), to.as_str().into());
+        set.insert("stateUpdatedAt".into(), now.into());
+        set.insert("updatedAt".into(), now.into());
+        if let Some(m) = method {
+            set.insert("verificationMethod".into(), m.as_str().into());
+        }
+        Ok(Some(WriteOp::Update {
+            pk: user_pk(tenant_id, user_id),
+            sk: action_sk(&self.code, &self.idempotency_key),
+            set,
+            condition: Condition::Version(self.version),
+        }))
+    }
+}
+
 /// How a token names its action in other records (pending enrollments, `enrolledFor`).
 pub fn action_ref(code: &str, key: &str) -> String {
     format!("{code}#{key}")

@@ -28,7 +28,7 @@
 //!   and client address ([`crate::domain::limits`]).
 use crate::domain::Error;
 use crate::domain::Services;
-use crate::domain::actions::{ActionRecord, action_ref};
+use crate::domain::actions::{ActionRecord, ActionStamp, action_ref};
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::{self, UserAuthenticators};
 use crate::domain::machine::ActionState;
@@ -156,6 +156,32 @@ pub struct RouteRule {
     pub token: Option<Need>,
     /// What a `Basic <tenant id>` caller needs; `None`: a tenant id alone is not enough (401).
     pub tenant: Option<Grant>,
+    /// Where a Bearer caller's facts come from.
+    pub facts: Facts,
+}
+
+/// Where the facts a Bearer caller is judged on come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facts {
+    /// Read before the handler runs: the token's action and the user's authenticators.
+    Store,
+    /// From the ceremony the request finishes, which recorded them when its options were
+    /// given (after the same reads, on a route whose row needs the same grant): the decision
+    /// is made on them once the handler has opened the ceremony ([`Access::settle`]), and the
+    /// commit writes the action only at the version they were read at, so an action changed
+    /// since is refused as a fresh read would refuse it ([`Access::confirm`]). Two store
+    /// round trips fewer per passkey sign-in.
+    Ceremony,
+}
+
+impl RouteRule {
+    /// This row, judged on the facts its ceremony carries.
+    const fn judged_on_its_ceremony(self) -> Self {
+        Self {
+            facts: Facts::Ceremony,
+            ..self
+        }
+    }
 }
 
 const fn row(
@@ -171,6 +197,7 @@ const fn row(
         path,
         token,
         tenant,
+        facts: Facts::Store,
     }
 }
 
@@ -193,7 +220,7 @@ pub const CLIENT_ROUTES: &[RouteRule] = {
         row(NameActionWeb, "POST", "/v1/client/challenge/web", None, Some(Grant::NameAction)),
         row(PasskeyAuthenticationOptions, "POST", "/v1/client/user-authenticators/passkey/authentication-options", CHALLENGE, Some(Discover)),
         row(PasskeyAuthenticationOptionsWeb, "POST", "/v1/client/user-authenticators/passkey/authentication-options/web", CHALLENGE, Some(Discover)),
-        row(VerifyPasskey, "POST", "/v1/client/verify/passkey", CHALLENGE, Some(Discover)),
+        row(VerifyPasskey, "POST", "/v1/client/verify/passkey", CHALLENGE, Some(Discover)).judged_on_its_ceremony(),
         row(SecurityKeyRegistrationOptions, "POST", "/v1/client/user-authenticators/security-key/registration-options", ENROLL, None),
         row(AddSecurityKey, "POST", "/v1/client/user-authenticators/security-key", ENROLL, None),
         row(SecurityKeyAuthenticationOptions, "POST", "/v1/client/user-authenticators/security-key/authentication-options", CHALLENGE, None),
@@ -342,6 +369,19 @@ pub struct Access {
     pub grants: Grants,
     /// The token's action and the user's authenticators, as read to decide (Bearer only).
     pub subject: Option<Subject>,
+    /// The token's action as the decision saw it: from `subject`, or from a ceremony.
+    pub stamp: Option<ActionStamp>,
+    /// A Bearer caller on a [`Facts::Ceremony`] row before [`Access::settle`]: no grants yet.
+    pub pending: Option<RouteRule>,
+}
+
+/// The facts a ceremony carries from its options to its verify ([`Facts::Ceremony`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CeremonyFacts {
+    pub action: ActionStamp,
+    pub has_verified: bool,
+    pub has_strong: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -384,6 +424,96 @@ impl Access {
     pub fn action_ref(&self) -> Option<String> {
         self.claims.as_ref().map(|c| action_ref(&c.act, &c.idk))
     }
+
+    /// What a ceremony started under this access records for its finish (Bearer callers whose
+    /// facts were read).
+    pub fn ceremony_facts(&self) -> Option<CeremonyFacts> {
+        self.subject.as_ref().map(|s| CeremonyFacts {
+            action: ActionStamp::of(&s.action),
+            has_verified: s.authenticators.has_verified(),
+            has_strong: s.authenticators.has_strong(),
+        })
+    }
+
+    /// Decides a pending access ([`Facts::Ceremony`]) on the facts its ceremony recorded; any
+    /// other access is returned as it is. Facts that are missing, or that would refuse, are
+    /// read afresh and judged as on any other route ([`Access::confirm`]), so a refusal is
+    /// told (and audited) exactly as a [`Facts::Store`] row tells it.
+    pub async fn settle(
+        &self,
+        services: &Services,
+        tenant: &Tenant,
+        ctx: &AuditContext,
+        facts: Option<&serde_json::Value>,
+    ) -> Result<Access, Error> {
+        let (Some(rule), Some(claims)) = (self.pending, self.claims.as_ref()) else {
+            return Ok(self.clone());
+        };
+        let recorded = facts
+            .and_then(|v| serde_json::from_value::<CeremonyFacts>(v.clone()).ok())
+            .filter(|f| f.action.code == claims.act && f.action.idempotency_key == claims.idk);
+        if let Some(f) = recorded {
+            let token = token_facts(
+                services,
+                claims,
+                Some((f.action.state, f.action.validated)),
+                f.has_verified,
+                f.has_strong,
+            );
+            if let Verdict::Allowed(grants) = decide(&rule, &Caller::Token(token)) {
+                return Ok(Access {
+                    claims: Some(claims.clone()),
+                    grants,
+                    subject: None,
+                    stamp: Some(f.action),
+                    pending: None,
+                });
+            }
+        }
+        self.confirm(services, tenant, ctx).await
+    }
+
+    /// For a pending access: reads the facts and decides as a [`Facts::Store`] row would,
+    /// refusing (and auditing the refusal) when they do not allow the route. A handler calls it
+    /// before telling a pending caller of any other error, so that a caller the route refuses
+    /// always learns that first. Any other access is returned as it is.
+    pub async fn confirm(
+        &self,
+        services: &Services,
+        tenant: &Tenant,
+        ctx: &AuditContext,
+    ) -> Result<Access, Error> {
+        match (self.pending, &self.claims) {
+            (Some(rule), Some(claims)) => {
+                let rule = RouteRule {
+                    facts: Facts::Store,
+                    ..rule
+                };
+                authorize(services, tenant, ctx, &rule, Some(claims.clone())).await
+            }
+            _ => Ok(self.clone()),
+        }
+    }
+}
+
+fn token_facts(
+    services: &Services,
+    claims: &Claims,
+    action: Option<(ActionState, bool)>,
+    has_verified: bool,
+    has_strong: bool,
+) -> TokenFacts {
+    TokenFacts {
+        action,
+        scoped: claims
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split_whitespace().any(|p| p == ADD_AUTHENTICATORS)),
+        proof: claims.proof(),
+        has_verified,
+        has_strong,
+        now: services.clock.now().unix_timestamp(),
+    }
 }
 
 /// Reads what the matrix needs and decides. `claims` is `None` for a `Basic` caller.
@@ -404,6 +534,8 @@ pub async fn authorize(
                 claims: None,
                 grants,
                 subject: None,
+                stamp: None,
+                pending: None,
             }),
             Verdict::Unauthorized => Err(Error::Unauthorized),
             Verdict::Refused(why) => Err(Error::Refused(why)),
@@ -412,30 +544,36 @@ pub async fn authorize(
     if rule.token.is_none() {
         return Err(Error::Unauthorized);
     }
+    if rule.facts == Facts::Ceremony {
+        return Ok(Access {
+            claims: Some(claims),
+            grants: Grants::default(),
+            subject: None,
+            stamp: None,
+            pending: Some(*rule),
+        });
+    }
     let action =
         crate::domain::actions::load(services, &tenant.id, &claims.sub, &claims.act, &claims.idk)
             .await?;
     let auths = authenticators::of_user(services, tenant, &claims.sub).await?;
-    let now = services.clock.now().unix_timestamp();
-    let facts = TokenFacts {
-        action: action.as_ref().map(|a| (a.state, a.validated_at.is_some())),
-        scoped: claims
-            .scope
-            .as_deref()
-            .is_some_and(|s| s.split_whitespace().any(|p| p == ADD_AUTHENTICATORS)),
-        proof: claims.proof(),
-        has_verified: auths.has_verified(),
-        has_strong: auths.has_strong(),
-        now,
-    };
+    let facts = token_facts(
+        services,
+        &claims,
+        action.as_ref().map(|a| (a.state, a.validated_at.is_some())),
+        auths.has_verified(),
+        auths.has_strong(),
+    );
     match decide(rule, &Caller::Token(facts)) {
         Verdict::Allowed(grants) => Ok(Access {
             claims: Some(claims),
             grants,
+            stamp: action.as_ref().map(ActionStamp::of),
             subject: action.map(|action| Subject {
                 action,
                 authenticators: auths,
             }),
+            pending: None,
         }),
         Verdict::Unauthorized => Err(Error::Unauthorized),
         Verdict::Refused(why) => {

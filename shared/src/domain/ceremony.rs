@@ -3,7 +3,7 @@
 //! and committing a change with its audit event.
 use crate::domain::Error;
 use crate::domain::Services;
-use crate::domain::actions::{ActionRecord, load};
+use crate::domain::actions::load;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authz::{Access, Proof};
 use crate::domain::machine::{ActionState, Event, VerificationMethod};
@@ -59,9 +59,10 @@ pub(crate) async fn settle_action(
     settle_action_with(services, tenant, user_id, action, event, method, None).await
 }
 
-/// [`settle_action`], given the action as this request already read it (the authorization
-/// reads the token's action): no second read. The write is conditional on that read's version,
-/// so an action changed since fails the commit as a fresh read would have made it.
+/// [`settle_action`], given the token's action as this request's authorization saw it
+/// ([`Access::stamp`], from the store or from its ceremony): no second read. The write is
+/// conditional on that read's version, so an action changed since fails the commit as a fresh
+/// read would have made it.
 pub(crate) async fn settle_action_with(
     services: &Services,
     tenant: &Tenant,
@@ -69,7 +70,7 @@ pub(crate) async fn settle_action_with(
     action: Option<ActionKey>,
     event: Event,
     method: VerificationMethod,
-    known: Option<&ActionRecord>,
+    access: Option<&Access>,
 ) -> Result<(Option<WriteOp>, String, String), Error> {
     let (code, key) = action.unwrap_or_default();
     let code = if code.is_empty() {
@@ -78,8 +79,23 @@ pub(crate) async fn settle_action_with(
         code
     };
     let now = stamp(services)?;
+    // The token's own action, as the authorization saw it.
+    let own = access.filter(|a| a.claims.as_ref().is_some_and(|c| c.sub == user_id));
+    if !key.is_empty()
+        && own.is_some_and(|a| a.subject.is_none())
+        && let Some(st) = own
+            .and_then(|a| a.stamp.as_ref())
+            .filter(|st| st.code == code && st.idempotency_key == key)
+    {
+        let op = st
+            .apply(&tenant.id, user_id, event, Some(method), &now)
+            .map_err(|r| Error::InvalidState(r.to_string()))?;
+        return Ok((op, code, key));
+    }
     if !key.is_empty() {
-        let known = known
+        let known = own
+            .and_then(|a| a.subject.as_ref())
+            .map(|s| &s.action)
             .filter(|r| {
                 r.code == code
                     && r.idempotency_key == key

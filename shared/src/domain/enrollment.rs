@@ -168,15 +168,28 @@ pub async fn delete(
     check_user_id(user_id)?;
     let pk = user_pk(&tenant.id, user_id);
     let sk = format!("{PREFIX}{authenticator_id}");
+    // A WebAuthn credential's record goes with it: it is what a sign-in reads.
+    let Some(item) = services.store.get(&pk, &sk).await? else {
+        return Err(Error::NotFound("authenticator"));
+    };
+    let mut ops = vec![WriteOp::Delete {
+        pk,
+        sk,
+        condition: Condition::Version(item.version),
+    }];
+    if let Some(credential_id) = item.str("credentialId") {
+        let (pk, sk) = crate::domain::users::credential_key(&tenant.id, credential_id);
+        ops.push(WriteOp::Delete {
+            pk,
+            sk,
+            condition: Condition::None,
+        });
+    }
     let change = Change {
         action: "authenticator.delete",
         target: audit_ref(services, &tenant.id, user_id).await?,
         summary: json!({ "authenticatorId": authenticator_id }),
-        ops: vec![WriteOp::Delete {
-            pk,
-            sk,
-            condition: Condition::Exists,
-        }],
+        ops,
     };
     match services.journal.commit(&tenant.id, ctx, change).await {
         Ok(_) => Ok(()),

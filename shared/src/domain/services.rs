@@ -100,18 +100,19 @@ impl Default for AnonymousLimits {
     }
 }
 
-/// How long a tenant record or a secret-key record, once read, is reused in this process
-/// without reading it again. Every API request needs both (the key, then its tenant), so on
-/// DynamoDB this saves two round trips a request. The price: a change made by another process
-/// (a key revoked or a tenant's settings changed with `latchkey-admin`) reaches a warm function
-/// up to this long later. Changes made through this process's own [`Services`] invalidate the
-/// entry at once. Only records that exist are kept, so a new tenant or key works at once.
+/// How long a tenant record, once read, is reused in this process without reading it again.
+/// Every API request needs it, so on DynamoDB this saves a round trip a request. The price: a
+/// tenant's settings changed by another process (`latchkey-admin`) reach a warm function up to
+/// this long later. Changes made through this process's own [`Services`] invalidate the entry at
+/// once. Only records that exist are kept, so a new tenant works at once. Secret-key records are
+/// not cached: a revocation must hold everywhere from the next request
+/// ([`crate::domain::tenants::authenticate`]).
 pub const RECORD_CACHE_SECONDS: i64 = 30;
 /// Beyond this many entries the cache starts afresh: a bound, not an eviction policy, since a
 /// function instance serves few tenants.
 const RECORD_CACHE_CAPACITY: usize = 4096;
 
-/// The cache of [`RECORD_CACHE_SECONDS`] for tenant and key records
+/// The cache of [`RECORD_CACHE_SECONDS`] for tenant records
 /// ([`crate::domain::tenants`]), keyed by the item's keys. Per [`Services`], so that two stores
 /// in one process (the tests) never see each other's records.
 #[derive(Default)]

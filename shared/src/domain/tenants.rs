@@ -65,7 +65,7 @@ pub fn key_pk(key_id: &str) -> String {
     format!("KEY#{key_id}")
 }
 
-/// A tenant or key record, from the cache while fresh, else from the store.
+/// A tenant record, from the cache while fresh, else from the store.
 async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option<Item>, Error> {
     let now = services.clock.now().unix_timestamp();
     if let Some(item) = services.records.fresh(pk, sk, now) {
@@ -309,12 +309,16 @@ impl Principal {
     }
 }
 
-/// Checks a secret key: one read by its key id (reused for [`RECORD_CACHE_SECONDS`](crate::domain::services::RECORD_CACHE_SECONDS)), then the keyed hash compared in constant time
+/// Checks a secret key: one read by its key id, then the keyed hash compared in constant time
 /// under the current pepper and, during a rotation, the previous one. Every failure is the same
-/// `Unauthorized`, so a caller learns nothing about which part was wrong.
+/// `Unauthorized`, so a caller learns nothing about which part was wrong. The key record is
+/// read on every request, never cached: a key revoked by any process (`latchkey-admin`,
+/// another function instance) is refused by the next request everywhere.
 pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal, Error> {
     let key_id = key_id_of(secret).ok_or(Error::Unauthorized)?;
-    let item = cached_record(services, &key_pk(key_id), "KEY")
+    let item = services
+        .store
+        .get(&key_pk(key_id), "KEY")
         .await?
         .ok_or(Error::Unauthorized)?;
     if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) {
@@ -354,7 +358,6 @@ pub async fn revoke_api_key(
     let tenant_id = item.str("tenantId").unwrap_or_default().to_owned();
     let now = services.clock.now().rfc3339()?;
     let version = item.version;
-    services.records.forget(&key_pk(key_id), "KEY");
     let revoked = item.with("revokedAt", now).with_version(version + 1);
     let change = Change {
         action: "api_key.revoke",
@@ -366,8 +369,6 @@ pub async fn revoke_api_key(
         }],
     };
     services.journal.commit(&tenant_id, ctx, change).await?;
-    // Again after the commit: a request racing the revocation may have cached the live key.
-    services.records.forget(&key_pk(key_id), "KEY");
     Ok(())
 }
 

@@ -20,6 +20,21 @@ pub fn user_pk(tenant_id: &str, user_id: &str) -> String {
     format!("T#{tenant_id}#U#{user_id}")
 }
 
+/// The record of a WebAuthn credential, `T#{tid}#CRED#{credential id}` / `CRED`, which leads
+/// from a credential to its user (`passkeys::credentials`).
+pub(crate) fn credential_key(tenant_id: &str, credential_id: &str) -> (String, String) {
+    (
+        format!("T#{tenant_id}#CRED#{credential_id}"),
+        "CRED".to_owned(),
+    )
+}
+
+/// The user-handle index item, `T#{tid}#UH#{handle}` / `UH`, which leads from a WebAuthn user
+/// handle to its user.
+pub(crate) fn handle_key(tenant_id: &str, handle: &str) -> (String, String) {
+    (format!("T#{tenant_id}#UH#{handle}"), "UH".to_owned())
+}
+
 fn email_index_pk(tenant_id: &str, index: &str) -> String {
     format!("T#{tenant_id}#EMAIL#{index}")
 }
@@ -387,6 +402,18 @@ pub async fn delete_user(
             {
                 keys.push((email_index_pk(&tenant.id, index), format!("U#{user_id}")));
             }
+            // The indexes that lead from a user handle or a credential (on each authenticator
+            // item that holds one) to this user.
+            if item.sk == "USER"
+                && let Some(handle) = item
+                    .str("webauthnUserId")
+                    .and_then(|h| h.parse::<webauthn_rs::prelude::Uuid>().ok())
+            {
+                keys.push(handle_key(&tenant.id, &handle.to_string()));
+            }
+            if let Some(credential_id) = item.str("credentialId") {
+                keys.push(credential_key(&tenant.id, credential_id));
+            }
             keys.push((item.pk.clone(), item.sk.clone()));
         }
         cursor = page.cursor;
@@ -394,7 +421,6 @@ pub async fn delete_user(
             break;
         }
     }
-    // Credential index entries point back at this user's passkeys.
     keys.sort_by_key(|(_, sk)| if sk == "USER" { 0 } else { 1 });
     let mut writes: Vec<WriteOp> = keys
         .iter()

@@ -26,7 +26,7 @@ pub async fn authentication_options(
     // With a token the user is known: their passkeys are offered (not one enrolled on this
     // very action). Without one the browser offers any discoverable credential for this RP,
     // and the user is learnt at verify.
-    let (options, kind, state, user_id) = match claims {
+    let (options, kind, state, user_id, extra) = match claims {
         Some(claims) => {
             let this = access.action_ref().unwrap_or_default();
             let passkeys: Vec<Passkey> =
@@ -41,11 +41,17 @@ pub async fn authentication_options(
             let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
                 .start_passkey_authentication(&passkeys)
                 .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
+            // What this authorization was decided on, for the verify that finishes the
+            // ceremony (its row takes its facts from here: `authz::Facts::Ceremony`).
+            let facts = access
+                .ceremony_facts()
+                .ok_or_else(|| Error::Internal("options without the token's action".into()))?;
             (
                 options,
                 CeremonyKind::PasskeyAuthenticate,
                 to_value(&state)?,
                 Some(claims.sub.clone()),
+                json!({ "authz": to_value(&facts)? }),
             )
         }
         None => {
@@ -57,6 +63,7 @@ pub async fn authentication_options(
                 CeremonyKind::PasskeyDiscover,
                 to_value(&state)?,
                 None,
+                Value::Null,
             )
         }
     };
@@ -68,7 +75,7 @@ pub async fn authentication_options(
             state,
             user_id,
             action,
-            extra: Value::Null,
+            extra,
             // Counted (with the ceremony item, in one transaction) when anyone with the tenant
             // id could have asked.
             anonymous: claims.is_none().then(|| ctx.source_ip.clone()),
@@ -86,6 +93,26 @@ pub async fn verify_authentication(
     challenge_id: &str,
     credential: &PublicKeyCredential,
 ) -> Result<Verified, Error> {
+    let result = verify_settled(services, tenant, ctx, access, challenge_id, credential).await;
+    match result {
+        // The token's action changed since the options (the commit's version condition):
+        // judged afresh, a refusal is told as such.
+        Err(Error::Conflict(_)) if access.pending.is_some() => {
+            access.confirm(services, tenant, ctx).await?;
+            result
+        }
+        other => other,
+    }
+}
+
+async fn verify_settled(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    access: &Access,
+    challenge_id: &str,
+    credential: &PublicKeyCredential,
+) -> Result<Verified, Error> {
     let claims = access.claims.as_ref();
     // A token finishes only the ceremony it started; a tenant id only a usernameless one.
     // (Not rate-limited: only a counted options call hands out a ceremony id, and each id
@@ -96,7 +123,24 @@ pub async fn verify_authentication(
     };
     // Read now, taken by the transaction that records the outcome (success), or on its own just
     // before a refusal is recorded: of racing verifies, exactly one gets past either.
-    let ceremony = open(services, tenant, challenge_id, kinds).await?;
+    let ceremony = match open(services, tenant, challenge_id, kinds).await {
+        Ok(c) => c,
+        Err(e) => {
+            // A caller the route refuses learns that first, as on any other route.
+            access.confirm(services, tenant, ctx).await?;
+            return Err(e);
+        }
+    };
+    // A token's access is decided on the facts its options recorded (`Facts::Ceremony`).
+    let settled = access
+        .settle(
+            services,
+            tenant,
+            ctx,
+            ceremony.attrs.get("extra").and_then(|e| e.get("authz")),
+        )
+        .await?;
+    let access = &settled;
     let action = Some((
         ceremony.str("actionCode").unwrap_or_default().to_owned(),
         ceremony
@@ -137,7 +181,7 @@ pub async fn verify_authentication(
         )
         .await;
     }
-    let (user_id, result, auths) = if let Some(claims) = claims {
+    let (user_id, result, record) = if let Some(claims) = claims {
         let expected = ceremony.str("userId").unwrap_or_default().to_owned();
         // The ceremony was started for this token's action, not another of the same user's.
         let same_action = action.as_ref() == Some(&(claims.act.clone(), claims.idk.clone()));
@@ -147,23 +191,23 @@ pub async fn verify_authentication(
                 "The challenge belongs to another action.".into(),
             ));
         }
-        // The token's user owns the credential when it is one of the user's passkeys, as the
-        // authorization read them: credential ids are unique per tenant (registration writes
-        // `CRED#{id}` under an absence condition), so no read of that record is needed.
-        let owned = access.authenticators()?.verified().any(|r| {
-            r.method == VerificationMethod::Passkey
-                && r.item.str("credentialId") == Some(cred_id.as_str())
-        });
-        if claims.sub != expected || !owned {
+        // The credential record names its owner: the token's user, and a passkey.
+        let record = credentials::load(services, tenant, &cred_id).await?;
+        let owned = record
+            .as_ref()
+            .filter(|r| r.user_id == claims.sub && r.kind == Kind::Passkey);
+        let (true, Some(record)) = (claims.sub == expected, owned) else {
             return refuse(
                 Some(expected),
                 "the credential belongs to another user".into(),
             )
             .await;
-        }
+        };
         let state: PasskeyAuthentication = from_value(ceremony.attrs.get("state"))?;
+        // webauthn-rs checks the assertion against the credentials offered at options, and
+        // refuses a signature counter that did not grow (a possible clone).
         match rp.finish_passkey_authentication(credential, &state) {
-            Ok(r) => (expected, r, access.authenticators()?.clone()),
+            Ok(r) => (expected, r, record.clone()),
             Err(e) => return refuse(Some(expected), e.to_string()).await,
         }
     } else {
@@ -171,34 +215,30 @@ pub async fn verify_authentication(
             Ok(found) => found,
             Err(e) => return refuse(None, e.to_string()).await,
         };
-        let owner = services
-            .store
-            .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+        let Some(record) = credentials::load(services, tenant, &cred_id)
             .await?
-            .and_then(|c| c.str("userId").map(str::to_owned));
-        let by_handle = services
-            .store
-            .get(&handle_pk(&tenant.id, &handle), "UH")
-            .await?
-            .and_then(|h| h.str("userId").map(str::to_owned));
-        let (Some(user_id), Some(owner)) = (by_handle, owner) else {
+            .filter(|r| r.kind == Kind::Passkey)
+        else {
             return refuse(None, "unknown credential".into()).await;
         };
-        if user_id != owner {
+        // The user handle the browser sent must be the one the credential was made with.
+        let same_user = match &record.handle {
+            Some(h) => h.parse::<Uuid>().ok() == Some(handle),
+            None => services
+                .store
+                .get(&handle_pk(&tenant.id, &handle), "UH")
+                .await?
+                .and_then(|h| h.str("userId").map(str::to_owned))
+                .is_some_and(|u| u == record.user_id),
+        };
+        if !same_user {
             return refuse(
-                Some(owner),
+                Some(record.user_id.clone()),
                 "the credential and the user handle belong to different users".into(),
             )
             .await;
         }
-        let auths = crate::domain::authenticators::of_user(services, tenant, &user_id).await?;
-        let Some(key) = keys_of::<Passkey>(&auths, Kind::Passkey)
-            .into_iter()
-            .map(|(_, p)| p)
-            .find(|p| URL_SAFE_NO_PAD.encode::<&[u8]>(p.cred_id().as_ref()) == cred_id)
-        else {
-            return refuse(Some(user_id), "unknown credential".into()).await;
-        };
+        let key: Passkey = record.key()?;
         let state: DiscoverableAuthentication = from_value(ceremony.attrs.get("state"))?;
         // webauthn-rs refuses a signature counter that did not grow (a possible clone).
         match rp.finish_discoverable_authentication_v2(
@@ -206,15 +246,15 @@ pub async fn verify_authentication(
             state,
             DiscoverableKey::from(&key),
         ) {
-            Ok(r) => (user_id, r, auths),
-            Err(e) => return refuse(Some(user_id), e.to_string()).await,
+            Ok(r) => (record.user_id.clone(), r, record),
+            Err(e) => return refuse(Some(record.user_id.clone()), e.to_string()).await,
         }
     };
     succeed(
         services,
         tenant,
         ctx,
-        (&user_id, &auths),
+        (&user_id, &record),
         &result,
         action,
         Kind::Passkey,
@@ -225,14 +265,15 @@ pub async fn verify_authentication(
 }
 
 /// A verified assertion: takes the ceremony (`consume`, when the caller has not yet), records
-/// the credential's new counter and backup state, settles the action and audits, in one
-/// transaction; then issues the access token, which carries the proof of this ceremony.
+/// the credential's new counter and backup state (on its record and its authenticator item),
+/// settles the action and audits, in one transaction; then issues the access token, which
+/// carries the proof of this ceremony.
 #[allow(clippy::too_many_arguments)]
 async fn succeed(
     services: &Services,
     tenant: &Tenant,
     ctx: &AuditContext,
-    (user_id, auths): (&str, &UserAuthenticators),
+    (user_id, record): (&str, &credentials::CredentialRecord),
     result: &AuthenticationResult,
     action: Option<(String, String)>,
     kind: Kind,
@@ -241,43 +282,19 @@ async fn succeed(
 ) -> Result<Verified, Error> {
     // webauthn-rs has already refused a counter that did not grow (a possible clone, as its
     // docs advise); record the new values.
-    let mut ops = Vec::new();
-    let mut authenticator_id = String::new();
-    let mut registered_name = None;
-    let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(result.cred_id().as_ref());
-    if let Some(record) = auths
-        .verified()
-        .find(|r| r.item.str("credentialId") == Some(cred_id.as_str()))
-    {
-        let item = record.item.clone();
-        authenticator_id = record.id.clone();
-        registered_name = item.str("userName").map(str::to_owned);
-        let updated = match kind {
-            Kind::Passkey => from_value::<Passkey>(item.attrs.get(kind.field()))
-                .ok()
-                .and_then(|mut k| {
-                    (k.update_credential(result) == Some(true)).then(|| to_value(&k))
-                }),
-            Kind::SecurityKey => from_value::<SecurityKey>(item.attrs.get(kind.field()))
-                .ok()
-                .and_then(|mut k| {
-                    (k.update_credential(result) == Some(true)).then(|| to_value(&k))
-                }),
-        };
-        let v = item.version;
-        let now = stamp(services)?;
-        let mut item = item
-            .with("lastVerifiedAt", now)
-            .with("backedUp", result.backup_state())
-            .with_version(v + 1);
-        if let Some(stored) = updated {
-            item = item.with(kind.field(), stored?);
+    let updated =
+        match kind {
+            Kind::Passkey => record.key::<Passkey>().ok().and_then(|mut k| {
+                (k.update_credential(result) == Some(true)).then(|| to_value(&k))
+            }),
+            Kind::SecurityKey => record.key::<SecurityKey>().ok().and_then(|mut k| {
+                (k.update_credential(result) == Some(true)).then(|| to_value(&k))
+            }),
         }
-        ops.push(WriteOp::Put {
-            item,
-            condition: Condition::Version(v),
-        });
-    }
+        .transpose()?;
+    let authenticator_id = record.authenticator_id.clone();
+    let now = stamp(services)?;
+    let mut ops = record.verified_ops(&tenant.id, updated, result.backup_state(), &now);
     let (action_op, code, key) = settle_action_with(
         services,
         tenant,
@@ -285,20 +302,17 @@ async fn succeed(
         action,
         Event::CeremonySucceeded,
         kind.method(),
-        access.subject.as_ref().map(|s| &s.action),
+        Some(access),
     )
     .await?;
     ops.extend(action_op);
-    if ops.is_empty() {
-        return Err(Error::Internal(
-            "nothing to record for a verified credential".into(),
-        ));
-    }
     // First, so that its failure (another verify took the ceremony) is told apart.
     let consumes = consume.is_some();
     if let Some(op) = consume {
         ops.insert(0, op);
     }
+    // The authenticator item's update, which fails when the authenticator was deleted.
+    let authenticator_op = usize::from(consumes) + 1;
     let change = Change {
         action: if kind == Kind::Passkey {
             "passkey.verify"
@@ -312,6 +326,11 @@ async fn succeed(
     match services.journal.commit(&tenant.id, ctx, change).await {
         Ok(_) => {}
         Err(CommitError::Condition { index: 0, .. }) if consumes => return Err(gone()),
+        Err(CommitError::Condition { index, .. }) if index == authenticator_op => {
+            return Err(Error::Invalid(
+                "The credential was refused: it is no longer registered.".into(),
+            ));
+        }
         Err(CommitError::Condition { .. }) => {
             return Err(Error::Conflict("the user changed; retry"));
         }
@@ -331,22 +350,19 @@ async fn succeed(
         Some(proof),
     )
     .await?;
-    // What the browser SDK shows as `username` / `displayName`: the user's own attributes,
-    // else the name the credential was registered under.
-    let attributes = get_user(services, tenant, user_id)
-        .await?
-        .map(|u| u.attributes)
-        .unwrap_or_default();
-    let username = attributes
-        .username
-        .or(registered_name)
+    // What the browser SDK shows as `username` / `displayName`: the name the credential was
+    // registered under, which is also what the authenticator showed the user when they chose
+    // it (read with the credential: no read of the user's sealed attributes per sign-in).
+    let username = record
+        .user_name
+        .clone()
         .unwrap_or_else(|| user_id.to_owned());
     Ok(Verified {
         is_verified: true,
         access_token,
         user_id: user_id.to_owned(),
         user_authenticator_id: authenticator_id,
-        user_display_name: Some(attributes.display_name.unwrap_or_else(|| username.clone())),
+        user_display_name: Some(username.clone()),
         username: Some(username),
         recovery_codes: None,
     })
@@ -401,7 +417,9 @@ pub async fn verify_security_key(
     credential: &PublicKeyCredential,
 ) -> Result<Verified, Error> {
     let claims = access.claims()?;
-    let ceremony = take(
+    // Read now, taken by the transaction that records the outcome, or on its own just before a
+    // refusal is recorded.
+    let ceremony = open(
         services,
         tenant,
         &bound_id(tenant, claims, CeremonyKind::SecurityKeyAuthenticate),
@@ -413,7 +431,9 @@ pub async fn verify_security_key(
     let refuse = |reason: String| {
         let action = action.clone();
         let user_id = user_id.clone();
+        let ceremony = &ceremony;
         async move {
+            consume(services, ceremony).await?;
             record_failure(
                 services,
                 tenant,
@@ -434,14 +454,12 @@ pub async fn verify_security_key(
         return refuse("the assertion was made in a cross-origin frame".into()).await;
     }
     let cred_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
-    let owner = services
-        .store
-        .get(&credential_pk(&tenant.id, &cred_id), "CRED")
+    let record = credentials::load(services, tenant, &cred_id)
         .await?
-        .and_then(|c| c.str("userId").map(str::to_owned));
-    if ceremony.str("userId") != Some(user_id.as_str()) || owner.as_deref() != Some(&user_id) {
+        .filter(|r| r.user_id == user_id && r.kind == Kind::SecurityKey);
+    let (true, Some(record)) = (ceremony.str("userId") == Some(user_id.as_str()), record) else {
         return refuse("the credential belongs to another user".into()).await;
-    }
+    };
     let state: SecurityKeyAuthentication = from_value(ceremony.attrs.get("state"))?;
     let result = match relying_party(tenant)?.finish_securitykey_authentication(credential, &state)
     {
@@ -452,12 +470,12 @@ pub async fn verify_security_key(
         services,
         tenant,
         ctx,
-        (&user_id, access.authenticators()?),
+        (&user_id, &record),
         &result,
         action,
         Kind::SecurityKey,
         claims.scope.clone(),
-        (access, None),
+        (access, Some(consume_op(&ceremony))),
     )
     .await
 }

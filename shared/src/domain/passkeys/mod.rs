@@ -25,7 +25,7 @@ use crate::domain::limits;
 use crate::domain::machine::{Event, VerificationMethod};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens;
-use crate::domain::users::{audit_ref, get_user, new_user_item, user_pk};
+use crate::domain::users::{audit_ref, new_user_item, user_pk};
 use crate::ports::random::RandomExt as _;
 use crate::ports::store::{Condition, Item, WriteOp};
 use base64::Engine as _;
@@ -39,6 +39,7 @@ use webauthn_rs::prelude::{
 };
 
 mod authentication;
+pub(crate) mod credentials;
 mod registration;
 
 pub use authentication::{
@@ -87,12 +88,12 @@ impl Kind {
 pub const CEREMONY_SECONDS: i64 = 5 * 60;
 pub use crate::domain::ceremony::DEFAULT_SIGN_IN_ACTION;
 
-fn credential_pk(tenant_id: &str, credential_id: &str) -> String {
-    format!("T#{tenant_id}#CRED#{credential_id}")
+pub(crate) fn credential_pk(tenant_id: &str, credential_id: &str) -> String {
+    crate::domain::users::credential_key(tenant_id, credential_id).0
 }
 
-fn handle_pk(tenant_id: &str, handle: &Uuid) -> String {
-    format!("T#{tenant_id}#UH#{handle}")
+pub(crate) fn handle_pk(tenant_id: &str, handle: &Uuid) -> String {
+    crate::domain::users::handle_key(tenant_id, &handle.to_string()).0
 }
 
 /// The tenant's relying party. Origins are matched exactly; `http://localhost:*` allows any
@@ -392,9 +393,9 @@ async fn record_failure(
     };
     let mut ops = Vec::new();
     let challenged = access
-        .subject
+        .stamp
         .as_ref()
-        .is_some_and(|s| s.action.state == crate::domain::machine::ActionState::ChallengeRequired);
+        .is_some_and(|s| s.state == crate::domain::machine::ActionState::ChallengeRequired);
     if challenged && action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
         let (op, _, _) = settle_action_with(
             services,
@@ -403,7 +404,7 @@ async fn record_failure(
             action,
             Event::CeremonyFailed,
             kind.method(),
-            access.subject.as_ref().map(|s| &s.action),
+            Some(access),
         )
         .await?;
         ops.extend(op);

@@ -230,6 +230,17 @@ async fn register(
     let aid = services.random.hex_id(16);
     let now = stamp(services)?;
     let pk = user_pk(&tenant.id, &user_id);
+    let registered_name = username.clone().unwrap_or_else(|| user_id.clone());
+    let record = credentials::record_item(
+        &tenant.id,
+        &cred_id,
+        &user_id,
+        &aid,
+        kind,
+        (kind == Kind::Passkey && !handle.is_empty()).then_some(handle.as_str()),
+        &registered_name,
+        stored.clone(),
+    );
     let mut authenticator = Item::new(&pk, format!("AUTH#{aid}"))
         .with("verificationMethod", kind.method().as_str())
         .with("createdAt", now.clone())
@@ -240,10 +251,7 @@ async fn register(
         .with("backupEligible", backup_eligible)
         .with("backedUp", backed_up)
         .with("enrolledFor", access.action_ref().unwrap_or_default())
-        .with(
-            "userName",
-            username.clone().unwrap_or_else(|| user_id.clone()),
-        )
+        .with("userName", registered_name)
         .with(kind.field(), stored);
     if let Some(a) = aaguid {
         authenticator = authenticator.with("aaguid", a.hyphenated().to_string());
@@ -263,9 +271,7 @@ async fn register(
             condition: Condition::Absent,
         },
         WriteOp::Put {
-            item: Item::new(credential_pk(&tenant.id, &cred_id), "CRED")
-                .with("userId", user_id.clone())
-                .with("authenticatorId", aid.clone()),
+            item: record,
             condition: Condition::Absent,
         },
     ];
