@@ -916,3 +916,244 @@ async fn a_sign_in_costs_no_more_store_round_trips_than_today() {
         "more round trips than before: {over:?}\ntrack {track:#?}\noptions {options:#?}\nverify {verify:#?}\nvalidate {validate:#?}\nusernameless {discover_options:#?} {discover_verify:#?}"
     );
 }
+
+/// A token's verify is judged on the facts its options recorded (`authz::Facts::Ceremony`);
+/// the commit writes the action only at the version those facts were read at. So an action
+/// the backend moved on between options and verify (here to `BLOCK`) is refused as a fresh
+/// read would refuse it: 403 with the rule in words, audited, the action left as the backend
+/// set it, and no token.
+#[tokio::test]
+async fn a_verify_after_the_backend_changed_the_action_is_refused_as_its_new_state_says() {
+    let w = World::setup()
+        .tenant("t-pk", example_settings("Example"))
+        .build()
+        .await;
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("u1", "signUp").await.token;
+    w.register(&mut authenticator, &signup).await;
+
+    for state in ["BLOCK", "REVIEW_REQUIRED", "ALLOW"] {
+        let tracked = w.track("u1", "withdraw").await;
+        let (challenge, credential) = w
+            .assertion(&tracked.bearer, json!({}), &mut authenticator, None)
+            .await;
+        let (status, a) = w
+            .send(
+                Method::PATCH,
+                Some(&w.server()),
+                &format!("/v1/users/u1/actions/withdraw/{}", tracked.idempotency_key),
+                Some(json!({ "state": state })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        let (status, e) = w
+            .verify(
+                &tracked.bearer,
+                &challenge,
+                &serde_json::to_value(&credential).unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (status, e["errorCode"].clone()),
+            (StatusCode::FORBIDDEN, json!("forbidden")),
+            "{state}: {e}"
+        );
+        assert!(e.get("accessToken").is_none(), "{e}");
+        let v = w.validate(&tracked.token).await;
+        assert_eq!(v["state"], state, "{v}");
+    }
+    let refusals = w
+        .events("t-pk")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "client.refused")
+        .count();
+    assert_eq!(refusals, 3, "each refusal audited once");
+
+    // The same, with a body too broken to name a ceremony: the refusal is told first.
+    let tracked = w.track("u1", "withdraw").await;
+    let (status, a) = w
+        .send(
+            Method::PATCH,
+            Some(&w.server()),
+            &format!("/v1/users/u1/actions/withdraw/{}", tracked.idempotency_key),
+            Some(json!({ "state": "BLOCK" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    for body in [
+        json!({}),
+        json!({ "challengeId": "made-up", "authenticationCredential": 7 }),
+    ] {
+        let (status, _) = w
+            .post(&tracked.bearer, "/v1/client/verify/passkey", body)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+}
+
+/// Deleting a passkey deletes its credential record, which is what a sign-in reads: the
+/// credential no longer signs in (with or without a token), is no longer reported as
+/// registered, and can be registered again. Deleting the user removes the records and the
+/// user-handle index that lead to them.
+#[tokio::test]
+async fn a_deleted_passkey_or_user_leaves_no_credential_record_to_sign_in_with() {
+    let w = World::setup()
+        .tenant("t-pk", example_settings("Example"))
+        .build()
+        .await;
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("u1", "signUp").await.token;
+    let (registered, handle) = w.register(&mut authenticator, &signup).await;
+    let aid = registered["userAuthenticatorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let basic = w.tenant_basic();
+    let available = format!("/v1/client/user-authenticators/passkey?credentialIds={cred_id}");
+    assert_eq!(w.get(&basic, &available).await.0, StatusCode::OK);
+    let cred_pk = format!("T#t-pk#CRED#{cred_id}");
+    assert!(
+        w.services
+            .store
+            .get(&cred_pk, "CRED")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Options first, then the passkey is deleted, then the browser answers.
+    let (challenge, credential) = w
+        .assertion(&basic, json!({}), &mut authenticator, Some(&cred_id))
+        .await;
+    let (status, d) = w
+        .send(
+            Method::DELETE,
+            Some(&w.server()),
+            &format!("/v1/users/u1/authenticators/{aid}"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status} {d}");
+    assert_eq!(w.services.store.get(&cred_pk, "CRED").await.unwrap(), None);
+    let (status, e) = w
+        .verify(&basic, &challenge, &with_user_handle(&credential, &handle))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(w.get(&basic, &available).await.0, StatusCode::NOT_FOUND);
+
+    // Registered again (same authenticator, same credential), then the user deleted.
+    let again = w.track("u1", "again").await.token;
+    let mut fresh = SoftPasskey::new(true);
+    let (registered, handle) = w.register(&mut fresh, &again).await;
+    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cred_pk = format!("T#t-pk#CRED#{cred_id}");
+    // The handle on the wire is the UUID's 16 bytes, base64url; the index is keyed by the UUID.
+    let b = URL_SAFE_NO_PAD.decode(&handle).unwrap();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    let handle_pk = format!("T#t-pk#UH#{uuid}");
+    assert!(
+        w.services
+            .store
+            .get(&cred_pk, "CRED")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        w.services
+            .store
+            .get(&handle_pk, "UH")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (status, d) = w
+        .send(Method::DELETE, Some(&w.server()), "/v1/users/u1", None)
+        .await;
+    assert!(status.is_success(), "{status} {d}");
+    assert_eq!(w.services.store.get(&cred_pk, "CRED").await.unwrap(), None);
+    assert_eq!(w.services.store.get(&handle_pk, "UH").await.unwrap(), None);
+}
+
+/// A credential record in the earlier format (owner and authenticator id only) still signs in,
+/// completed from the authenticator item (and the user-handle index), and is rewritten whole by
+/// that sign-in.
+#[tokio::test]
+async fn a_credential_record_of_the_earlier_format_still_signs_in_and_is_completed() {
+    use latchkey::ports::store::{Condition, Item};
+    let w = World::setup()
+        .tenant("t-pk", example_settings("Example"))
+        .build()
+        .await;
+    let mut authenticator = SoftPasskey::new(true);
+    let signup = w.track("u1", "signUp").await.token;
+    let (registered, handle) = w.register(&mut authenticator, &signup).await;
+    let aid = registered["userAuthenticatorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cred_pk = format!("T#t-pk#CRED#{cred_id}");
+    let old = Item::new(&cred_pk, "CRED")
+        .with("userId", "u1")
+        .with("authenticatorId", aid.clone());
+    w.services.store.put(old, Condition::None).await.unwrap();
+
+    let basic = w.tenant_basic();
+    for round in 0..2 {
+        let (challenge, credential) = w
+            .assertion(&basic, json!({}), &mut authenticator, Some(&cred_id))
+            .await;
+        let (status, ok) = w
+            .verify(&basic, &challenge, &with_user_handle(&credential, &handle))
+            .await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {ok}");
+        assert_eq!(ok["userAuthenticatorId"], aid.as_str());
+        let record = w
+            .services
+            .store
+            .get(&cred_pk, "CRED")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.str("kind"), Some("passkey"), "{record:?}");
+        assert!(record.attrs.contains_key("passkey"));
+    }
+    // A handle of another user is still refused on such a record.
+    let other = w.track("u2", "signUp").await.token;
+    let (_, other_handle) = w.register(&mut SoftPasskey::new(true), &other).await;
+    let old = Item::new(&cred_pk, "CRED")
+        .with("userId", "u1")
+        .with("authenticatorId", aid);
+    w.services.store.put(old, Condition::None).await.unwrap();
+    let (challenge, credential) = w
+        .assertion(&basic, json!({}), &mut authenticator, Some(&cred_id))
+        .await;
+    let (status, _) = w
+        .verify(
+            &basic,
+            &challenge,
+            &with_user_handle(&credential, &other_handle),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
