@@ -200,6 +200,11 @@ fn condition_expr(condition: Condition) -> Expr {
             names: Some(HashMap::from([("#v".to_owned(), "v".to_owned())])),
             values: Some(HashMap::from([(":v".to_owned(), n(v))])),
         },
+        Condition::Equals(attr, value) => Expr {
+            expression: Some("#c = :c".to_owned()),
+            names: Some(HashMap::from([("#c".to_owned(), attr.to_owned())])),
+            values: Some(HashMap::from([(":c".to_owned(), s(value))])),
+        },
     }
 }
 

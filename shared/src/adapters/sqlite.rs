@@ -434,8 +434,8 @@ fn put(
     item: Item,
     condition: Condition,
 ) -> Result<(), StoreError> {
-    let stored = stored_version(conn, &item.pk, &item.sk)?;
-    if !holds(condition, stored) {
+    let (ok, stored) = check(conn, &item.pk, &item.sk, condition)?;
+    if !ok {
         return Err(StoreError::ConditionFailed {
             pk: item.pk,
             sk: item.sk,
@@ -446,7 +446,7 @@ fn put(
 
 fn delete(conn: &Connection, pk: String, sk: String, condition: Condition) -> Outcome {
     let old = get_item(conn, &pk, &sk)?;
-    if !holds(condition, old.as_ref().map(|i| i.version)) {
+    if !holds_for(condition, old.as_ref()) {
         return Err(StoreError::ConditionFailed { pk, sk });
     }
     conn.prepare_cached(DELETE_ITEM)
@@ -497,7 +497,7 @@ fn transact(conn: &Connection, feed: Option<&str>, ops: Vec<WriteOp>) -> Result<
             let Some(item) = get_item(conn, pk, sk)? else {
                 return Err(failed());
             };
-            if !holds(*condition, Some(item.version)) {
+            if !holds_for(*condition, Some(&item)) {
                 return Err(failed());
             }
             let v = item.version;
@@ -506,8 +506,8 @@ fn transact(conn: &Connection, feed: Option<&str>, ops: Vec<WriteOp>) -> Result<
             updated.push(next);
             continue;
         }
-        let stored = stored_version(conn, pk, sk)?;
-        if !holds(op.condition(), stored) {
+        let (ok, stored) = check(conn, pk, sk, op.condition())?;
+        if !ok {
             return Err(failed());
         }
         inserts[index] = stored.is_none();
@@ -548,12 +548,37 @@ fn stored_version(conn: &Connection, pk: &str, sk: &str) -> Result<Option<u64>, 
         .map_err(unavailable)
 }
 
+/// Whether `condition` holds of what is stored under the key, and the stored version. Reads
+/// only the version unless the condition is on an attribute.
+fn check(
+    conn: &Connection,
+    pk: &str,
+    sk: &str,
+    condition: Condition,
+) -> Result<(bool, Option<u64>), StoreError> {
+    if let Condition::Equals(..) = condition {
+        let item = get_item(conn, pk, sk)?;
+        return Ok((holds_for(condition, item.as_ref()), item.map(|i| i.version)));
+    }
+    let stored = stored_version(conn, pk, sk)?;
+    Ok((holds(condition, stored), stored))
+}
+
+fn holds_for(condition: Condition, stored: Option<&Item>) -> bool {
+    match condition {
+        Condition::Equals(attr, value) => stored.is_some_and(|i| i.str(attr) == Some(value)),
+        other => holds(other, stored.map(|i| i.version)),
+    }
+}
+
 fn holds(condition: Condition, stored: Option<u64>) -> bool {
     match condition {
         Condition::None => true,
         Condition::Absent => stored.is_none(),
         Condition::Exists => stored.is_some(),
         Condition::Version(v) => stored == Some(v),
+        // Needs the attributes: see `holds_for`.
+        Condition::Equals(..) => false,
     }
 }
 

@@ -87,6 +87,9 @@ pub enum Condition {
     Exists,
     /// An item with this key exists at exactly this version.
     Version(u64),
+    /// An item with this key exists and its attribute (the first) is this string (the
+    /// second): a write whose precondition is a state, not a version read beforehand.
+    Equals(&'static str, &'static str),
 }
 
 /// One write of an all-or-nothing [`Store::transact`].

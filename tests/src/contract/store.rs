@@ -439,6 +439,96 @@ pub async fn updates_existing_items_in_place(store: Arc<dyn Store>) {
     assert_eq!((item.version, item.ttl), (3, Some(1_900_000_000)));
 }
 
+/// `Equals`: a write whose precondition is an attribute's value, on a single put or delete, a
+/// condition check, and an update in a transaction; an absent item never meets it.
+pub async fn conditions_on_an_attribute_value(store: Arc<dyn Store>) {
+    let is = |v: &'static str| Condition::Equals("state", v);
+    // Absent: never equal.
+    let r = store
+        .put(Item::new("P#e", "A").with("state", "x"), is("x"))
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::ConditionFailed { .. })),
+        "{r:?}"
+    );
+    store
+        .put(
+            Item::new("P#e", "A").with("state", "open").with("n", 1),
+            Condition::Absent,
+        )
+        .await
+        .unwrap();
+    let r = store
+        .put(Item::new("P#e", "A").with("state", "x"), is("shut"))
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::ConditionFailed { .. })),
+        "{r:?}"
+    );
+    store
+        .put(
+            Item::new("P#e", "A").with("state", "open").with("n", 2),
+            is("open"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("P#e", "A").await.unwrap().unwrap().u64("n"),
+        Some(2)
+    );
+
+    // In a transaction: a check and an update, each naming its index when it fails.
+    let check = |v: &'static str| WriteOp::Check {
+        pk: "P#e".into(),
+        sk: "A".into(),
+        condition: is(v),
+    };
+    let put_b = WriteOp::Put {
+        item: Item::new("P#e", "B").with("x", 1),
+        condition: Condition::None,
+    };
+    let r = store.transact(vec![put_b.clone(), check("shut")]).await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::TransactionConditionFailed { index: 1, .. })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(store.get("P#e", "B").await.unwrap(), None);
+    store.transact(vec![put_b, check("open")]).await.unwrap();
+    assert!(store.get("P#e", "B").await.unwrap().is_some());
+    let close = |from: &'static str| WriteOp::Update {
+        pk: "P#e".into(),
+        sk: "A".into(),
+        set: serde_json::json!({"state": "shut"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        condition: is(from),
+    };
+    store.transact(vec![close("open")]).await.unwrap();
+    // Exactly once: the state it needed is gone.
+    let r = store.transact(vec![close("open")]).await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::TransactionConditionFailed { index: 0, .. })
+        ),
+        "{r:?}"
+    );
+    let item = store.get("P#e", "A").await.unwrap().unwrap();
+    assert_eq!((item.str("state"), item.u64("n")), (Some("shut"), Some(2)));
+    // A delete under it.
+    let r = store.delete("P#e", "A", is("open")).await;
+    assert!(
+        matches!(r, Err(StoreError::ConditionFailed { .. })),
+        "{r:?}"
+    );
+    let old = store.delete("P#e", "A", is("shut")).await.unwrap();
+    assert_eq!(old.unwrap().str("state"), Some("shut"));
+}
+
 /// Runs every store contract, each on a fresh store from `fresh` (an async fn returning a
 /// [`crate::Fresh`]`<Arc<dyn Store>>`), with the given attributes on every test.
 #[macro_export]
@@ -466,6 +556,8 @@ macro_rules! store_contract_tests {
             async fn counts_atomically_up_to_a_bound() { let fresh = $fresh().await; c::counts_atomically_up_to_a_bound(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
             async fn updates_existing_items_in_place() { let fresh = $fresh().await; c::updates_existing_items_in_place(fresh.adapter()).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn conditions_on_an_attribute_value() { let fresh = $fresh().await; c::conditions_on_an_attribute_value(fresh.adapter()).await }
         }
     };
 }
