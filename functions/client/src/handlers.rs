@@ -141,16 +141,37 @@ pub struct AuthenticationOptionsBody {
     challenge_id: Option<String>,
 }
 
+/// The body of a request on a row whose token is judged after the handler starts
+/// (`authz::Facts::Ceremony`, `authz::Facts::Written`): a body error is told only once the
+/// token has been judged afresh, so that a caller the route refuses learns that first, as on
+/// every other row.
+async fn judged_body<T>(
+    s: &Services,
+    auth: &Authorized,
+    ctx: &AuditContext,
+    body: std::result::Result<WireJson<T>, ApiError>,
+) -> Result<T> {
+    match body {
+        Ok(WireJson(b)) => Ok(b),
+        Err(e) => {
+            auth.access.confirm(s, &auth.tenant, ctx).await?;
+            Err(e)
+        }
+    }
+}
+
 pub async fn authentication_options(
     State(s): Svc,
     auth: Authorized,
     Extension(meta): Extension<RequestMeta>,
-    WireJson(body): WireJson<AuthenticationOptionsBody>,
+    body: std::result::Result<WireJson<AuthenticationOptionsBody>, ApiError>,
 ) -> Result<Json<Value>> {
+    let ctx = ctx(&meta, &auth);
+    let body = judged_body(&s, &auth, &ctx, body).await?;
     let (id, options) = passkeys::authentication_options(
         &s,
         &auth.tenant,
-        &ctx(&meta, &auth),
+        &ctx,
         &auth.access,
         body.challenge_id.as_deref(),
     )
@@ -175,22 +196,16 @@ pub async fn verify(
     body: std::result::Result<WireJson<VerifyBody>, ApiError>,
 ) -> Result<Json<passkeys::Verified>> {
     let ctx = ctx(&meta, &auth);
-    // This row judges a token on its ceremony's facts (`authz::Facts::Ceremony`): a body too
-    // bad to name a ceremony is answered only after the token is judged afresh, so that a
-    // caller the route refuses learns that first.
     let parsed = body.and_then(|WireJson(body)| {
         let credential = serde_json::from_value(body.authentication_credential).map_err(|_| {
             ApiError::invalid("authenticationCredential is not a WebAuthn assertion.")
         })?;
-        Ok((credential, body.challenge_id.unwrap_or_default()))
+        Ok(WireJson((
+            credential,
+            body.challenge_id.unwrap_or_default(),
+        )))
     });
-    let (credential, challenge) = match parsed {
-        Ok(p) => p,
-        Err(e) => {
-            auth.access.confirm(&s, &auth.tenant, &ctx).await?;
-            return Err(e);
-        }
-    };
+    let (credential, challenge) = judged_body(&s, &auth, &ctx, parsed).await?;
     Ok(Json(
         passkeys::verify_authentication(
             &s,

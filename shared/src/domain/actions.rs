@@ -107,7 +107,10 @@ pub struct ActionStamp {
     pub idempotency_key: String,
     pub state: ActionState,
     pub validated: bool,
-    pub version: u64,
+    /// The version the state was read at; `None` when the state was not read but checked by a
+    /// write's condition (`authz::Facts::Written`): a later write is then conditional on the
+    /// state itself.
+    pub version: Option<u64>,
 }
 
 impl ActionStamp {
@@ -117,7 +120,36 @@ impl ActionStamp {
             idempotency_key: record.idempotency_key.clone(),
             state: record.state,
             validated: record.validated_at.is_some(),
-            version: record.item.version,
+            version: Some(record.item.version),
+        }
+    }
+
+    /// The stamp of an action no one read, known to be in `state` because a write committed
+    /// on [`ActionStamp::condition`].
+    pub fn checked(code: &str, idempotency_key: &str, state: ActionState) -> Self {
+        Self {
+            code: code.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+            state,
+            validated: false,
+            version: None,
+        }
+    }
+
+    /// The condition under which the action is still as this stamp says.
+    pub fn condition(&self) -> Condition {
+        match self.version {
+            Some(v) => Condition::Version(v),
+            None => Condition::Equals("state", self.state.as_str()),
+        }
+    }
+
+    /// A write that changes nothing but holds only while the action is as this stamp says.
+    pub fn check(&self, tenant_id: &str, user_id: &str) -> WriteOp {
+        WriteOp::Check {
+            pk: user_pk(tenant_id, user_id),
+            sk: action_sk(&self.code, &self.idempotency_key),
+            condition: self.condition(),
         }
     }
 
@@ -146,7 +178,7 @@ impl ActionStamp {
             pk: user_pk(tenant_id, user_id),
             sk: action_sk(&self.code, &self.idempotency_key),
             set,
-            condition: Condition::Version(self.version),
+            condition: self.condition(),
         }))
     }
 }

@@ -172,6 +172,14 @@ pub enum Facts {
     /// since is refused as a fresh read would refuse it ([`Access::confirm`]). Two store
     /// round trips fewer per passkey sign-in.
     Ceremony,
+    /// Checked by the write the route makes: its transaction holds a condition that the
+    /// token's action is `CHALLENGE_REQUIRED` (the one state in which a token has
+    /// [`Grant::Challenge`]; such an action is never validated), so the route commits only if
+    /// a read would have allowed it. Only for rows that need exactly that grant (a test walks
+    /// the table). A write refused by that condition, or any other error before it, is judged
+    /// afresh ([`Access::confirm`]) so a refusal is told as on any row. One round trip fewer
+    /// per options call.
+    Written,
 }
 
 impl RouteRule {
@@ -179,6 +187,14 @@ impl RouteRule {
     const fn judged_on_its_ceremony(self) -> Self {
         Self {
             facts: Facts::Ceremony,
+            ..self
+        }
+    }
+
+    /// This row, checked by the condition of its own write.
+    const fn judged_by_its_write(self) -> Self {
+        Self {
+            facts: Facts::Written,
             ..self
         }
     }
@@ -218,8 +234,8 @@ pub const CLIENT_ROUTES: &[RouteRule] = {
         row(PasskeyAvailable, "GET", P, Some(Need::One(Lookup)), Some(Lookup)),
         row(RouteId::NameAction, "POST", "/v1/client/challenge", None, Some(Grant::NameAction)),
         row(NameActionWeb, "POST", "/v1/client/challenge/web", None, Some(Grant::NameAction)),
-        row(PasskeyAuthenticationOptions, "POST", "/v1/client/user-authenticators/passkey/authentication-options", CHALLENGE, Some(Discover)),
-        row(PasskeyAuthenticationOptionsWeb, "POST", "/v1/client/user-authenticators/passkey/authentication-options/web", CHALLENGE, Some(Discover)),
+        row(PasskeyAuthenticationOptions, "POST", "/v1/client/user-authenticators/passkey/authentication-options", CHALLENGE, Some(Discover)).judged_by_its_write(),
+        row(PasskeyAuthenticationOptionsWeb, "POST", "/v1/client/user-authenticators/passkey/authentication-options/web", CHALLENGE, Some(Discover)).judged_by_its_write(),
         row(VerifyPasskey, "POST", "/v1/client/verify/passkey", CHALLENGE, Some(Discover)).judged_on_its_ceremony(),
         row(SecurityKeyRegistrationOptions, "POST", "/v1/client/user-authenticators/security-key/registration-options", ENROLL, None),
         row(AddSecurityKey, "POST", "/v1/client/user-authenticators/security-key", ENROLL, None),
@@ -371,7 +387,8 @@ pub struct Access {
     pub subject: Option<Subject>,
     /// The token's action as the decision saw it: from `subject`, or from a ceremony.
     pub stamp: Option<ActionStamp>,
-    /// A Bearer caller on a [`Facts::Ceremony`] row before [`Access::settle`]: no grants yet.
+    /// A Bearer caller on a [`Facts::Ceremony`] or [`Facts::Written`] row, before the domain
+    /// judges it: no grants yet.
     pub pending: Option<RouteRule>,
 }
 
@@ -435,6 +452,28 @@ impl Access {
         })
     }
 
+    /// For a pending access on a [`Facts::Written`] row: the facts its write will check (the
+    /// action in `CHALLENGE_REQUIRED`), with the user's authenticators as the route read them,
+    /// and the check itself, for the route's transaction.
+    pub fn written_facts(
+        &self,
+        tenant: &Tenant,
+        authenticators: &UserAuthenticators,
+    ) -> Option<(CeremonyFacts, WriteOp)> {
+        self.pending.filter(|r| r.facts == Facts::Written)?;
+        let claims = self.claims.as_ref()?;
+        let stamp = ActionStamp::checked(&claims.act, &claims.idk, ActionState::ChallengeRequired);
+        let check = stamp.check(&tenant.id, &claims.sub);
+        Some((
+            CeremonyFacts {
+                action: stamp,
+                has_verified: authenticators.has_verified(),
+                has_strong: authenticators.has_strong(),
+            },
+            check,
+        ))
+    }
+
     /// Decides a pending access ([`Facts::Ceremony`]) on the facts its ceremony recorded; any
     /// other access is returned as it is. Facts that are missing, or that would refuse, are
     /// read afresh and judged as on any other route ([`Access::confirm`]), so a refusal is
@@ -449,6 +488,9 @@ impl Access {
         let (Some(rule), Some(claims)) = (self.pending, self.claims.as_ref()) else {
             return Ok(self.clone());
         };
+        if rule.facts != Facts::Ceremony {
+            return self.confirm(services, tenant, ctx).await;
+        }
         let recorded = facts
             .and_then(|v| serde_json::from_value::<CeremonyFacts>(v.clone()).ok())
             .filter(|f| f.action.code == claims.act && f.action.idempotency_key == claims.idk);
@@ -544,7 +586,7 @@ pub async fn authorize(
     if rule.token.is_none() {
         return Err(Error::Unauthorized);
     }
-    if rule.facts == Facts::Ceremony {
+    if rule.facts != Facts::Store {
         return Ok(Access {
             claims: Some(claims),
             grants: Grants::default(),
@@ -647,6 +689,34 @@ mod tests {
     use super::*;
     use crate::domain::machine::VerificationMethod;
     use ActionState::*;
+
+    /// A row checked by its write's condition (the action in `CHALLENGE_REQUIRED`) must need
+    /// exactly the grant that state gives, and that state must be the only one giving it.
+    #[test]
+    fn rows_checked_by_their_write_need_exactly_what_the_condition_proves() {
+        let written: Vec<_> = CLIENT_ROUTES
+            .iter()
+            .filter(|r| r.facts == Facts::Written)
+            .collect();
+        assert!(!written.is_empty());
+        for r in written {
+            assert_eq!(r.token, Some(Need::One(Grant::Challenge)), "{r:?}");
+        }
+        for state in ActionState::ALL {
+            for validated in [false, true] {
+                let f = TokenFacts {
+                    action: Some((state, validated)),
+                    ..facts(state)
+                };
+                let challenge = token_grants(&f).has(Grant::Challenge);
+                assert_eq!(
+                    challenge,
+                    state == ChallengeRequired && !validated,
+                    "{state:?} validated {validated}"
+                );
+            }
+        }
+    }
 
     fn facts(state: ActionState) -> TokenFacts {
         TokenFacts {

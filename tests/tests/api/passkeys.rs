@@ -901,7 +901,7 @@ async fn a_sign_in_costs_no_more_store_round_trips_than_today() {
 
     let counts = [
         ("track", track.len(), 3),
-        ("authentication options", options.len(), 3),
+        ("authentication options", options.len(), 2),
         ("verify", verify.len(), 3),
         ("validate", validate.len(), 3),
         ("usernameless options", discover_options.len(), 1),

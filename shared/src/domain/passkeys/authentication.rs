@@ -10,6 +10,25 @@ pub async fn authentication_options(
     access: &Access,
     challenge_id: Option<&str>,
 ) -> Result<(String, RequestChallengeResponse), Error> {
+    let result = options_judged(services, tenant, ctx, access, challenge_id).await;
+    match result {
+        // This row's token is judged by its write (`authz::Facts::Written`): a caller the
+        // route refuses learns that first, whatever else went wrong.
+        Err(e) if access.pending.is_some() => {
+            access.confirm(services, tenant, ctx).await?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+async fn options_judged(
+    services: &Services,
+    tenant: &Tenant,
+    ctx: &AuditContext,
+    access: &Access,
+    challenge_id: Option<&str>,
+) -> Result<(String, RequestChallengeResponse), Error> {
     let rp = relying_party(tenant)?;
     let claims = access.claims.as_ref();
     let action = match (claims, challenge_id.filter(|c| !c.is_empty())) {
@@ -26,32 +45,50 @@ pub async fn authentication_options(
     // With a token the user is known: their passkeys are offered (not one enrolled on this
     // very action). Without one the browser offers any discoverable credential for this RP,
     // and the user is learnt at verify.
-    let (options, kind, state, user_id, extra) = match claims {
+    let (options, kind, state, user_id, extra, checks) = match claims {
         Some(claims) => {
             let this = access.action_ref().unwrap_or_default();
-            let passkeys: Vec<Passkey> =
-                keys_of::<Passkey>(access.authenticators()?, Kind::Passkey)
-                    .into_iter()
-                    .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
-                    .map(|(_, p)| p)
-                    .collect();
+            // The user's passkeys: as the authorization read them, or read here when the
+            // authorization is left to the ceremony's write.
+            let read;
+            let auths = match &access.subject {
+                Some(s) => &s.authenticators,
+                None => {
+                    read = crate::domain::authenticators::of_user(services, tenant, &claims.sub)
+                        .await?;
+                    &read
+                }
+            };
+            // What this authorization is decided on, for the verify that finishes the
+            // ceremony (its row takes its facts from here: `authz::Facts::Ceremony`), and the
+            // condition that decides it when the row is `authz::Facts::Written`.
+            let (facts, checks) = match access.written_facts(tenant, auths) {
+                Some((facts, check)) => (facts, vec![check]),
+                None => (
+                    access.ceremony_facts().ok_or_else(|| {
+                        Error::Internal("options without the token's action".into())
+                    })?,
+                    Vec::new(),
+                ),
+            };
+            let passkeys: Vec<Passkey> = keys_of::<Passkey>(auths, Kind::Passkey)
+                .into_iter()
+                .filter(|(i, _)| i.str("enrolledFor") != Some(this.as_str()))
+                .map(|(_, p)| p)
+                .collect();
             if passkeys.is_empty() {
                 return Err(Error::Invalid("The user has no passkey.".into()));
             }
             let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = rp
                 .start_passkey_authentication(&passkeys)
                 .map_err(|e| Error::Internal(format!("authentication start: {e}")))?;
-            // What this authorization was decided on, for the verify that finishes the
-            // ceremony (its row takes its facts from here: `authz::Facts::Ceremony`).
-            let facts = access
-                .ceremony_facts()
-                .ok_or_else(|| Error::Internal("options without the token's action".into()))?;
             (
                 options,
                 CeremonyKind::PasskeyAuthenticate,
                 to_value(&state)?,
                 Some(claims.sub.clone()),
                 json!({ "authz": to_value(&facts)? }),
+                checks,
             )
         }
         None => {
@@ -64,6 +101,7 @@ pub async fn authentication_options(
                 to_value(&state)?,
                 None,
                 Value::Null,
+                Vec::new(),
             )
         }
     };
@@ -79,6 +117,7 @@ pub async fn authentication_options(
             // Counted (with the ceremony item, in one transaction) when anyone with the tenant
             // id could have asked.
             anonymous: claims.is_none().then(|| ctx.source_ip.clone()),
+            checks,
         },
     )
     .await?;
@@ -402,6 +441,7 @@ pub async fn security_key_authentication_options(
             action: Some((claims.act.clone(), claims.idk.clone())),
             extra: Value::Null,
             anonymous: None,
+            checks: Vec::new(),
         },
     )
     .await?;

@@ -148,6 +148,9 @@ struct Ceremony {
     /// For a ceremony made for a `Basic <tenant id>` caller: the caller's address, counted
     /// against the anonymous limits in the same transaction as the ceremony item.
     anonymous: Option<Option<String>>,
+    /// Conditions the ceremony is stored under, in the same transaction (the token's action
+    /// still as the authorization needs it: `authz::Facts::Written`).
+    checks: Vec<WriteOp>,
 }
 
 async fn save(services: &Services, tenant: &Tenant, c: Ceremony) -> Result<String, Error> {
@@ -193,7 +196,20 @@ async fn save_as(
             let op = WriteOp::Put { item, condition };
             limits::commit_anonymous(services, &tenant.id, client.as_deref(), vec![op]).await?;
         }
-        None => services.store.put(item, condition).await?,
+        None if c.checks.is_empty() => services.store.put(item, condition).await?,
+        None => {
+            let mut ops = vec![WriteOp::Put { item, condition }];
+            ops.extend(c.checks);
+            match services.store.transact(ops).await {
+                Ok(()) => {}
+                Err(crate::ports::store::StoreError::TransactionConditionFailed {
+                    index, ..
+                }) if index > 0 => {
+                    return Err(Error::Conflict("the token's action changed; retry"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(id)
 }
@@ -295,6 +311,7 @@ pub async fn challenge_for_action(
             action: Some((action.to_owned(), String::new())),
             extra: Value::Null,
             anonymous: Some(ctx.source_ip.clone()),
+            checks: Vec::new(),
         },
     )
     .await

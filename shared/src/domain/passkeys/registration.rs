@@ -39,6 +39,7 @@ pub async fn registration_options(
             action: Some((claims.act.clone(), claims.idk.clone())),
             extra: json!({ "handle": handle.to_string(), "name": name }),
             anonymous: None,
+            checks: Vec::new(),
         },
     )
     .await?;
@@ -102,6 +103,7 @@ pub async fn security_key_registration_options(
             action: Some((claims.act.clone(), claims.idk.clone())),
             extra: json!({ "handle": handle.to_string() }),
             anonymous: None,
+            checks: Vec::new(),
         },
     )
     .await?;
