@@ -73,26 +73,39 @@ impl ActionRecord {
         method: Option<VerificationMethod>,
         now: &str,
     ) -> Result<Option<WriteOp>, machine::Refused> {
-        let to = machine::transition(self.state, event)?;
-        if to == self.state {
+        let Some(set) = transition_fields(self.state, event, method, now)? else {
             return Ok(None);
-        }
+        };
         let v = self.item.version;
-        let mut item = self
-            .item
-            .clone()
-            .with("state", to.as_str())
-            .with("stateUpdatedAt", now)
-            .with("updatedAt", now)
-            .with_version(v + 1);
-        if let Some(m) = method {
-            item = item.with("verificationMethod", m.as_str());
-        }
+        let mut item = self.item.clone().with_version(v + 1);
+        item.attrs.extend(set);
         Ok(Some(WriteOp::Put {
             item,
             condition: Condition::Version(v),
         }))
     }
+}
+
+/// The attributes `event` changes on an action in `state`, as the machine allows it; `None`
+/// when it changes nothing. Shared by [`ActionRecord::apply`] and [`ActionStamp::apply`].
+fn transition_fields(
+    state: ActionState,
+    event: Event,
+    method: Option<VerificationMethod>,
+    now: &str,
+) -> Result<Option<Map<String, Value>>, machine::Refused> {
+    let to = machine::transition(state, event)?;
+    if to == state {
+        return Ok(None);
+    }
+    let mut set = Map::new();
+    set.insert("state".into(), to.as_str().into());
+    set.insert("stateUpdatedAt".into(), now.into());
+    set.insert("updatedAt".into(), now.into());
+    if let Some(m) = method {
+        set.insert("verificationMethod".into(), m.as_str().into());
+    }
+    Ok(Some(set))
 }
 
 /// What an authorization read of an action, kept to write the action later without reading
@@ -154,7 +167,7 @@ impl ActionStamp {
     }
 
     /// [`ActionRecord::apply`] from the stamp: the same transition, written as an update of
-    /// the changed attributes under the stamp's version.
+    /// the changed attributes under the stamp's condition.
     pub fn apply(
         &self,
         tenant_id: &str,
@@ -163,17 +176,9 @@ impl ActionStamp {
         method: Option<VerificationMethod>,
         now: &str,
     ) -> Result<Option<WriteOp>, machine::Refused> {
-        let to = machine::transition(self.state, event)?;
-        if to == self.state {
+        let Some(set) = transition_fields(self.state, event, method, now)? else {
             return Ok(None);
-        }
-        let mut set = Map::new();
-        set.insert("state".into(), to.as_str().into());
-        set.insert("stateUpdatedAt".into(), now.into());
-        set.insert("updatedAt".into(), now.into());
-        if let Some(m) = method {
-            set.insert("verificationMethod".into(), m.as_str().into());
-        }
+        };
         Ok(Some(WriteOp::Update {
             pk: user_pk(tenant_id, user_id),
             sk: action_sk(&self.code, &self.idempotency_key),

@@ -385,7 +385,8 @@ pub struct Access {
     pub grants: Grants,
     /// The token's action and the user's authenticators, as read to decide (Bearer only).
     pub subject: Option<Subject>,
-    /// The token's action as the decision saw it: from `subject`, or from a ceremony.
+    /// The token's action as a decision made without reading it saw it (from a ceremony:
+    /// [`Facts::Ceremony`]); `None` when `subject` holds the action as read.
     pub stamp: Option<ActionStamp>,
     /// A Bearer caller on a [`Facts::Ceremony`] or [`Facts::Written`] row, before the domain
     /// judges it: no grants yet.
@@ -431,6 +432,15 @@ impl Access {
             .as_ref()
             .map(|s| &s.authenticators)
             .ok_or(Error::Unauthorized)
+    }
+
+    /// The state of the token's action as the decision saw it, read or recorded.
+    pub fn action_state(&self) -> Option<ActionState> {
+        match (&self.subject, &self.stamp) {
+            (Some(s), _) => Some(s.action.state),
+            (None, Some(st)) => Some(st.state),
+            (None, None) => None,
+        }
     }
 
     /// The claims of a Bearer caller (routes whose row accepts only tokens).
@@ -610,7 +620,7 @@ pub async fn authorize(
         Verdict::Allowed(grants) => Ok(Access {
             claims: Some(claims),
             grants,
-            stamp: action.as_ref().map(ActionStamp::of),
+            stamp: None,
             subject: action.map(|action| Subject {
                 action,
                 authenticators: auths,

@@ -60,7 +60,7 @@ pub(crate) async fn settle_action(
 }
 
 /// [`settle_action`], given the token's action as this request's authorization saw it
-/// ([`Access::stamp`], from the store or from its ceremony): no second read. The write is
+/// (its `subject` as read, or the `stamp` its ceremony recorded): no second read. The write is
 /// conditional on that read's version, so an action changed since fails the commit as a fresh
 /// read would have made it.
 pub(crate) async fn settle_action_with(
@@ -82,7 +82,6 @@ pub(crate) async fn settle_action_with(
     // The token's own action, as the authorization saw it.
     let own = access.filter(|a| a.claims.as_ref().is_some_and(|c| c.sub == user_id));
     if !key.is_empty()
-        && own.is_some_and(|a| a.subject.is_none())
         && let Some(st) = own
             .and_then(|a| a.stamp.as_ref())
             .filter(|st| st.code == code && st.idempotency_key == key)

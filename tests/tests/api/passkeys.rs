@@ -133,6 +133,14 @@ fn soft(options: &Value) -> CreationChallengeResponse {
     serde_json::from_value(json!({ "publicKey": options })).unwrap()
 }
 
+/// The credential id of a registration's answer.
+fn credential_id_of(registered: &Value) -> String {
+    registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn with_user_handle(credential: &PublicKeyCredential, handle: &str) -> Value {
     let mut v = serde_json::to_value(credential).unwrap();
     v["response"]["userHandle"] = json!(handle);
@@ -161,10 +169,7 @@ async fn register_sign_in_with_a_token_and_usernameless_then_validate() {
         (v["isValid"].clone(), v["state"].clone()),
         (json!(true), json!("CHALLENGE_SUCCEEDED"))
     );
-    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cred_id = credential_id_of(&registered);
 
     // Sign in with a token from track.
     let token = w.track("u1", "withdraw").await.token;
@@ -859,10 +864,7 @@ async fn a_sign_in_costs_no_more_store_round_trips_than_today() {
     let mut authenticator = SoftPasskey::new(true);
     let signup = w.track("u1", "signUp").await.token;
     let (registered, handle) = w.register(&mut authenticator, &signup).await;
-    let credential_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let credential_id = credential_id_of(&registered);
 
     calls.take();
     let token = w.track("u1", "withdraw").await.token;
@@ -1009,10 +1011,7 @@ async fn a_deleted_passkey_or_user_leaves_no_credential_record_to_sign_in_with()
         .as_str()
         .unwrap()
         .to_owned();
-    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cred_id = credential_id_of(&registered);
     let basic = w.tenant_basic();
     let available = format!("/v1/client/user-authenticators/passkey?credentialIds={cred_id}");
     assert_eq!(w.get(&basic, &available).await.0, StatusCode::OK);
@@ -1050,10 +1049,7 @@ async fn a_deleted_passkey_or_user_leaves_no_credential_record_to_sign_in_with()
     let again = w.track("u1", "again").await.token;
     let mut fresh = SoftPasskey::new(true);
     let (registered, handle) = w.register(&mut fresh, &again).await;
-    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cred_id = credential_id_of(&registered);
     let cred_pk = format!("T#t-pk#CRED#{cred_id}");
     // The handle on the wire is the UUID's 16 bytes, base64url; the index is keyed by the UUID.
     let b = URL_SAFE_NO_PAD.decode(&handle).unwrap();
@@ -1108,10 +1104,7 @@ async fn a_credential_record_of_the_earlier_format_still_signs_in_and_is_complet
         .as_str()
         .unwrap()
         .to_owned();
-    let cred_id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cred_id = credential_id_of(&registered);
     let cred_pk = format!("T#t-pk#CRED#{cred_id}");
     let old = Item::new(&cred_pk, "CRED")
         .with("userId", "u1")

@@ -409,10 +409,8 @@ async fn record_failure(
         return record_anonymous_failure(services, tenant, ctx, what, reason).await;
     };
     let mut ops = Vec::new();
-    let challenged = access
-        .stamp
-        .as_ref()
-        .is_some_and(|s| s.state == crate::domain::machine::ActionState::ChallengeRequired);
+    let challenged =
+        access.action_state() == Some(crate::domain::machine::ActionState::ChallengeRequired);
     if challenged && action.as_ref().is_some_and(|(_, k)| !k.is_empty()) {
         let (op, _, _) = settle_action_with(
             services,
