@@ -247,6 +247,35 @@ async function passkeyPart(step) {
       expectFields('validate', v, { isValid: true, state: 'CHALLENGE_SUCCEEDED', verificationMethod: 'PASSKEY', userId });
       return `isValid: true, state ${v.state}, verificationMethod ${v.verificationMethod}, action ${v.action}`;
     });
+
+    // The token path: options and verify take their authorization from the token's action
+    // (checked by the options' write, recorded in the ceremony) rather than reading it first.
+    let stepUp;
+    await step('track a step-up action for the enrolled user', async () => {
+      const r = await serverApi('POST', `/v1/users/${encodeURIComponent(userId)}/actions/withdraw`, {});
+      if (r.state !== 'CHALLENGE_REQUIRED' || typeof r.token !== 'string') {
+        throw new Error(`track answered ${JSON.stringify(r).slice(0, 300)}, want CHALLENGE_REQUIRED with a token`);
+      }
+      stepUp = r.token;
+      return 'CHALLENGE_REQUIRED';
+    });
+
+    let withToken;
+    await step('passkey.signIn({token}) (the user known from the token)', async () => {
+      const out = await page.evaluate((t) => window.sdkTest.passkeySignInWithToken(t), stepUp);
+      withToken = expectData('passkey.signIn({token})', out, await lastOptions('passkey/authentication-options'));
+      if (withToken.isVerified !== true || withToken.userId !== userId || typeof withToken.token !== 'string') {
+        throw new Error(`signIn data: ${JSON.stringify(withToken).slice(0, 300)}`);
+      }
+      return `userId ${withToken.userId}, username ${withToken.username}`;
+    });
+
+    await step('validate the token passkey.signIn({token}) returned', async () => {
+      const v = await serverApi('POST', '/v1/validate', { token: withToken.token });
+      expectFields('validate', v, { isValid: true, state: 'CHALLENGE_SUCCEEDED', verificationMethod: 'PASSKEY', userId });
+      if (v.action !== 'withdraw') throw new Error(`validated action ${v.action}, want withdraw`);
+      return `isValid: true, state ${v.state}, action ${v.action}`;
+    });
   } finally {
     await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId }).catch(() => {});
   }

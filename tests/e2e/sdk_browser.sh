@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser end-to-end test with Authsignal's official browser SDK (@authsignal/browser 1.16.0):
-# security key enroll + verify, then passkey sign-up + usernameless sign-in, in Chromium (CDP
+# security key enroll + verify, then passkey sign-up, usernameless sign-in and sign-in with a
+# track token, in Chromium (CDP
 # virtual authenticators), against a fresh latchkey-local with a fixed dev tenant and key.
 # Usage: bash tests/e2e/sdk_browser.sh   (from anywhere; installs Chromium with apt-get if missing)
 # Exit status: sdk_browser.mjs's (or 1 when the server cannot be started).

@@ -70,5 +70,9 @@ window.sdkTest = {
   passkeySignIn() {
     return settle(authsignal.passkey.signIn());
   },
+  // With a token from track: the SDK calls with Bearer <token>, the user's passkeys offered.
+  passkeySignInWithToken(token) {
+    return settle(authsignal.passkey.signIn({ token }));
+  },
 };
 document.getElementById('log').textContent = 'ready';
