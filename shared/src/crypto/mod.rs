@@ -7,6 +7,7 @@
 //! keys from the [`KeyVault`](crate::ports::KeyVault) port, about 200 lines, and fixed test
 //! vectors pin its format.
 pub mod envelope;
+pub mod jwt;
 pub mod keys;
 pub mod signatures;
 

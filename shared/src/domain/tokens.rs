@@ -97,6 +97,7 @@ pub async fn issue(
         exp: now + TOKEN_TTL_SECONDS,
         jti: services.random.token(12),
     };
+    crate::crypto::jwt::install();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid(&keys.current));
     let key = EncodingKey::from_secret(keys.current.as_slice())
@@ -123,6 +124,7 @@ pub async fn verify_any(
     services: &Services,
     token: &str,
 ) -> Result<Result<Claims, TokenError>, Error> {
+    crate::crypto::jwt::install();
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Ok(Err(TokenError::Invalid));
     };

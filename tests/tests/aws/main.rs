@@ -33,7 +33,7 @@ async fn aws() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_REGION").is_ok(),
         "{NEEDS_MOTO}"
     );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    latchkey::wiring::aws_sdk_config().await
 }
 
 fn unique(prefix: &str) -> String {
