@@ -60,9 +60,12 @@ for dir in .aws-sam/build/*Function; do
 done
 
 if [ "$hello" = 1 ]; then
-  # The smallest lambda_http function, same release profile and target, outside the workspace.
+  # The smallest lambda_http function, same release profile, target and flags, outside the
+  # workspace.
   h=${HELLO_DIR:-/tmp/latchkey-hello-lambda}
-  mkdir -p "$h/src"
+  mkdir -p "$h/src" "$h/.cargo"
+  # The same arm64 flags as the functions (opt-level "s", no unwind tables).
+  cp "$root/.cargo/config.toml" "$h/.cargo/config.toml"
   cat > "$h/Cargo.toml" <<'EOF'
 [package]
 name = "hello-lambda"
