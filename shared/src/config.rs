@@ -239,16 +239,11 @@ impl Config {
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect();
-                if origins.is_empty()
-                    || origins
-                        .iter()
-                        .any(|o| !(o.starts_with("https://") || o.starts_with("http://localhost")))
-                {
-                    return Err(bad(
-                        "LATCHKEY_DEV_ORIGINS",
-                        "must list https:// origins (http:// only for localhost)",
-                    ));
+                if origins.is_empty() {
+                    return Err(bad("LATCHKEY_DEV_ORIGINS", "must list at least one origin"));
                 }
+                crate::domain::tenants::validate_origins(&origins)
+                    .map_err(|why| bad("LATCHKEY_DEV_ORIGINS", why))?;
                 origins
             }
         };

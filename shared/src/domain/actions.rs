@@ -388,10 +388,9 @@ pub async fn track(
         }
     }
     let ip = match &attrs.ip_address {
-        Some(raw) => Some(
-            raw.parse()
-                .map_err(|_| Error::Invalid("ipAddress must be an IPv4 or IPv6 address".into()))?,
-        ),
+        Some(raw) => Some(crate::domain::rules::canonical_ip(raw.parse().map_err(
+            |_| Error::Invalid("ipAddress must be an IPv4 or IPv6 address".into()),
+        )?)),
         None => None,
     };
     let pk = user_pk(&tenant.id, user_id);

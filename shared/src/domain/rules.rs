@@ -156,15 +156,31 @@ impl ActionConfig {
     }
 }
 
+/// A rule's network in canonical form: an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is
+/// the IPv4 network it maps (`10.0.0.0/8`), so it matches what [`canonical_ip`] gives.
 fn parse_net(s: &str) -> Option<ipnet::IpNet> {
-    s.parse::<ipnet::IpNet>()
+    let net = s
+        .parse::<ipnet::IpNet>()
         .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+        .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))?;
+    Some(match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::IpNet::V4(ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok()?),
+            None => net,
+        },
+        _ => net,
+    })
+}
+
+/// One form per address: an IPv4-mapped IPv6 address (`::ffff:203.0.113.9`, how dual-stack
+/// servers report IPv4 clients) is the IPv4 address it maps.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
 }
 
 fn holds(condition: &RuleCondition, facts: &Facts) -> bool {
     match condition {
-        RuleCondition::IpInCidr { cidrs } => facts.ip.is_some_and(|ip| {
+        RuleCondition::IpInCidr { cidrs } => facts.ip.map(canonical_ip).is_some_and(|ip| {
             cidrs
                 .iter()
                 .filter_map(|c| parse_net(c))
@@ -245,6 +261,46 @@ mod tests {
             ..Facts::default()
         };
         assert_eq!(c.evaluate(&single).1, vec!["office".to_owned()]);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_and_networks_match_their_ipv4_forms() {
+        let c = config();
+        let at = |ip: &str| {
+            c.evaluate(&Facts {
+                ip: Some(ip.parse().unwrap()),
+                ..Facts::default()
+            })
+            .1
+        };
+        let office = vec!["office".to_owned()];
+        assert_eq!(at("::ffff:10.9.8.7"), office);
+        assert_eq!(at("::ffff:192.0.2.7"), office);
+        assert_eq!(at("::ffff:192.0.2.8"), Vec::<String>::new());
+        assert_eq!(at("::ffff:11.0.0.1"), Vec::<String>::new());
+        // Written the other way round: a mapped network in the rule, a plain IPv4 client.
+        let mapped: ActionConfig = serde_json::from_value(json!({
+            "defaultOutcome": "ALLOW",
+            "rules": [{"id": "m", "name": "m", "priority": 1, "outcome": "BLOCK",
+                       "conditions": [{"type": "ipInCidr", "cidrs": ["::ffff:203.0.113.0/120"]}]}]
+        }))
+        .unwrap();
+        mapped.validate().unwrap();
+        let facts = |ip: &str| Facts {
+            ip: Some(ip.parse().unwrap()),
+            ..Facts::default()
+        };
+        assert_eq!(mapped.evaluate(&facts("203.0.113.9")).0, Outcome::Block);
+        assert_eq!(
+            mapped.evaluate(&facts("::ffff:203.0.113.9")).0,
+            Outcome::Block
+        );
+        assert_eq!(mapped.evaluate(&facts("203.0.114.9")).0, Outcome::Allow);
+        // Other IPv6 networks stay IPv6.
+        assert_eq!(
+            parse_net("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
     }
 
     #[test]

@@ -33,6 +33,99 @@ pub struct TenantSettings {
     pub allowed_methods: Vec<String>,
 }
 
+/// Checks one allowed origin as a browser would send it in `Origin`: `https://host[:port]`
+/// exactly as the URL standard serialises it (lower-case host, no default port, no path, query,
+/// user or trailing slash); `http://` only for `localhost` (`http://localhost`,
+/// `http://localhost:PORT`, or `http://localhost:*` for any port). `*`, `null`,
+/// `javascript:…` and look-alikes such as `http://localhost.evil.example` are refused.
+pub fn validate_origin(origin: &str) -> Result<(), &'static str> {
+    if matches!(origin, "http://localhost" | "http://localhost:*") {
+        return Ok(());
+    }
+    if let Some(port) = origin.strip_prefix("http://localhost:") {
+        return match port.parse::<u16>() {
+            Ok(p) if p > 0 && p.to_string() == port => Ok(()),
+            _ => Err("has no valid port"),
+        };
+    }
+    if !origin.starts_with("https://") {
+        return Err("must be https:// (http:// only for localhost)");
+    }
+    let url = url::Url::parse(origin).map_err(|_| "is not a URL")?;
+    if url
+        .host_str()
+        .is_none_or(|h| h.is_empty() || h.contains('*'))
+    {
+        return Err("has no host");
+    }
+    if url.origin().ascii_serialization() != origin {
+        return Err(
+            "is not an origin as browsers send it: scheme, lower-case host and port \
+                    only (no default port, path, query, user or trailing slash)",
+        );
+    }
+    Ok(())
+}
+
+/// Checks every allowed origin ([`validate_origin`]); none is fine (a tenant using only the
+/// Server API). The error names the origin by its position, not its text (configuration errors
+/// never echo values).
+pub fn validate_origins(origins: &[String]) -> Result<(), String> {
+    for (i, o) in origins.iter().enumerate() {
+        validate_origin(o).map_err(|why| format!("allowed origin {} {why}", i + 1))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_https_origins_or_localhost() {
+        for ok in [
+            "https://example.com",
+            "https://app.example.com:8443",
+            "https://xn--bcher-kva.example",
+            "https://192.0.2.1",
+            "http://localhost",
+            "http://localhost:3000",
+            "http://localhost:*",
+        ] {
+            assert_eq!(validate_origin(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "*",
+            "null",
+            "",
+            "javascript:alert(1)",
+            "http://example.com",
+            "http://localhost.evil.example",
+            "http://localhost:0",
+            "http://localhost:99999",
+            "http://localhost:*1",
+            "https://example.com/",
+            "https://example.com/path",
+            "https://example.com:443",
+            "https://Example.com",
+            "https://user@example.com",
+            "https://example.com?q=1",
+            "https://*.example.com",
+            "https://",
+            "ftp://example.com",
+            "example.com",
+        ] {
+            assert!(validate_origin(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(validate_origins(&[]), Ok(()));
+        let err = validate_origins(&["https://a.example".into(), "*".into()]).unwrap_err();
+        assert_eq!(
+            err,
+            "allowed origin 2 must be https:// (http:// only for localhost)"
+        );
+    }
+}
+
 /// The methods Latchkey offers when a tenant has not narrowed them.
 pub const DEFAULT_METHODS: [&str; 3] = ["PASSKEY", "AUTHENTICATOR_APP", "EMAIL_OTP"];
 
@@ -138,6 +231,7 @@ pub async fn create_tenant(
             "tenant id must be 3-64 characters of A-Z, a-z, 0-9, '-' and '_', not starting with '_'".into(),
         ));
     }
+    validate_origins(&settings.allowed_origins).map_err(Error::Invalid)?;
     for config in settings.actions.values() {
         config.validate().map_err(Error::Invalid)?;
     }

@@ -33,13 +33,20 @@ fn caller_request_id(req: &Request) -> Option<String> {
     ok.then(|| v.to_owned())
 }
 
+/// The caller's address in canonical form (an IPv4-mapped IPv6 address is its IPv4 address:
+/// latchkey-local listening on `[::]` sees IPv4 clients so).
 fn source_ip(req: &Request) -> Option<String> {
     if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        return Some(addr.ip().to_string());
+        return Some(crate::domain::rules::canonical_ip(addr.ip()).to_string());
     }
     use lambda_http::request::RequestContext;
     match req.extensions().get::<RequestContext>()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref().map(|raw| {
+            raw.parse().map_or_else(
+                |_| raw.to_owned(),
+                |ip| crate::domain::rules::canonical_ip(ip).to_string(),
+            )
+        }),
         _ => None,
     }
 }

@@ -1150,3 +1150,59 @@ async fn a_credential_record_of_the_earlier_format_still_signs_in_and_is_complet
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Origins are checked when a tenant is created (`*`, `null`, a path, plain http: refused). A
+/// tenant stored before that check with such an origin keeps working on its valid ones, and one
+/// with none left gets a 400 in the wire format, not the 500 of every passkey call.
+#[tokio::test]
+async fn bad_origins_are_refused_at_creation_and_never_fail_a_ceremony_with_a_500() {
+    use latchkey::domain::Error;
+    use latchkey::domain::audit::AuditContext;
+    use latchkey::domain::tenants::{TenantSettings, create_tenant, tenant_pk};
+    use latchkey::ports::store::{Condition, WriteOp};
+
+    let w = world().await;
+    let ctx = AuditContext::system("test", "r-origins");
+    for bad in ["*", "null", "https://a.example/path", "http://a.example"] {
+        let settings = TenantSettings {
+            rp_id: "a.example".into(),
+            allowed_origins: vec![bad.into()],
+            ..Default::default()
+        };
+        let err = create_tenant(&w.services, &ctx, "t-bad-origin", settings, vec![])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{bad}: {err:?}");
+    }
+
+    let options = "/v1/client/user-authenticators/passkey/authentication-options";
+    let store_origins = |origins: Value| {
+        let services = w.services.clone();
+        let tenant = w.tenant.clone();
+        async move {
+            let set = serde_json::Map::from_iter([("allowedOrigins".to_owned(), origins)]);
+            services
+                .store
+                .transact(vec![WriteOp::Update {
+                    pk: tenant_pk(&tenant),
+                    sk: "TENANT".into(),
+                    set,
+                    condition: Condition::Exists,
+                }])
+                .await
+                .unwrap();
+            services.records.forget(&tenant_pk(&tenant), "TENANT");
+        }
+    };
+    store_origins(json!(["*", "null", ORIGIN])).await;
+    let (status, body) = w.post(&w.tenant_basic(), options, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    store_origins(json!(["*", "null"])).await;
+    let req = Request::post(options)
+        .header(header::AUTHORIZATION, w.tenant_basic())
+        .body(Body::from("{}"))
+        .unwrap();
+    let res = w.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}

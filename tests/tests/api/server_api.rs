@@ -212,6 +212,16 @@ async fn track_is_idempotent_and_follows_the_rules() {
         .await;
     assert_eq!(first["state"], "ALLOW");
     assert_eq!(first["ruleIds"], json!(["office"]));
+    // The same client as a dual-stack Node server reports it: the same rule.
+    let (_, mapped) = w
+        .a(
+            Method::POST,
+            "/v1/users/u-mapped/actions/withdraw",
+            Some(json!({"idempotencyKey": "idem-mapped", "ipAddress": "::ffff:10.1.2.3"})),
+        )
+        .await;
+    assert_eq!(mapped["state"], "ALLOW", "{mapped}");
+    assert_eq!(mapped["ruleIds"], json!(["office"]));
     w.a(
         Method::PATCH,
         "/v1/users/u1/actions/withdraw/idem-1",

@@ -102,7 +102,14 @@ pub fn relying_party(tenant: &Tenant) -> Result<Webauthn, Error> {
     let s = &tenant.settings;
     let mut any_port = false;
     let mut origins = Vec::new();
-    for o in &s.allowed_origins {
+    // Origins are checked when stored (tenants::validate_origin); one stored before that check
+    // that fails it could never match a browser's `Origin`, and is left out rather than failing
+    // every ceremony of the tenant.
+    for o in s
+        .allowed_origins
+        .iter()
+        .filter(|o| crate::domain::tenants::validate_origin(o).is_ok())
+    {
         let text = match o.strip_suffix(":*") {
             Some(base) => {
                 any_port = true;
@@ -116,7 +123,7 @@ pub fn relying_party(tenant: &Tenant) -> Result<Webauthn, Error> {
     }
     let (first, rest) = origins
         .split_first()
-        .ok_or_else(|| Error::Invalid("the tenant has no allowed origins".into()))?;
+        .ok_or_else(|| Error::Invalid("the tenant has no valid allowed origins".into()))?;
     let mut builder = WebauthnBuilder::new(&s.rp_id, first)
         .map_err(|e| Error::Internal(format!("relying party: {e}")))?
         .rp_name(if s.name.is_empty() { &s.rp_id } else { &s.name })
