@@ -68,12 +68,12 @@ pub async fn enroll_verified(
             let uri = req
                 .otp_uri
                 .ok_or_else(|| Error::Invalid("otpUri is required for AUTHENTICATOR_APP".into()))?;
-            let totp = totp_rs::Totp::from_url(&uri)
-                .map_err(|_| Error::Invalid("otpUri is not a valid otpauth://totp URI".into()))?;
-            sealed_fields.push(("otpSecret", totp.secret().to_base32()));
-            sealed_fields.push(("otpAlgorithm", format!("{:?}", totp.algorithm())));
-            sealed_fields.push(("otpDigits", totp.digits().to_string()));
-            sealed_fields.push(("otpStep", totp.step().to_string()));
+            let (params, secret) = crate::domain::otp::TotpParams::of_uri(&uri)
+                .map_err(|why| Error::Invalid(why.into()))?;
+            sealed_fields.push(("otpSecret", secret.to_base32()));
+            sealed_fields.push(("otpAlgorithm", format!("{:?}", params.algorithm)));
+            sealed_fields.push(("otpDigits", params.digits.to_string()));
+            sealed_fields.push(("otpStep", params.step.to_string()));
         }
         _ => {
             return Err(Error::Invalid(

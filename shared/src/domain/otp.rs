@@ -562,7 +562,7 @@ mod totp;
 pub use email::{challenge_email, enroll_email, verify_email};
 pub(crate) use recovery::first_strong_codes;
 pub use recovery::{regenerate_recovery_codes, verify_recovery_code};
-pub use totp::{enroll_totp, verify_totp};
+pub use totp::{TotpParams, enroll_totp, verify_totp};
 
 #[cfg(test)]
 mod tests {

@@ -756,3 +756,61 @@ async fn another_authenticator_needs_the_add_authenticators_scope() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// An authenticator app enrolled through the Server API is verified with the algorithm, digits
+/// and period its `otpauth://` URI named, and an 80-bit secret (common in imports) is accepted;
+/// parameters Latchkey cannot verify with are refused at enrollment, not accepted and then
+/// failed at every code.
+#[tokio::test]
+async fn server_enrolled_apps_verify_with_the_parameters_their_uri_names() {
+    let w = world().await;
+    let enroll = |user: &'static str, uri: &'static str| {
+        let w = &w;
+        async move {
+            w.send(
+                Method::POST,
+                Some(&w.server()),
+                &format!("/v1/users/{user}/authenticators"),
+                Some(json!({ "verificationMethod": "AUTHENTICATOR_APP", "otpUri": uri })),
+            )
+            .await
+        }
+    };
+    for bad in [
+        "otpauth://totp/E:a?secret=JBSWY3DPEHPK3PXP&period=0",
+        "otpauth://totp/E:a?secret=JBSWY3DPEHPK3PXP&period=600",
+        "otpauth://totp/E:a?secret=JBSWY3DPEHPK3PXP&digits=5",
+        "otpauth://totp/E:a?secret=JBSWY3DP",
+        "otpauth://totp/E:a?secret=JBSWY3DPEHPK3PXP&algorithm=MD5",
+    ] {
+        let (status, r) = enroll("refused", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {r}");
+    }
+
+    let (status, r) = enroll(
+        "sha256",
+        "otpauth://totp/E:sha256?secret=JBSWY3DPEHPK3PXP&algorithm=SHA256&digits=8&period=60",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let app = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA256)
+        .with_digits(8)
+        .with_step_duration(60)
+        .with_secret(totp_rs::Secret::try_from_base32("JBSWY3DPEHPK3PXP").unwrap())
+        .build_noncompliant();
+    let now = w.now();
+    // What a SHA1 / 6-digit / 30 s reading of the same secret gives is not a code of this app.
+    let sha1 = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32("JBSWY3DPEHPK3PXP").unwrap())
+        .build_noncompliant();
+    let b = w.track("sha256", "pay").await.bearer;
+    let v = verify_totp(&w, &b, &sha1.generate(now).to_string()).await;
+    assert_eq!(v["isVerified"], false, "{v}");
+    let v = verify_totp(&w, &b, &app.generate(now).to_string()).await;
+    assert_eq!(v["isVerified"], true, "{v}");
+    // The next 60 s step's code (one step of clock skew) is good too, on a new action.
+    let b = w.track("sha256", "pay-again").await.bearer;
+    let v = verify_totp(&w, &b, &app.generate(now + 60).to_string()).await;
+    assert_eq!(v["isVerified"], true, "{v}");
+}

@@ -14,6 +14,91 @@ fn totp(secret: Secret, issuer: &str, account: &str) -> Result<Totp, Error> {
         .map_err(|e| Error::Internal(format!("totp: {e}")))
 }
 
+/// An authenticator app's parameters: Latchkey's own (SHA1, 6 digits, 30 s) for apps enrolled
+/// on the Client API, or what the `otpauth://` URI given to the Server API named. Codes are
+/// checked with exactly these, so an app set to SHA256 or 60 s works as it shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpParams {
+    pub algorithm: Algorithm,
+    pub digits: usize,
+    pub step: u64,
+}
+
+/// The shortest secret accepted: 80 bits, common in secrets imported from other systems
+/// (`JBSWY3DPEHPK3PXP`). RFC 4226 asks for 128; Latchkey's own are 160.
+pub const MIN_SECRET_BYTES: usize = 10;
+
+impl TotpParams {
+    pub const DEFAULT: Self = Self {
+        algorithm: Algorithm::SHA1,
+        digits: TOTP_DIGITS,
+        step: TOTP_STEP,
+    };
+
+    /// The parameters Latchkey verifies with: SHA1, SHA256 or SHA512; 6 to 8 digits; a step of
+    /// 15 to 120 seconds. Anything else is refused at enrollment, with the reason.
+    pub fn checked(algorithm: Algorithm, digits: usize, step: u64) -> Result<Self, &'static str> {
+        if !(6..=8).contains(&digits) {
+            return Err("otpUri digits must be 6, 7 or 8");
+        }
+        if !(15..=120).contains(&step) {
+            return Err("otpUri period must be 15 to 120 seconds");
+        }
+        Ok(Self {
+            algorithm,
+            digits,
+            step,
+        })
+    }
+
+    /// The parameters of an `otpauth://totp` URI and its secret, checked: what the Server API
+    /// stores for an authenticator app.
+    pub fn of_uri(uri: &str) -> Result<(Self, Secret), &'static str> {
+        let t = Totp::from_url_unchecked(uri)
+            .map_err(|_| "otpUri is not a valid otpauth://totp URI")?;
+        if t.secret().len() < MIN_SECRET_BYTES {
+            return Err("otpUri secret must be at least 80 bits");
+        }
+        let params = Self::checked(t.algorithm(), usize::from(t.digits()), t.step())?;
+        Ok((params, Secret::new(t.secret().as_bytes().into())))
+    }
+
+    /// The stored parameters of an authenticator item (absent fields: the defaults).
+    fn stored(
+        algorithm: Option<String>,
+        digits: Option<String>,
+        step: Option<String>,
+    ) -> Option<Self> {
+        let algorithm = match algorithm.as_deref() {
+            None | Some("SHA1") => Algorithm::SHA1,
+            Some("SHA256") => Algorithm::SHA256,
+            Some("SHA512") => Algorithm::SHA512,
+            Some(_) => return None,
+        };
+        let digits = digits.map_or(Some(TOTP_DIGITS), |d| d.parse().ok())?;
+        let step = step.map_or(Some(TOTP_STEP), |s| s.parse().ok())?;
+        Self::checked(algorithm, digits, step).ok()
+    }
+
+    /// A code generator for these parameters. `build_noncompliant` because totp-rs's `build`
+    /// refuses secrets under 128 bits; [`TotpParams::of_uri`] has checked what is stored.
+    fn totp(&self, secret: Secret) -> Totp {
+        let mut builder = Builder::new()
+            .with_algorithm(self.algorithm)
+            .with_step_duration(self.step)
+            .with_skew(1)
+            .with_secret(secret);
+        if let Ok(digits) = u8::try_from(self.digits) {
+            builder = builder.with_digits(digits);
+        }
+        builder.build_noncompliant()
+    }
+
+    fn well_formed(&self, code: &str) -> bool {
+        code.len() == self.digits && code.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
 /// What the user sees the account as in their app: their email, username, or id; `:` is the
 /// label separator of the otpauth URI, so it is replaced.
 async fn account_label(
@@ -85,11 +170,11 @@ pub async fn enroll_totp(
 
 /// The step (of −1, 0, +1 around now) whose code matches, if any. All three are computed and
 /// compared in constant time, whichever matches.
-fn matching_step(t: &Totp, now: u64, code: &str) -> Option<i64> {
-    let step = now / TOTP_STEP;
+fn matching_step(t: &Totp, params: &TotpParams, now: u64, code: &str) -> Option<i64> {
+    let step = now / params.step;
     let mut found = None;
     for s in [step.saturating_sub(1), step, step + 1] {
-        let expected = t.generate(s * TOTP_STEP).to_string();
+        let expected = t.generate(s * params.step).to_string();
         if codes_match(expected.as_bytes(), code.as_bytes()) && found.is_none() {
             found = i64::try_from(s).ok();
         }
@@ -144,7 +229,7 @@ pub async fn verify_totp(
     }
     let now = u64::try_from(now_epoch_s).unwrap_or(0);
     let mut matched = None;
-    if well_formed(code) {
+    if code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit()) {
         for record in candidates {
             let item = &record.item;
             let aid = aid_of(item);
@@ -155,20 +240,27 @@ pub async fn verify_totp(
             let bytes = Secret::try_from_base32(&secret)
                 .map_err(|_| Error::Internal("stored TOTP secret is not base32".into()))?;
             // Authenticators enrolled through the Server API may name other parameters.
-            let digits = open(services, tenant, &item_key, item, "otpDigits")
-                .await?
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(TOTP_DIGITS);
-            if digits != TOTP_DIGITS {
+            let mut stored = Vec::with_capacity(3);
+            for field in ["otpAlgorithm", "otpDigits", "otpStep"] {
+                stored.push(open(services, tenant, &item_key, item, field).await?);
+            }
+            let [algorithm, digits, step]: [Option<String>; 3] = match stored.try_into() {
+                Ok(fields) => fields,
+                Err(_) => continue,
+            };
+            let Some(params) = TotpParams::stored(algorithm, digits, step) else {
+                continue;
+            };
+            if !params.well_formed(code) {
                 continue;
             }
-            let t = totp(bytes, "Latchkey", "user")?;
+            let t = params.totp(bytes);
             let last = item
                 .attrs
                 .get("lastStep")
                 .and_then(Value::as_i64)
                 .unwrap_or(-1);
-            if let Some(step) = matching_step(&t, now, code) {
+            if let Some(step) = matching_step(&t, &params, now, code) {
                 // A step once accepted is never accepted again (RFC 6238 §5.2).
                 if step > last {
                     matched = Some((record, step));
