@@ -22,6 +22,11 @@
 //! | `LATCHKEY_DRILL_WAIT_SECS` | `600` | how long a restore drill waits for DynamoDB to finish restoring its scratch table |
 //! | `LATCHKEY_MAIL_FROM` | `Latchkey <no-reply@localhost>` | sender of one-time codes and notices; with SES, a verified identity's address |
 //! | `LATCHKEY_SES` | unset | `1`: send mail through Amazon SES (v2); unset: write `.eml` files to `<data dir>/outbox/` |
+//! | `LATCHKEY_SECURITY_CONTACT` | unset | comma-separated `mailto:`, `tel:` or `https://` contacts of `/.well-known/security.txt` (RFC 9116); with `LATCHKEY_SECURITY_EXPIRES` (RFC 3339) it is served, without them it answers 404 |
+//! | `LATCHKEY_SECURITY_EXPIRES` | unset | the file's `Expires` |
+//! | `LATCHKEY_SECURITY_POLICY` | unset | the disclosure policy's `https://` URL (`Policy`) |
+//! | `LATCHKEY_SECURITY_LANGUAGES` | `en` | `Preferred-Languages` |
+//! | `LATCHKEY_PUBLIC_URL` | unset | the deployment's public base URL, `https://` (`Canonical` of security.txt) |
 //! | `LATCHKEY_LISTEN` | `127.0.0.1:8787` | `latchkey-local` only: address to serve on |
 //! | `LATCHKEY_DEV_ORIGINS` | `http://localhost:*` | `latchkey-local` only: comma-separated origins of the development tenant |
 //! | `LATCHKEY_DEV_TENANT_ID` | random on first start | `latchkey-local` only: fixes the development tenant's id |
@@ -103,6 +108,8 @@ pub struct Config {
     pub mail: MailConfig,
     pub backup: BackupConfig,
     pub local: LocalConfig,
+    /// `/.well-known/security.txt`, when a contact and an expiry are configured.
+    pub security_txt: Option<crate::domain::status::disclosure::SecurityTxt>,
 }
 
 impl std::fmt::Debug for Config {
@@ -247,6 +254,34 @@ impl Config {
                 origins
             }
         };
+        let security_txt = match (
+            get("LATCHKEY_SECURITY_CONTACT")?,
+            get("LATCHKEY_SECURITY_EXPIRES")?,
+        ) {
+            (Some(contacts), Some(expires)) => Some(
+                crate::domain::status::disclosure::SecurityTxt::from_settings(
+                    contacts,
+                    expires,
+                    get("LATCHKEY_SECURITY_POLICY")?,
+                    get("LATCHKEY_PUBLIC_URL")?,
+                    get("LATCHKEY_SECURITY_LANGUAGES")?,
+                )
+                .map_err(|e| bad(e.var, e.problem))?,
+            ),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad(
+                    "LATCHKEY_SECURITY_EXPIRES",
+                    "is needed with LATCHKEY_SECURITY_CONTACT",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "LATCHKEY_SECURITY_CONTACT",
+                    "is needed with LATCHKEY_SECURITY_EXPIRES",
+                ));
+            }
+        };
         let dev_tenant_id = get("LATCHKEY_DEV_TENANT_ID")?.map(str::to_owned);
         if let Some(id) = &dev_tenant_id
             && !crate::ids::valid_tenant_id(id)
@@ -339,6 +374,7 @@ impl Config {
                 dev_tenant_id,
                 dev_secret_key,
             },
+            security_txt,
         })
     }
 
@@ -370,7 +406,7 @@ fn valid_log_filter(filter: &str) -> bool {
             .is_ok()
 }
 
-const KNOWN: [&str; 21] = [
+const KNOWN: [&str; 26] = [
     "LATCHKEY_AUDIT_SIGNING_KEY_ID",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_SES",
@@ -388,6 +424,11 @@ const KNOWN: [&str; 21] = [
     "LATCHKEY_BACKUP_RETENTION_DAYS",
     "LATCHKEY_BACKUP_KEEP_NEWEST",
     "LATCHKEY_DRILL_WAIT_SECS",
+    "LATCHKEY_SECURITY_CONTACT",
+    "LATCHKEY_SECURITY_EXPIRES",
+    "LATCHKEY_SECURITY_POLICY",
+    "LATCHKEY_SECURITY_LANGUAGES",
+    "LATCHKEY_PUBLIC_URL",
     "LATCHKEY_LISTEN",
     "LATCHKEY_DEV_ORIGINS",
     "LATCHKEY_DEV_TENANT_ID",

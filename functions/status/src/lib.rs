@@ -24,6 +24,7 @@ pub use auth::{BearerTokens, OperatorAuth};
 use axum::Router;
 use axum::routing::{MethodRouter, get, patch, post};
 use latchkey::Services;
+use latchkey::domain::status::disclosure::SecurityTxt;
 use latchkey::http::HttpSettings;
 use std::sync::Arc;
 
@@ -50,12 +51,13 @@ pub enum RouteId {
     ScheduleMaintenance,
     PostMaintenanceUpdate,
     Whoami,
+    SecurityTxt,
 }
 
 /// Every route this function serves: the one table the router is built from, and that the
 /// tests check against `template.yaml`. `Public` routes need no credential and are cacheable.
 #[rustfmt::skip]
-pub const TABLE: [(RouteId, &str, &str, Access); 18] = {
+pub const TABLE: [(RouteId, &str, &str, Access); 19] = {
     use Access::*;
     use RouteId::*;
     [
@@ -77,6 +79,7 @@ pub const TABLE: [(RouteId, &str, &str, Access); 18] = {
         (ScheduleMaintenance,   "POST",  "/status/manage/maintenances",                         Operator),
         (PostMaintenanceUpdate, "POST",  "/status/manage/maintenances/{id}/updates",            Operator),
         (Whoami,                "GET",   "/status/manage/whoami",                               Operator),
+        (SecurityTxt,           "GET",   "/.well-known/security.txt",                           Public),
     ]
 };
 
@@ -114,6 +117,7 @@ fn handler(id: RouteId) -> MethodRouter<StatusState> {
         ScheduleMaintenance => post(manage::schedule_maintenance),
         PostMaintenanceUpdate => post(manage::post_update),
         Whoami => get(manage::whoami),
+        SecurityTxt => get(public::security_txt),
     }
 }
 
@@ -129,28 +133,50 @@ pub enum Access {
 pub struct StatusState {
     pub services: Arc<Services>,
     pub auth: Arc<dyn OperatorAuth>,
+    /// `/.well-known/security.txt`, if the deployment configured one.
+    pub security_txt: Option<Arc<SecurityTxt>>,
 }
 
 /// This function's routes, without the shared layers (the local gateway merges them), with
 /// operators recognised by their bearer tokens.
+/// `/.well-known/security.txt` answers 404 here: see [`routes_configured`].
 pub fn routes(services: &Arc<Services>) -> Router {
-    routes_with_auth(services, Arc::new(BearerTokens))
+    routes_with_auth(services, Arc::new(BearerTokens), None)
+}
+
+/// [`routes`] with the deployment's `/.well-known/security.txt` (`Config::security_txt`).
+pub fn routes_configured(services: &Arc<Services>, security_txt: Option<SecurityTxt>) -> Router {
+    routes_with_auth(services, Arc::new(BearerTokens), security_txt)
 }
 
 /// The same routes with another way to recognise operators (the admin plane's sign-in, or a
 /// test double).
-pub fn routes_with_auth(services: &Arc<Services>, auth: Arc<dyn OperatorAuth>) -> Router {
+pub fn routes_with_auth(
+    services: &Arc<Services>,
+    auth: Arc<dyn OperatorAuth>,
+    security_txt: Option<SecurityTxt>,
+) -> Router {
     let state = StatusState {
         services: Arc::clone(services),
         auth,
+        security_txt: security_txt.map(Arc::new),
     };
     latchkey::http::routes::from_table(TABLE.iter().map(|(id, _, path, _)| (*path, handler(*id))))
         .with_state(state)
 }
 
 /// The whole function as the Lambda runtime serves it.
-pub fn app(services: Arc<Services>, settings: HttpSettings) -> Router {
-    latchkey::http::service(routes(&services), &services, settings, NAME)
+pub fn app(
+    services: Arc<Services>,
+    settings: HttpSettings,
+    security_txt: Option<SecurityTxt>,
+) -> Router {
+    latchkey::http::service(
+        routes_configured(&services, security_txt),
+        &services,
+        settings,
+        NAME,
+    )
 }
 
 #[cfg(test)]
@@ -163,22 +189,25 @@ mod tests {
         ROUTES.iter().map(|(m, p, _)| (*m, *p)).collect()
     }
 
-    /// Routed to this function by the template, served by nothing yet: issue #14 serves it
-    /// from configuration. When it joins the table, this list must shrink (the test says so).
-    const KNOWN_UNSERVED: [&str; 1] = [
-        "template route GET /.well-known/security.txt of StatusFunction serves no route of the table",
-    ];
-
     #[test]
     fn the_template_sends_exactly_the_tables_routes_here() {
         let template = include_str!("../../../template.yaml");
         let problems = template_mismatches(template, "StatusFunction", &table(), &[]);
-        assert_eq!(problems, KNOWN_UNSERVED);
+        assert_eq!(problems, Vec::<String>::new());
     }
 
     #[tokio::test]
     async fn the_router_serves_exactly_the_table() {
-        let router = routes(&latchkey::testing::services().unwrap());
+        // Configured: an unconfigured security.txt answers 404, which reads as "not served".
+        let txt = SecurityTxt::from_settings(
+            "mailto:security@example.com",
+            "2027-06-01T00:00:00Z",
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        let router = routes_configured(&latchkey::testing::services().unwrap(), Some(txt));
         assert_eq!(
             router_mismatches(&router, &table()).await,
             Vec::<String>::new()

@@ -9,6 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::run(latchkey_status::app(
         services,
         wiring::http_settings(&config),
+        config.security_txt.clone(),
     ))
     .await
 }

@@ -196,6 +196,19 @@ pub async fn feed(State(st): State<StatusState>, headers: HeaderMap) -> Result<R
     Ok(cached(&headers, "application/atom+xml", body))
 }
 
+/// `GET /.well-known/security.txt` (RFC 9116), from the deployment's configuration; 404 in the
+/// wire format when none is configured. Cacheable like the rest of the public side.
+pub async fn security_txt(State(state): State<StatusState>, headers: HeaderMap) -> Response {
+    match &state.security_txt {
+        Some(txt) => cached(
+            &headers,
+            "text/plain; charset=utf-8",
+            txt.render().into_bytes(),
+        ),
+        None => ApiError::from(Error::NotFound("security.txt file")).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use axum::Router;
 use latchkey::Services;
 use latchkey::config::Config;
+use latchkey::domain::status::disclosure::SecurityTxt;
 use latchkey::domain::tenants::{DevTenant, TenantSettings, ensure_dev_tenant};
 use latchkey::http::HttpSettings;
 use std::sync::Arc;
@@ -13,25 +14,27 @@ pub const NAME: &str = "latchkey-local";
 
 /// The routes of every HTTP function, behind the shared layers.
 pub fn gateway(services: Arc<Services>, settings: HttpSettings) -> Router {
-    latchkey::http::service(function_routes(&services), &services, settings, NAME)
+    latchkey::http::service(function_routes(&services, None), &services, settings, NAME)
 }
 
-/// [`gateway`] plus the demo page for the development tenant.
+/// [`gateway`] plus the configured `/.well-known/security.txt` and the demo page for the
+/// development tenant: what `latchkey-local` serves.
 pub fn gateway_with_demo(
     services: Arc<Services>,
     settings: HttpSettings,
+    security_txt: Option<SecurityTxt>,
     dev_tenant_id: String,
 ) -> Router {
-    let routes =
-        function_routes(&services).merge(demo::routes(Arc::clone(&services), dev_tenant_id));
+    let routes = function_routes(&services, security_txt)
+        .merge(demo::routes(Arc::clone(&services), dev_tenant_id));
     latchkey::http::service(routes, &services, settings, NAME)
 }
 
-fn function_routes(services: &Arc<Services>) -> Router {
+fn function_routes(services: &Arc<Services>, security_txt: Option<SecurityTxt>) -> Router {
     Router::new()
         .merge(latchkey_auth::routes(services))
         .merge(latchkey_client::routes(services))
-        .merge(latchkey_status::routes(services))
+        .merge(latchkey_status::routes_configured(services, security_txt))
 }
 
 /// Creates the development tenant on first start (see `ensure_dev_tenant`).

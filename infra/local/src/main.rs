@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = latchkey_local::gateway_with_demo(
         services,
         wiring::http_settings(&config),
+        config.security_txt.clone(),
         dev.tenant_id.clone(),
     );
     axum::serve(

@@ -21,6 +21,7 @@
 //! view without scanning history. Updates are embedded in their incident (at most
 //! [`MAX_UPDATES`], bodies at most [`MAX_BODY_BYTES`]): the whole timeline is one read, and
 //! the incident's version condition orders concurrent updates.
+pub mod disclosure;
 pub mod notices;
 pub mod operators;
 pub mod views;

@@ -71,7 +71,7 @@ async fn every_function_serves_health() {
     for app in [
         latchkey_auth::app(s.clone(), Default::default()),
         latchkey_client::app(s.clone(), Default::default()),
-        latchkey_status::app(s.clone(), Default::default()),
+        latchkey_status::app(s.clone(), Default::default(), None),
     ] {
         let (status, _, body) = send(app, get("/health")).await;
         assert_eq!(status, StatusCode::OK);

@@ -1203,9 +1203,79 @@ async fn every_declared_route_is_served_and_writes_need_an_operator() {
             )
             .await;
         let expected = match access {
+            // This world configures none (security_txt_is_served_from_configuration has one).
+            _ if path == "/.well-known/security.txt" => StatusCode::NOT_FOUND,
             latchkey_status::Access::Public => StatusCode::OK,
             latchkey_status::Access::Operator => StatusCode::UNAUTHORIZED,
         };
         assert_eq!(r.status, expected, "{method} {uri}");
     }
+}
+
+/// `/.well-known/security.txt` (RFC 9116) is served from the deployment's configuration, as
+/// latchkey-local and the status function wire it, cacheable like the rest of the public side;
+/// with none configured it is a 404 in the wire format, not a file with made-up contacts.
+#[tokio::test]
+async fn security_txt_is_served_from_configuration() {
+    use latchkey::config::Config;
+    use tower::ServiceExt as _;
+
+    let w = world(0).await;
+    let unconfigured = w.get("/.well-known/security.txt").await;
+    assert_eq!(unconfigured.status, StatusCode::NOT_FOUND);
+    let body: Value = serde_json::from_slice(&unconfigured.body).unwrap();
+    assert_eq!(body["error"], "not_found", "{body}");
+
+    let vars: BTreeMap<String, String> = [
+        ("LATCHKEY_SECURITY_CONTACT", "mailto:security@example.com"),
+        ("LATCHKEY_SECURITY_EXPIRES", "2027-06-01T00:00:00Z"),
+        ("LATCHKEY_SECURITY_POLICY", "https://example.com/disclosure"),
+        ("LATCHKEY_PUBLIC_URL", "https://auth.example.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let config = Config::from_vars(&vars).unwrap();
+    let app = latchkey_local::gateway_with_demo(
+        w.services.clone(),
+        Default::default(),
+        config.security_txt.clone(),
+        w.tenant.clone(),
+    );
+    let res = app
+        .oneshot(
+            Request::get("/.well-known/security.txt")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "public, max-age=30");
+    let text = axum::body::to_bytes(res.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&text).unwrap(),
+        "Contact: mailto:security@example.com\n\
+         Expires: 2027-06-01T00:00:00Z\n\
+         Policy: https://example.com/disclosure\n\
+         Canonical: https://auth.example.com/.well-known/security.txt\n\
+         Preferred-Languages: en\n"
+    );
+
+    // A contact without an expiry (RFC 9116 requires both) stops the process at start.
+    let half: BTreeMap<String, String> = [(
+        "LATCHKEY_SECURITY_CONTACT".to_owned(),
+        "mailto:s@example.com".to_owned(),
+    )]
+    .into();
+    assert_eq!(
+        Config::from_vars(&half).unwrap_err().var,
+        "LATCHKEY_SECURITY_EXPIRES"
+    );
 }
