@@ -240,12 +240,7 @@ impl Config {
         let dev_origins = match get("LATCHKEY_DEV_ORIGINS")? {
             None => vec!["http://localhost:*".to_owned()],
             Some(v) => {
-                let origins: Vec<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                let origins = crate::domain::status::disclosure::comma_separated(v);
                 if origins.is_empty() {
                     return Err(bad("LATCHKEY_DEV_ORIGINS", "must list at least one origin"));
                 }

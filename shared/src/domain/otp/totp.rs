@@ -29,12 +29,6 @@ pub struct TotpParams {
 pub const MIN_SECRET_BYTES: usize = 10;
 
 impl TotpParams {
-    pub const DEFAULT: Self = Self {
-        algorithm: Algorithm::SHA1,
-        digits: TOTP_DIGITS,
-        step: TOTP_STEP,
-    };
-
     /// The parameters Latchkey verifies with: SHA1, SHA256 or SHA512; 6 to 8 digits; a step of
     /// 15 to 120 seconds. Anything else is refused at enrollment, with the reason.
     pub fn checked(algorithm: Algorithm, digits: usize, step: u64) -> Result<Self, &'static str> {
@@ -240,14 +234,9 @@ pub async fn verify_totp(
             let bytes = Secret::try_from_base32(&secret)
                 .map_err(|_| Error::Internal("stored TOTP secret is not base32".into()))?;
             // Authenticators enrolled through the Server API may name other parameters.
-            let mut stored = Vec::with_capacity(3);
-            for field in ["otpAlgorithm", "otpDigits", "otpStep"] {
-                stored.push(open(services, tenant, &item_key, item, field).await?);
-            }
-            let [algorithm, digits, step]: [Option<String>; 3] = match stored.try_into() {
-                Ok(fields) => fields,
-                Err(_) => continue,
-            };
+            let algorithm = open(services, tenant, &item_key, item, "otpAlgorithm").await?;
+            let digits = open(services, tenant, &item_key, item, "otpDigits").await?;
+            let step = open(services, tenant, &item_key, item, "otpStep").await?;
             let Some(params) = TotpParams::stored(algorithm, digits, step) else {
                 continue;
             };

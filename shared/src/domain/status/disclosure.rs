@@ -42,12 +42,7 @@ impl SecurityTxt {
         languages: Option<&str>,
     ) -> Result<Self, SettingError> {
         const CONTACT: &str = "LATCHKEY_SECURITY_CONTACT";
-        let contacts: Vec<String> = contacts
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let contacts = comma_separated(contacts);
         if contacts.is_empty() {
             return Err(refuse(CONTACT, "must list at least one contact"));
         }
@@ -122,6 +117,16 @@ impl SecurityTxt {
         out.push_str(&format!("Preferred-Languages: {}\n", self.languages));
         out
     }
+}
+
+/// The non-empty, trimmed items of a comma-separated setting (contacts here, the development
+/// origins in `config`).
+pub fn comma_separated(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn https_url(text: &str) -> bool {
