@@ -395,6 +395,24 @@ def main(argv: list[str]) -> int:
         for a in as_list(st.get("Action")) if isinstance(a, str)))
     r.check("only the sealer may kms:Sign", signers == [SEALER_FUNCTION], f"signers: {signers}")
 
+    # --- API Gateway alarms watch the stage that exists -------------------------------------
+    stages = {name: (api.get("Properties") or {}).get("StageName") for name, api in apis.items()}
+    wrong_stage = []
+    api_alarms = 0
+    for name, alarm in of_type("AWS::CloudWatch::Alarm").items():
+        p = alarm.get("Properties") or {}
+        if p.get("Namespace") != "AWS/ApiGateway":
+            continue
+        api_alarms += 1
+        dims = {d.get("Name"): d.get("Value") for d in as_list(p.get("Dimensions"))
+                if isinstance(d, dict)}
+        api = next(iter(refs(dims.get("ApiId")) & set(apis)), None)
+        if api is None or dims.get("Stage") != stages.get(api):
+            wrong_stage.append(f"{name} watches stage {dims.get('Stage')!r}, "
+                               f"the API's is {stages.get(api)!r}")
+    r.check("API Gateway alarms name the HttpApi's own stage", api_alarms > 0 and not wrong_stage,
+            "; ".join(wrong_stage) or "no API Gateway alarm")
+
     print(f"{r.passed} passed, {r.failed} failed")
     return 0 if r.failed == 0 else 1
 

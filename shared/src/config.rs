@@ -26,7 +26,7 @@
 //! | `LATCHKEY_SECURITY_EXPIRES` | unset | the file's `Expires` |
 //! | `LATCHKEY_SECURITY_POLICY` | unset | the disclosure policy's `https://` URL (`Policy`) |
 //! | `LATCHKEY_SECURITY_LANGUAGES` | `en` | `Preferred-Languages` |
-//! | `LATCHKEY_PUBLIC_URL` | unset | the deployment's public base URL, `https://` (`Canonical` of security.txt) |
+//! | `LATCHKEY_PUBLIC_URL` | `http://localhost:<LATCHKEY_LISTEN's port>` | the deployment's public base URL (`https://`, or `http://localhost[:port]`): track's `url`, the status page's links, `Canonical` of security.txt; never taken from a request's `Host` (the template sets it) |
 //! | `LATCHKEY_LISTEN` | `127.0.0.1:8787` | `latchkey-local` only: address to serve on |
 //! | `LATCHKEY_DEV_ORIGINS` | `http://localhost:*` | `latchkey-local` only: comma-separated origins of the development tenant |
 //! | `LATCHKEY_DEV_TENANT_ID` | random on first start | `latchkey-local` only: fixes the development tenant's id |
@@ -110,6 +110,8 @@ pub struct Config {
     pub local: LocalConfig,
     /// `/.well-known/security.txt`, when a contact and an expiry are configured.
     pub security_txt: Option<crate::domain::status::disclosure::SecurityTxt>,
+    /// `LATCHKEY_PUBLIC_URL`, checked; `None` means `http://localhost:<listen port>`.
+    pub public_url: Option<crate::http::PublicBase>,
 }
 
 impl std::fmt::Debug for Config {
@@ -277,6 +279,16 @@ impl Config {
                 ));
             }
         };
+        let public_url = get("LATCHKEY_PUBLIC_URL")?
+            .map(|v| {
+                crate::http::PublicBase::parse(v).ok_or_else(|| {
+                    bad(
+                        "LATCHKEY_PUBLIC_URL",
+                        "must be an https:// origin (http:// only for localhost), no path",
+                    )
+                })
+            })
+            .transpose()?;
         let dev_tenant_id = get("LATCHKEY_DEV_TENANT_ID")?.map(str::to_owned);
         if let Some(id) = &dev_tenant_id
             && !crate::ids::valid_tenant_id(id)
@@ -370,6 +382,7 @@ impl Config {
                 dev_secret_key,
             },
             security_txt,
+            public_url,
         })
     }
 

@@ -65,12 +65,29 @@ fn lacking<T>(adapter: &str, feature: &str) -> Result<T, StartupError> {
     )))
 }
 
-/// The AWS SDK's configuration from the environment (region, credentials, endpoint), with the
-/// SDK's own hyper 1 HTTPS client over rustls on *ring* rather than its default, rustls on
-/// AWS-LC: the same client, TLS 1.2 and 1.3 only, without 2.6 MB of AWS-LC in every Lambda
-/// bootstrap (README "Lambda builds"). Proxies from the environment, as the default does.
+/// How long one AWS call may take, below the functions' 10 s Lambda timeout (template.yaml), so
+/// that a hung dependency (a DynamoDB, KMS or Secrets Manager endpoint that accepts and never
+/// answers) fails the request with a 503 in the wire format instead of holding it until API
+/// Gateway or the caller gives up: 1 s to connect, 2 s per attempt, 4.5 s for the call with
+/// its retries. DynamoDB's transactions take 12-20 ms and KMS calls a few ms, so the limits
+/// only ever cut a call that is not coming back.
 #[cfg(feature = "aws-config")]
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    use std::time::Duration;
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_millis(4_500))
+        .build()
+}
+
+/// The AWS SDK's configuration loader (region, credentials, endpoint from the environment), with
+/// [`sdk_timeouts`] and the SDK's own hyper 1 HTTPS client over rustls on *ring* rather than its
+/// default, rustls on AWS-LC: the same client, TLS 1.2 and 1.3 only, without 2.6 MB of AWS-LC
+/// in every Lambda bootstrap (README "Lambda builds"). Proxies from the environment, as the
+/// default does.
+#[cfg(feature = "aws-config")]
+pub fn aws_sdk_loader() -> aws_config::ConfigLoader {
     use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
     let http = Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
@@ -85,8 +102,13 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     });
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
-        .load()
-        .await
+        .timeout_config(sdk_timeouts())
+}
+
+/// [`aws_sdk_loader`], loaded.
+#[cfg(feature = "aws-config")]
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_sdk_loader().load().await
 }
 
 /// What a process runs on: the domain's services and, on the embedded store, the store's change
@@ -94,6 +116,9 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 pub struct Built {
     pub services: Arc<Services>,
     pub feed: Option<Arc<dyn Feed>>,
+    /// The embedded store, for its expiry sweeps (DynamoDB's TTL does that on AWS).
+    #[cfg(feature = "embedded")]
+    pub embedded: Option<SqliteStore>,
 }
 
 /// Builds the adapters `config` names, with the system clock and the OS CSPRNG.
@@ -156,6 +181,8 @@ pub async fn build(config: &Config) -> Result<Built, StartupError> {
         }
     }
 
+    #[cfg(feature = "embedded")]
+    let mut embedded = None;
     let (store, feed): (Arc<dyn Store>, Option<Arc<dyn Feed>>) = match &config.store {
         #[cfg(feature = "embedded")]
         StoreConfig::Sqlite { path } => {
@@ -163,6 +190,7 @@ pub async fn build(config: &Config) -> Result<Built, StartupError> {
                 .map_err(|e| StartupError(e.to_string()))?
                 .with_feed(EVENT_SK_PREFIX);
             let feed: Arc<dyn Feed> = Arc::new(store.feed());
+            embedded = Some(store.clone());
             (Arc::new(store), Some(feed))
         }
         #[cfg(not(feature = "embedded"))]
@@ -250,13 +278,22 @@ pub async fn build(config: &Config) -> Result<Built, StartupError> {
         },
         config.anonymous,
     ));
-    Ok(Built { services, feed })
+    Ok(Built {
+        services,
+        feed,
+        #[cfg(feature = "embedded")]
+        embedded,
+    })
 }
 
-/// The HTTP edge's settings (the body limit), from `config`.
+/// The HTTP edge's settings (the body limit, the public base URL), from `config`.
 pub fn http_settings(config: &Config) -> HttpSettings {
     HttpSettings {
         max_body_bytes: config.max_body_bytes,
+        public_base: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| crate::http::PublicBase::local(config.local.listen.port())),
     }
 }
 

@@ -2,14 +2,14 @@
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use latchkey::Services;
 use latchkey::domain::actions::{self, TrackAttributes};
 use latchkey::domain::authenticators;
 use latchkey::domain::enrollment::{self, EnrollVerified};
 use latchkey::domain::users;
-use latchkey::http::{ApiError, RequestMeta, SecretKey, WireJson, WirePath, WireQuery};
+use latchkey::http::{ApiError, PublicBase, RequestMeta, SecretKey, WireJson, WirePath, WireQuery};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -18,34 +18,22 @@ use std::sync::Arc;
 type Result<T> = std::result::Result<T, ApiError>;
 type Svc = State<Arc<Services>>;
 
-/// Where the pre-built UI for a token lives: this deployment's own host.
-fn ui_url(headers: &HeaderMap, token: &str) -> String {
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    let loopback =
-        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
-    let scheme = if loopback { "http" } else { "https" };
-    format!("{scheme}://{host}/ui/challenge?token={token}")
+/// Where the pre-built UI for a token lives: this deployment's configured public URL.
+fn ui_url(base: &PublicBase, token: &str) -> String {
+    base.url(&format!("/ui/challenge?token={token}"))
 }
 
 pub async fn track(
     State(s): Svc,
     SecretKey(p): SecretKey,
     Extension(meta): Extension<RequestMeta>,
-    headers: HeaderMap,
+    Extension(base): Extension<PublicBase>,
     WirePath((user_id, action)): WirePath<(String, String)>,
     WireJson(attrs): WireJson<TrackAttributes>,
 ) -> Result<Json<Value>> {
     let ctx = p.audit(&meta.request_id, meta.source_ip);
     let result = actions::track(&s, &p.tenant, &ctx, &user_id, &action, attrs).await?;
-    let url = ui_url(&headers, &result.token);
+    let url = ui_url(&base, &result.token);
     let mut body = serde_json::to_value(&result)
         .map_err(|e| ApiError::from(latchkey::domain::Error::Internal(e.to_string())))?;
     if let Value::Object(map) = &mut body {

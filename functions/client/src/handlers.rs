@@ -1,8 +1,5 @@
 //! Handlers: parse the wire, call the domain, shape the response.
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::State;
 use axum::{Extension, Json};
 use latchkey::Services;
 use latchkey::domain::audit::AuditContext;
@@ -15,41 +12,6 @@ use std::sync::Arc;
 
 type Result<T> = std::result::Result<T, ApiError>;
 type Svc = State<Arc<Services>>;
-
-/// CORS for the browser SDK: preflights are answered here; every response names the caller's
-/// origin. Which origins may act for a tenant is checked by [`Authorized`], so a page on an
-/// origin the tenant did not allow gets a 403, not data.
-pub async fn cors(req: Request, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let mut response = next.run(req).await;
-    if let Some(origin) = origin {
-        let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
-    response
-}
-
-/// A CORS preflight: [`cors`] adds the headers.
-pub async fn preflight() -> StatusCode {
-    StatusCode::NO_CONTENT
-}
 
 pub(crate) fn ctx(meta: &RequestMeta, auth: &Authorized) -> AuditContext {
     AuditContext {

@@ -8,7 +8,7 @@ mod handlers;
 mod otp;
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use latchkey::Services;
 use latchkey::domain::authz::{CLIENT_ROUTES, RouteId, RouteRule};
 use latchkey::http::HttpSettings;
@@ -47,17 +47,30 @@ fn handler(rule: &'static RouteRule) -> MethodRouter<Arc<Services>> {
 }
 
 /// This function's routes, without the shared layers (the local gateway merges them): built
-/// from the authorization matrix, with a CORS preflight on each of its paths.
+/// from the authorization matrix, with a wire-format 404 for any other `/v1/client/` path, all
+/// behind the one CORS policy ([`latchkey::http::cors`]), which answers preflights too.
 pub fn routes(services: &Arc<Services>) -> Router {
     let rows = CLIENT_ROUTES.iter().map(|rule| (rule.path, handler(rule)));
+    // An OPTIONS route on each path, so that preflights reach the CORS layer (which answers
+    // them) rather than the router's 405.
     let mut paths: Vec<&'static str> = CLIENT_ROUTES.iter().map(|r| r.path).collect();
     paths.sort_unstable();
     paths.dedup();
-    let preflights = paths
-        .into_iter()
-        .map(|path| (path, MethodRouter::new().options(handlers::preflight)));
+    let preflights = paths.into_iter().map(|path| {
+        (
+            path,
+            MethodRouter::new().options(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
+    });
     latchkey::http::routes::from_table(rows.chain(preflights))
-        .layer(axum::middleware::from_fn(handlers::cors))
+        .route(
+            "/v1/client/{*rest}",
+            any(|| async { latchkey::http::ApiError::not_found() }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(services),
+            latchkey::http::cors::client_cors,
+        ))
         .with_state(Arc::clone(services))
 }
 

@@ -8,7 +8,7 @@
 use crate::StatusState;
 use crate::auth::OperatorCaller;
 use crate::mail::NoticeMail;
-use crate::public::page_info;
+use crate::public::Page;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -58,48 +58,47 @@ async fn component_view(st: &StatusState, info: &PageInfo, id: &str) -> Result<V
 pub async fn create_component(
     State(st): State<StatusState>,
     OperatorCaller(op): OperatorCaller,
+    Page(info): Page,
     Extension(meta): Extension<RequestMeta>,
-    headers: HeaderMap,
     WireJson(body): WireJson<NewComponent>,
 ) -> Result<Response> {
     let ctx = op.audit(&meta.request_id, meta.source_ip);
     let c = status::create_component(&st.services, &ctx, body).await?;
-    let view = component_view(&st, &page_info(&headers), &c.id).await?;
+    let view = component_view(&st, &info, &c.id).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 pub async fn update_component(
     State(st): State<StatusState>,
     OperatorCaller(op): OperatorCaller,
+    Page(info): Page,
     Extension(meta): Extension<RequestMeta>,
-    headers: HeaderMap,
     WirePath(id): WirePath<String>,
     WireJson(body): WireJson<ComponentPatch>,
 ) -> Result<Json<Value>> {
     let ctx = op.audit(&meta.request_id, meta.source_ip);
     let c = status::update_component(&st.services, &ctx, &id, body).await?;
-    Ok(Json(
-        component_view(&st, &page_info(&headers), &c.id).await?,
-    ))
+    Ok(Json(component_view(&st, &info, &c.id).await?))
 }
 
 pub async fn patch_incident(
     State(st): State<StatusState>,
     OperatorCaller(op): OperatorCaller,
+    Page(info): Page,
     Extension(meta): Extension<RequestMeta>,
-    headers: HeaderMap,
     WirePath(id): WirePath<String>,
     WireJson(body): WireJson<IncidentPatch>,
 ) -> Result<Json<Value>> {
     let ctx = op.audit(&meta.request_id, meta.source_ip);
     let incident = status::patch_incident(&st.services, &ctx, &id, body).await?;
     let s = status::snapshot(&st.services).await?;
-    Ok(Json(incident_json(&s, &page_info(&headers), &incident)?))
+    Ok(Json(incident_json(&s, &info, &incident)?))
 }
 
 pub async fn create_incident(
     State(st): State<StatusState>,
     OperatorCaller(op): OperatorCaller,
+    Page(info): Page,
     Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     WireJson(body): WireJson<NewIncident>,
@@ -107,12 +106,13 @@ pub async fn create_incident(
     let key = idempotency_key(&headers)?;
     let ctx = op.audit(&meta.request_id, meta.source_ip);
     let recorded = status::create_incident(&st.services, &ctx, &key, body).await?;
-    finish(&st, &ctx, &headers, recorded).await
+    finish(&st, &ctx, &info, recorded).await
 }
 
 pub async fn post_update(
     State(st): State<StatusState>,
     OperatorCaller(op): OperatorCaller,
+    Page(info): Page,
     Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     WirePath(id): WirePath<String>,
@@ -121,12 +121,13 @@ pub async fn post_update(
     let key = idempotency_key(&headers)?;
     let ctx = op.audit(&meta.request_id, meta.source_ip);
     let recorded = status::post_update(&st.services, &ctx, &key, &id, body).await?;
-    finish(&st, &ctx, &headers, recorded).await
+    finish(&st, &ctx, &info, recorded).await
 }
 
 pub async fn schedule_maintenance(
     State(st): State<StatusState>,
     OperatorCaller(op): OperatorCaller,
+    Page(info): Page,
     Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     WireJson(body): WireJson<NewMaintenance>,
@@ -134,7 +135,7 @@ pub async fn schedule_maintenance(
     let key = idempotency_key(&headers)?;
     let ctx = op.audit(&meta.request_id, meta.source_ip);
     let recorded = status::schedule_maintenance(&st.services, &ctx, &key, body).await?;
-    finish(&st, &ctx, &headers, recorded).await
+    finish(&st, &ctx, &info, recorded).await
 }
 
 /// Who the credential belongs to: lets a script check its token before an incident.
@@ -159,10 +160,9 @@ fn incident_json(
 async fn finish(
     st: &StatusState,
     ctx: &latchkey::domain::audit::AuditContext,
-    headers: &HeaderMap,
+    info: &PageInfo,
     recorded: Recorded,
 ) -> Result<Response> {
-    let info = page_info(headers);
     let reports = notices::deliver(
         &st.services,
         ctx,
@@ -184,7 +184,7 @@ async fn finish(
         });
     }
     let s = status::snapshot(&st.services).await?;
-    let mut body = incident_json(&s, &info, &recorded.incident)?;
+    let mut body = incident_json(&s, info, &recorded.incident)?;
     if let Value::Object(map) = &mut body {
         map.insert(
             "notices".into(),

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::domain::Error;
 use latchkey::domain::status::views::{self, PageInfo, Which};
 use latchkey::domain::status::{self, Snapshot};
-use latchkey::http::ApiError;
+use latchkey::http::{ApiError, PublicBase};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -25,26 +25,28 @@ pub const CACHE_CONTROL: &str = "public, max-age=30";
 const PAGE_ID: &str = "latchkey";
 const PAGE_NAME: &str = "Latchkey";
 
-/// The page as this request reaches it: `https://<host>/status` (plain http only on loopback).
-pub fn page_info(headers: &HeaderMap) -> PageInfo {
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 253
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    let loopback =
-        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
-    let scheme = if loopback { "http" } else { "https" };
+/// The page as this deployment's configured public URL names it (`<base>/status`), never from
+/// the request's `Host`: these bodies are cacheable by shared caches (`public, max-age=30`).
+pub fn page_info(base: &PublicBase) -> PageInfo {
     PageInfo {
         id: PAGE_ID.into(),
         name: PAGE_NAME.into(),
-        url: format!("{scheme}://{host}/status"),
+        url: base.url("/status"),
+    }
+}
+
+/// The page's identity, from the [`PublicBase`] the shared middleware puts on every request.
+pub struct Page(pub PageInfo);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Page {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self> {
+        parts
+            .extensions
+            .get::<PublicBase>()
+            .map(|base| Page(page_info(base)))
+            .ok_or_else(|| ApiError::from(Error::Internal("no public base URL".into())))
     }
 }
 
@@ -101,14 +103,21 @@ async fn snapshot(state: &StatusState) -> Result<Snapshot> {
     Ok(status::snapshot(&state.services).await?)
 }
 
-pub async fn summary(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+pub async fn summary(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
     let s = snapshot(&st).await?;
-    json(&headers, &views::summary(&s, &page_info(&headers)))
+    json(&headers, &views::summary(&s, &info))
 }
 
-pub async fn status(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+pub async fn status(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
     let s = snapshot(&st).await?;
-    let info = page_info(&headers);
     json(
         &headers,
         &views::StatusDoc {
@@ -118,9 +127,12 @@ pub async fn status(State(st): State<StatusState>, headers: HeaderMap) -> Result
     )
 }
 
-pub async fn components(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+pub async fn components(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
     let s = snapshot(&st).await?;
-    let info = page_info(&headers);
     json(
         &headers,
         &views::ComponentsDoc {
@@ -130,9 +142,13 @@ pub async fn components(State(st): State<StatusState>, headers: HeaderMap) -> Re
     )
 }
 
-async fn incidents_doc(st: &StatusState, headers: &HeaderMap, which: Which) -> Result<Response> {
+async fn incidents_doc(
+    st: &StatusState,
+    info: PageInfo,
+    headers: &HeaderMap,
+    which: Which,
+) -> Result<Response> {
     let s = snapshot(st).await?;
-    let info = page_info(headers);
     json(
         headers,
         &views::IncidentsDoc {
@@ -142,17 +158,29 @@ async fn incidents_doc(st: &StatusState, headers: &HeaderMap, which: Which) -> R
     )
 }
 
-pub async fn incidents(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
-    incidents_doc(&st, &headers, Which::All).await
+pub async fn incidents(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
+    incidents_doc(&st, info, &headers, Which::All).await
 }
 
-pub async fn unresolved(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
-    incidents_doc(&st, &headers, Which::Unresolved).await
+pub async fn unresolved(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
+    incidents_doc(&st, info, &headers, Which::Unresolved).await
 }
 
-async fn maintenances_doc(st: &StatusState, headers: &HeaderMap, which: Which) -> Result<Response> {
+async fn maintenances_doc(
+    st: &StatusState,
+    info: PageInfo,
+    headers: &HeaderMap,
+    which: Which,
+) -> Result<Response> {
     let s = snapshot(st).await?;
-    let info = page_info(headers);
     json(
         headers,
         &views::MaintenancesDoc {
@@ -162,21 +190,37 @@ async fn maintenances_doc(st: &StatusState, headers: &HeaderMap, which: Which) -
     )
 }
 
-pub async fn maintenances(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
-    maintenances_doc(&st, &headers, Which::All).await
+pub async fn maintenances(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
+    maintenances_doc(&st, info, &headers, Which::All).await
 }
 
-pub async fn upcoming(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
-    maintenances_doc(&st, &headers, Which::Upcoming).await
+pub async fn upcoming(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
+    maintenances_doc(&st, info, &headers, Which::Upcoming).await
 }
 
-pub async fn active(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
-    maintenances_doc(&st, &headers, Which::Active).await
+pub async fn active(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
+    maintenances_doc(&st, info, &headers, Which::Active).await
 }
 
-pub async fn page(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+pub async fn page(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
     let s = snapshot(&st).await?;
-    let body = crate::html::render(&s, &page_info(&headers)).into_bytes();
+    let body = crate::html::render(&s, &info).into_bytes();
     let mut response = cached(&headers, "text/html; charset=utf-8", body);
     response
         .headers_mut()
@@ -189,10 +233,13 @@ pub async fn page(State(st): State<StatusState>, headers: HeaderMap) -> Result<R
     Ok(response)
 }
 
-pub async fn feed(State(st): State<StatusState>, headers: HeaderMap) -> Result<Response> {
+pub async fn feed(
+    State(st): State<StatusState>,
+    Page(info): Page,
+    headers: HeaderMap,
+) -> Result<Response> {
     let s = snapshot(&st).await?;
-    let body = crate::atom::render(&s, &page_info(&headers))
-        .map_err(|e| ApiError::from(Error::Internal(e)))?;
+    let body = crate::atom::render(&s, &info).map_err(|e| ApiError::from(Error::Internal(e)))?;
     Ok(cached(&headers, "application/atom+xml", body))
 }
 
@@ -231,13 +278,12 @@ mod tests {
     }
 
     #[test]
-    fn page_url_comes_from_a_sane_host_only() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("status.example.com"));
-        assert_eq!(page_info(&h).url, "https://status.example.com/status");
-        h.insert(header::HOST, HeaderValue::from_static("localhost:8787"));
-        assert_eq!(page_info(&h).url, "http://localhost:8787/status");
-        h.insert(header::HOST, HeaderValue::from_static("evil.example/\"><x"));
-        assert_eq!(page_info(&h).url, "http://localhost/status");
+    fn page_url_is_the_configured_base_whatever_the_host() {
+        let base = PublicBase::parse("https://status.example.com").unwrap();
+        assert_eq!(page_info(&base).url, "https://status.example.com/status");
+        assert_eq!(
+            page_info(&PublicBase::local(8787)).url,
+            "http://localhost:8787/status"
+        );
     }
 }

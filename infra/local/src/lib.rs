@@ -77,3 +77,23 @@ pub fn spawn_sealer(
         }
     })
 }
+
+/// The embedded store's expiry: every `every`, deletes the items whose `ttl` has passed on
+/// `clock` (`SqliteStore::sweep_expired`), as DynamoDB's TTL does on AWS. A failed sweep is
+/// logged and tried again next time.
+pub fn spawn_sweeper(
+    store: latchkey::adapters::sqlite::SqliteStore,
+    clock: Arc<dyn latchkey::ports::Clock>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.sweep_expired(clock.now().unix_timestamp()).await {
+                tracing::warn!(error = %e, "expiry sweep failed; retrying");
+            }
+        }
+    })
+}

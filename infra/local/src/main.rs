@@ -8,6 +8,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     latchkey::logging::init(&config.log_filter);
     let built = wiring::build(&config).await?;
     let services = built.services;
+    if let Some(store) = built.embedded {
+        latchkey_local::spawn_sweeper(
+            store,
+            services.clock.clone(),
+            std::time::Duration::from_secs(60),
+        );
+    }
     if let Some(feed) = built.feed {
         let sealer = wiring::sealer(&config, &services).await?;
         latchkey_local::spawn_sealer(feed, sealer, std::time::Duration::from_secs(1));
@@ -29,9 +36,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  demo page:  http://localhost:{}/demo",
         listener.local_addr()?.port()
     );
+    let mut settings = wiring::http_settings(&config);
+    if config.public_url.is_none() {
+        // The port actually bound (LATCHKEY_LISTEN may name port 0).
+        settings.public_base = latchkey::http::PublicBase::local(listener.local_addr()?.port());
+    }
     let app = latchkey_local::gateway_with_demo(
         services,
-        wiring::http_settings(&config),
+        settings,
         config.security_txt.clone(),
         dev.tenant_id.clone(),
     );

@@ -83,6 +83,20 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}", DisplayErrorContext(e))))?;
+        // As the template: DynamoDB deletes items whose `ttl` has passed.
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .attribute_name("ttl")
+                    .enabled(true)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}", DisplayErrorContext(e))))?;
         Ok(())
     }
 

@@ -78,6 +78,7 @@ const PUT_ITEM: &str = concat!(
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 );
 const DELETE_ITEM: &str = "DELETE FROM items WHERE pk = ?1 AND sk = ?2";
+const SWEEP_EXPIRED: &str = "DELETE FROM items WHERE ttl IS NOT NULL AND ttl < ?1";
 const QUERY_ASC: &str = concat!(
     "SELECT ",
     columns!(),
@@ -164,6 +165,8 @@ enum Write {
     },
     Transact(Vec<WriteOp>),
     Ack(u64),
+    /// Deletes the items whose `ttl` is before this epoch second.
+    Sweep(i64),
 }
 
 impl SqliteStore {
@@ -222,6 +225,15 @@ impl SqliteStore {
                 commits,
             }),
         })
+    }
+
+    /// Deletes every item whose `ttl` (epoch seconds) is before `now`, as DynamoDB's TTL does
+    /// on the table: abandoned ceremonies, challenges, counters and failure markers do not
+    /// stay for ever. Readers check expiry themselves (`ports::store`), on both stores, so an
+    /// item between its expiry and the next sweep is already treated as gone.
+    /// `latchkey-local` sweeps every minute (`latchkey_local::spawn_sweeper`).
+    pub async fn sweep_expired(&self, now: i64) -> Result<(), StoreError> {
+        self.inner.write(Write::Sweep(now)).await.map(|_| ())
     }
 
     /// Turns the change feed on: from now on, every put (alone or in a transaction) that
@@ -417,6 +429,11 @@ fn apply(conn: &Connection, feed: Option<&str>, write: Write) -> Outcome {
         Write::Put { item, condition } => put(conn, feed, item, condition).map(|()| None),
         Write::Delete { pk, sk, condition } => delete(conn, pk, sk, condition),
         Write::Transact(ops) => transact(conn, feed, ops).map(|()| None),
+        Write::Sweep(now) => conn
+            .prepare_cached(SWEEP_EXPIRED)
+            .and_then(|mut stmt| stmt.execute(params![now]))
+            .map(|_| None)
+            .map_err(unavailable),
         Write::Ack(position) => {
             // Positions are SQLite rowids, at most i64::MAX: a larger ack forgets everything.
             let position = i64::try_from(position).unwrap_or(i64::MAX);
@@ -1091,6 +1108,44 @@ mod tests {
         let after = feed.read(10).await.unwrap();
         assert_eq!(after.len(), 1);
         assert!(after[0].position > last);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_exactly_the_items_past_their_ttl() {
+        let (_dir, _path, store) = on_disk();
+        let store = store.with_feed("AUDIT#");
+        for (sk, ttl) in [
+            ("past", Some(99)),
+            ("edge", Some(100)),
+            ("future", Some(101)),
+        ] {
+            let mut item = Item::new("P", sk);
+            item.ttl = ttl;
+            store.put(item, Condition::Absent).await.unwrap();
+        }
+        store
+            .put(Item::new("P", "forever"), Condition::Absent)
+            .await
+            .unwrap();
+        store
+            .put(Item::new("P", "AUDIT#1"), Condition::Absent)
+            .await
+            .unwrap();
+        store.sweep_expired(100).await.unwrap();
+        let left: Vec<String> = store
+            .query(Query::partition("P"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.sk)
+            .collect();
+        assert_eq!(left, ["AUDIT#1", "edge", "forever", "future"]);
+        // Deletions by expiry are not audit events: the feed holds only the insert.
+        assert_eq!(store.feed().read(10).await.unwrap().len(), 1);
+        store.sweep_expired(1_000).await.unwrap();
+        let left = store.query(Query::partition("P")).await.unwrap().items;
+        assert_eq!(left.len(), 2);
     }
 
     #[tokio::test]

@@ -71,10 +71,57 @@ pub fn validate_origin(origin: &str) -> Result<(), &'static str> {
 /// Server API). The error names the origin by its position, not its text (configuration errors
 /// never echo values).
 pub fn validate_origins(origins: &[String]) -> Result<(), String> {
+    if origins.len() > MAX_ORIGINS {
+        return Err(format!("at most {MAX_ORIGINS} allowed origins"));
+    }
     for (i, o) in origins.iter().enumerate() {
         validate_origin(o).map_err(|why| format!("allowed origin {} {why}", i + 1))?;
     }
     Ok(())
+}
+
+/// Most origins one tenant may allow: each is an index item written with the tenant, in one
+/// transaction (DynamoDB takes 100 operations).
+pub const MAX_ORIGINS: usize = 25;
+
+/// The origin index: one item per (origin, tenant), so that a CORS preflight, which carries no
+/// credential, can ask whether any tenant of the deployment allows its `Origin`.
+pub fn origin_pk(origin: &str) -> String {
+    format!("ORIGIN#{origin}")
+}
+
+fn origin_index_ops(tenant_id: &str, origins: &[String]) -> Vec<WriteOp> {
+    origins
+        .iter()
+        .map(|origin| WriteOp::Put {
+            item: Item::new(origin_pk(origin), tenant_pk(tenant_id)),
+            condition: Condition::None,
+        })
+        .collect()
+}
+
+/// Whether some tenant allows `origin` ([`origin_allowed`](crate::http::extract::origin_allowed)
+/// semantics: an `http://localhost:PORT` origin is also allowed by `http://localhost:*`). One
+/// query, two for a localhost origin with a port.
+pub async fn origin_known(services: &Services, origin: &str) -> Result<bool, Error> {
+    use crate::ports::store::Query;
+    if validate_origin(origin).is_err() || origin == "http://localhost:*" {
+        return Ok(false);
+    }
+    let mut candidates = vec![origin.to_owned()];
+    if origin.starts_with("http://localhost:") {
+        candidates.push("http://localhost:*".to_owned());
+    }
+    for candidate in candidates {
+        let page = services
+            .store
+            .query(Query::partition(origin_pk(&candidate)).limit(1))
+            .await?;
+        if !page.items.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -252,6 +299,7 @@ pub async fn create_tenant(
         item,
         condition: Condition::Absent,
     }];
+    ops.extend(origin_index_ops(tenant_id, &settings.allowed_origins));
     ops.extend(extra);
     let change = Change {
         action: "tenant.create",
@@ -347,7 +395,9 @@ pub async fn ensure_dev_tenant(
         (None, None) => format!("dev-{}", services.random.hex_id(6)),
     };
     let mut created = false;
-    if get_tenant(services, &tenant_id).await?.is_none() {
+    if let Some(existing) = get_tenant(services, &tenant_id).await? {
+        index_missing_origins(services, &ctx, &existing).await?;
+    } else {
         let marker = Item::new(DEV_MARKER_PK, "TENANT").with("tenantId", tenant_id.clone());
         create_tenant(
             services,
@@ -384,6 +434,38 @@ pub async fn ensure_dev_tenant(
         tenant_id,
         new_secret_key,
     })
+}
+
+/// Writes the origin-index items a tenant created before the index lacks (a store made by an
+/// earlier version), with their audit event; nothing when all are there.
+async fn index_missing_origins(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant: &Tenant,
+) -> Result<(), Error> {
+    let mut missing = Vec::new();
+    for origin in &tenant.settings.allowed_origins {
+        if validate_origin(origin).is_ok()
+            && services
+                .store
+                .get(&origin_pk(origin), &tenant_pk(&tenant.id))
+                .await?
+                .is_none()
+        {
+            missing.push(origin.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let change = Change {
+        action: "tenant.origins_indexed",
+        target: format!("tenant:{}", tenant.id),
+        summary: json!({ "origins": missing.len() }),
+        ops: origin_index_ops(&tenant.id, &missing),
+    };
+    services.journal.commit(&tenant.id, ctx, change).await?;
+    Ok(())
 }
 
 /// Who is calling the Server API: a live secret key of one tenant.

@@ -59,11 +59,24 @@ impl FromRequestParts<Arc<Services>> for SecretKey {
         parts: &mut Parts,
         services: &Arc<Services>,
     ) -> Result<Self, Self::Rejection> {
-        let secret = basic_username(parts).ok_or_else(ApiError::unauthorized)?;
-        authenticate(services, &secret)
-            .await
-            .map(SecretKey)
-            .map_err(ApiError::from)
+        let result = match basic_username(parts) {
+            Some(secret) => authenticate(services, &secret).await,
+            None => Err(crate::domain::Error::Unauthorized),
+        };
+        match result {
+            Ok(principal) => Ok(SecretKey(principal)),
+            // Each wrong key counts against the caller's address (limits::count_key_failure):
+            // past the limit the answer is 429, not 401.
+            Err(crate::domain::Error::Unauthorized) => {
+                let client = parts
+                    .extensions
+                    .get::<crate::http::RequestMeta>()
+                    .and_then(|m| m.source_ip.as_deref());
+                crate::domain::limits::count_key_failure(services, client).await?;
+                Err(ApiError::unauthorized())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -132,13 +145,17 @@ impl FromRequestParts<Arc<Services>> for Authorized {
         let tenant = get_tenant(services, &tenant_id)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        if let Some(origin) = parts
-            .headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            && !origin_allowed(&tenant.settings.allowed_origins, origin)
-        {
-            return Err(ApiError::new(ErrorKind::Forbidden));
+        if let Some(origin) = parts.headers.get(header::ORIGIN) {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| origin_allowed(&tenant.settings.allowed_origins, o));
+            // The CORS layer's answer follows this tenant's verdict (crate::http::cors).
+            if let Some(verdict) = parts.extensions.get::<crate::http::cors::CorsVerdict>() {
+                verdict.record(allowed);
+            }
+            if !allowed {
+                return Err(ApiError::new(ErrorKind::Forbidden));
+            }
         }
         let meta = parts.extensions.get::<crate::http::RequestMeta>();
         let ctx = crate::domain::audit::AuditContext {

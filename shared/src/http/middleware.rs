@@ -59,10 +59,12 @@ pub struct Edge {
 }
 
 /// Settings of the HTTP edge alone (the domain never sees them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
     /// Largest request body read; a larger one is refused with 413.
     pub max_body_bytes: usize,
+    /// Where this deployment is reached, for the URLs its answers carry.
+    pub public_base: PublicBase,
 }
 
 impl Default for HttpSettings {
@@ -70,7 +72,33 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             max_body_bytes: 65_536,
+            public_base: PublicBase::local(8787),
         }
+    }
+}
+
+/// The deployment's public base URL (`https://auth.example.com`, no trailing slash), from
+/// configuration (`LATCHKEY_PUBLIC_URL`), never from the request's `Host` or
+/// `X-Forwarded-Host`: answers that embed it (track's `url`, the status page's cacheable
+/// bodies) are then the same for every caller, so a shared cache cannot be poisoned with a
+/// host the attacker named. Handlers take it with `Extension<PublicBase>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicBase(Arc<str>);
+
+impl PublicBase {
+    /// `base` as [`public_base`](crate::domain::status::disclosure::public_base) accepts it.
+    pub fn parse(base: &str) -> Option<Self> {
+        crate::domain::status::disclosure::public_base(base).map(|b| Self(b.into()))
+    }
+
+    /// `http://localhost:<port>`: latchkey-local's default.
+    pub fn local(port: u16) -> Self {
+        Self(format!("http://localhost:{port}").into())
+    }
+
+    /// `path` (starting with `/`) under the base.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
     }
 }
 
@@ -96,6 +124,8 @@ pub async fn entry(State(edge): State<Edge>, req: Request, next: Next) -> Respon
         match limit_body(req, edge.settings.max_body_bytes).await {
             Ok(mut req) => {
                 req.extensions_mut().insert(meta);
+                req.extensions_mut()
+                    .insert(edge.settings.public_base.clone());
                 next.run(req).await
             }
             Err(e) => e.into_response(),

@@ -1,5 +1,6 @@
 //! The HTTP layer every function shares: the wire error table, request ids, security headers,
 //! the body limit, JSON logs per request, and `/health`.
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod json;
@@ -9,7 +10,7 @@ pub mod routes;
 pub use error::ApiError;
 pub use extract::{Authorized, SecretKey, WirePath, WireQuery};
 pub use json::WireJson;
-pub use middleware::{HttpSettings, RequestMeta};
+pub use middleware::{HttpSettings, PublicBase, RequestMeta};
 
 use crate::domain::Services;
 use axum::Router;

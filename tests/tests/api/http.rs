@@ -266,3 +266,114 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
         assert!(!logs.contains(needle), "logs contain {needle:?}:\n{logs}");
     }
 }
+
+/// The URLs answers carry come from the configured public base, never from `Host` or
+/// `X-Forwarded-Host`: a cacheable status body and track's `url` are the same whoever asks,
+/// so a shared cache cannot be poisoned with a host the attacker named.
+#[tokio::test]
+async fn public_urls_come_from_configuration_not_from_the_host_header() {
+    let w = World::setup().build().await;
+    let base = "https://latchkey.example.net";
+    let app = latchkey_local::gateway(
+        w.services.clone(),
+        latchkey::http::HttpSettings {
+            public_base: latchkey::http::PublicBase::parse(base).unwrap(),
+            ..latchkey::http::HttpSettings::default()
+        },
+    );
+    let evil = |req: http::request::Builder| {
+        req.header(header::HOST, "evil.example")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "http")
+    };
+    let plain = send(app.clone(), get("/status/api/v2/summary.json")).await;
+    let poisoned = send(
+        app.clone(),
+        evil(Request::get("/status/api/v2/summary.json"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(plain.0, StatusCode::OK);
+    assert_eq!(plain.2["page"]["url"], format!("{base}/status"));
+    assert_eq!(poisoned.2, plain.2, "the body does not depend on the host");
+    assert_eq!(poisoned.1[header::ETAG], plain.1[header::ETAG]);
+    for path in ["/status", "/status/feed.atom"] {
+        let r = Client::new(app.clone())
+            .request(evil(Request::get(path)).body(Body::empty()).unwrap())
+            .await;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(!text.contains("evil.example"), "{path}");
+    }
+
+    let track = evil(Request::post("/v1/users/u-host/actions/signIn"))
+        .header(header::AUTHORIZATION, w.server())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, _, body) = send(app, track).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{base}/ui/challenge?token=")),
+        "{url}"
+    );
+}
+
+/// A DynamoDB endpoint that accepts connections and never answers (a hung dependency): the
+/// SDK's timeouts (`latchkey::wiring::sdk_timeouts`) fail the call, and the request answers a
+/// 503 in the wire format within a few seconds, not when its caller gives up.
+#[tokio::test]
+async fn a_hung_dynamodb_answers_503_in_the_wire_format_within_seconds() {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            open.push(socket); // read nothing, answer nothing, close nothing
+        }
+    });
+    let config = latchkey::wiring::aws_sdk_loader()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(format!("http://{addr}")) // plain-http: a loopback test endpoint
+        .load()
+        .await;
+    let store = latchkey::adapters::dynamodb::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        "latchkey",
+    );
+    let w = World::setup().build().await;
+    let services = Arc::new(Services::new(
+        latchkey::domain::Ports {
+            store: Arc::new(store),
+            vault: w.services.vault.clone(),
+            secrets: w.services.secrets.clone(),
+            clock: w.services.clock.clone(),
+            random: w.services.random.clone(),
+            mailer: w.services.mailer.clone(),
+        },
+        latchkey::domain::services::CachePolicy {
+            ttl: time::Duration::minutes(5),
+            capacity: 10,
+        },
+        latchkey::domain::limits::AnonymousLimits::default(),
+    ));
+    let app = latchkey_local::gateway(services, latchkey::http::HttpSettings::default());
+    let req = Request::post("/v1/users/u1/actions/signIn")
+        .header(header::AUTHORIZATION, w.server())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    // Without the timeouts the request never ends; the bound is three times the SDK's 4.5 s
+    // operation timeout, for a loaded CI machine.
+    let (status, headers, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(15), send(app, req))
+            .await
+            .expect("the request ended");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_wire_error(status, &headers, &body, "service_unavailable");
+    held.abort();
+}

@@ -20,11 +20,18 @@ const EVENT: &str = include_str!("../../fixtures/apigw-v2-post-track.json");
 const SECRET_KEY: &str = "lk_5e1f0c2a9b3d4e67_q7Lr2Wv9Xc4Tn8Bz1Hy6Kd3Mf5Gp0Sa7Je2Uw9Rt4V";
 /// `requestContext.http.sourceIp`: the address that connected to API Gateway.
 const SOURCE_IP: &str = "203.0.113.77";
+/// The deployment's configured public URL (`LATCHKEY_PUBLIC_URL`); the event's `Host` header
+/// names another host, `auth.example.com`.
+const PUBLIC_URL: &str = "https://latchkey.example.net";
 
 /// A world whose tenant holds the event's secret key, with the auth function's own router.
 async fn auth_function() -> (World, Router) {
     let w = World::setup().secret_key(SECRET_KEY).build().await;
-    let app = latchkey_auth::app(w.services.clone(), HttpSettings::default());
+    let settings = HttpSettings {
+        public_base: latchkey::http::PublicBase::parse(PUBLIC_URL).unwrap(),
+        ..HttpSettings::default()
+    };
+    let app = latchkey_auth::app(w.services.clone(), settings);
     (w, app)
 }
 
@@ -60,10 +67,10 @@ async fn a_recorded_api_gateway_v2_event_is_served_with_its_source_ip() {
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["idempotencyKey"], "recorded-1", "the body was read");
     assert_eq!(body["state"], "CHALLENGE_REQUIRED");
-    // The Host header came through: the pre-built UI is on the API's own domain, over https.
+    // The pre-built UI is at the configured public URL, whatever Host the request named.
     let url = body["url"].as_str().unwrap();
     assert!(
-        url.starts_with("https://auth.example.com/ui/challenge?token="),
+        url.starts_with("https://latchkey.example.net/ui/challenge?token="),
         "{url}"
     );
 

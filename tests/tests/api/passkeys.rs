@@ -549,6 +549,168 @@ async fn preflight_and_missing_tokens() {
     );
 }
 
+/// One CORS policy, fed by the tenants' allowed origins: the world's tenant allows
+/// `https://example.com`, another tenant `https://b.example` and `http://localhost:*`.
+#[tokio::test]
+async fn cors_follows_the_tenants_origins_and_disallowed_origins_get_no_cors_headers() {
+    use latchkey::domain::authz::CLIENT_ROUTES;
+    use latchkey::domain::tenants::TenantSettings;
+    let w = World::setup()
+        .tenant("t-pk", example_settings("Example"))
+        .other_tenant(
+            "t-b",
+            TenantSettings {
+                rp_id: "b.example".into(),
+                allowed_origins: vec!["https://b.example".into(), "http://localhost:*".into()],
+                ..Default::default()
+            },
+        )
+        .build()
+        .await;
+    let send = |method: Method, path: &str, origin: &str, auth: Option<String>, preflight: bool| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/json");
+        if preflight {
+            req = req.header("access-control-request-method", "POST").header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            );
+        }
+        if let Some(auth) = auth {
+            req = req.header(header::AUTHORIZATION, auth);
+        }
+        let req = req.body(Body::from("{}")).unwrap();
+        let app = w.app.clone();
+        async move { app.oneshot(req).await.unwrap() }
+    };
+    let cors_headers = |res: &http::Response<Body>| -> Vec<String> {
+        res.headers()
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| k.starts_with("access-control-"))
+            .collect()
+    };
+    let allows = |res: &http::Response<Body>, origin: &str| {
+        res.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .map(|v| v.to_str().unwrap())
+            == Some(origin)
+            && res.headers()[header::ACCESS_CONTROL_ALLOW_CREDENTIALS] == "true"
+    };
+
+    // Preflights, on every path of the matrix and on an unknown one: an origin some tenant
+    // allows gets the CORS answer; any other origin gets none of its headers.
+    let mut paths: Vec<&str> = CLIENT_ROUTES.iter().map(|r| r.path).collect();
+    paths.push("/v1/client/no-such-route");
+    for path in paths {
+        for origin in [ORIGIN, "https://b.example", "http://localhost:5173"] {
+            let res = send(Method::OPTIONS, path, origin, None, true).await;
+            assert_eq!(res.status(), StatusCode::NO_CONTENT, "{path} {origin}");
+            assert!(allows(&res, origin), "preflight {path} from {origin}");
+            assert!(
+                res.headers()[header::ACCESS_CONTROL_ALLOW_METHODS]
+                    .to_str()
+                    .unwrap()
+                    .contains("POST")
+            );
+            assert!(
+                res.headers()[header::VARY]
+                    .to_str()
+                    .unwrap()
+                    .contains("Origin")
+            );
+        }
+        for origin in [
+            "https://evil.example",
+            "null",
+            "http://localhost.evil.example",
+            "https://example.com.evil.example",
+            "http://localhost:*",
+        ] {
+            let res = send(Method::OPTIONS, path, origin, None, true).await;
+            assert_eq!(
+                cors_headers(&res),
+                Vec::<String>::new(),
+                "preflight {path} from {origin}"
+            );
+        }
+    }
+
+    // Real requests that name the tenant follow that tenant's list alone.
+    let options = "/v1/client/user-authenticators/passkey/authentication-options";
+    let res = send(Method::POST, options, ORIGIN, Some(w.tenant_basic()), false).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(allows(&res, ORIGIN));
+    assert_eq!(
+        res.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+        "x-request-id"
+    );
+    for origin in [
+        "https://evil.example",
+        "https://b.example",
+        "http://localhost:5173",
+    ] {
+        let res = send(Method::POST, options, origin, Some(w.tenant_basic()), false).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin}");
+        assert_eq!(cors_headers(&res), Vec::<String>::new(), "{origin}");
+        assert!(
+            res.headers()[header::VARY]
+                .to_str()
+                .unwrap()
+                .contains("Origin")
+        );
+    }
+
+    // Answers with no tenant (an unknown route, a bad credential) are readable by origins some
+    // tenant allows, in the wire format, and by no other.
+    for (path, auth, status) in [
+        (
+            "/v1/client/no-such-route",
+            Some(w.tenant_basic()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/client/user-authenticators/nope/x",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/client/verify/passkey",
+            Some("Bearer nonsense".to_owned()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            options,
+            Some("Basic bm8tc3VjaC10ZW5hbnQ=".to_owned()),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let res = send(Method::POST, path, "https://b.example", auth.clone(), false).await;
+        assert_eq!(res.status(), status, "{path}");
+        assert!(allows(&res, "https://b.example"), "{path}");
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["errorCode"].is_string(), "{path}: {body}");
+        let res = send(Method::POST, path, "https://evil.example", auth, false).await;
+        assert_eq!(res.status(), status, "{path}");
+        assert_eq!(cors_headers(&res), Vec::<String>::new(), "{path}");
+    }
+
+    // A request without Origin (a server, curl) is not a CORS request: no headers added.
+    let req = Request::post(options)
+        .header(header::AUTHORIZATION, w.tenant_basic())
+        .body(Body::from("{}"))
+        .unwrap();
+    let res = w.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(cors_headers(&res), Vec::<String>::new());
+}
+
 /// Starts a passkey sign-in with a token and lets `edit` change the options the authenticator
 /// sees (as a compromised or misbehaving client could); returns the challenge and assertion.
 async fn edited_assertion(

@@ -168,6 +168,9 @@ async fn missing_wrong_and_revoked_keys_get_the_exact_401() {
                 .await;
             assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
             assert_eq!(body["errorDescription"], UNAUTHORIZED);
+            // A new minute each time: this walk is not the guessing the limit stops
+            // (guessing_secret_keys_is_rate_limited_per_address_and_never_locks_out_a_right_key).
+            w.clock.advance(time::Duration::seconds(61));
         }
     }
     // A bearer token is not a secret key.
@@ -955,4 +958,36 @@ async fn kept_action_history_loses_the_personal_fields() {
         left.items.iter().all(|i| i.sk.starts_with("ACT#")),
         "only the history is left"
     );
+}
+
+/// Secret-key guessing is rate-limited per client address: past
+/// `SECRET_KEY_FAILURES_PER_MINUTE` wrong keys in a minute the address's wrong keys answer 429;
+/// a right key is never refused by it; the next minute starts afresh.
+#[tokio::test]
+async fn guessing_secret_keys_is_rate_limited_per_address_and_never_locks_out_a_right_key() {
+    use latchkey::domain::limits::SECRET_KEY_FAILURES_PER_MINUTE;
+    let w = world().await;
+    let path = "/v1/users/u-guess";
+    let guess = |n: usize| basic(&format!("lk_5e1f0c2a9b3d4e67_guess{n:0>20}"));
+    let mut statuses = Vec::new();
+    for n in 0..(SECRET_KEY_FAILURES_PER_MINUTE as usize + 5) {
+        let (status, body) = w.get(&guess(n), path).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["errorCode"], "too_many_requests");
+        }
+        statuses.push(status.as_u16());
+    }
+    let limit = SECRET_KEY_FAILURES_PER_MINUTE as usize;
+    assert_eq!(statuses[..limit], vec![401; limit]);
+    assert_eq!(statuses[limit..], vec![429; 5]);
+    // No credential at all counts the same.
+    let (status, _) = w.send(Method::GET, None, path, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The tenant's own key still works from the same address.
+    let (status, body) = w.get(&w.server(), path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A new minute, a new count.
+    w.clock.advance(time::Duration::seconds(61));
+    let (status, _) = w.get(&guess(0), path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

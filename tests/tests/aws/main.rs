@@ -187,3 +187,29 @@ async fn fresh_audit_rig() -> Fresh<latchkey_tests::contract::audit::Rig> {
 }
 
 latchkey_tests::audit_contract_tests!(fresh_audit_rig, #[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]);
+
+/// `create_table` makes the table as the template does, TTL on `ttl` included: expired
+/// ceremonies, challenges and counters are deleted by DynamoDB.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]
+async fn create_table_enables_ttl_on_the_ttl_attribute() {
+    let table = unique("lk-ttl");
+    let _cleanup = tables_dropped(&table);
+    let client = aws_sdk_dynamodb::Client::new(&aws().await);
+    DynamoStore::new(client.clone(), table.clone())
+        .create_table()
+        .await
+        .unwrap();
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let spec = ttl.time_to_live_description().unwrap();
+    assert_eq!(spec.attribute_name(), Some("ttl"));
+    assert_eq!(
+        spec.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
+}
