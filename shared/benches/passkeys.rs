@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
         .with_limits(AnonymousLimits {
             per_client_per_minute: i64::MAX / 4,
             per_tenant_per_minute: i64::MAX / 4,
+            ..AnonymousLimits::default()
         }),
     );
     let ctx = AuditContext::system("bench", "r");

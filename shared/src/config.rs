@@ -14,6 +14,7 @@
 //! | `LATCHKEY_MAX_BODY_BYTES` | `65536` | largest request body accepted; larger gets 413 |
 //! | `LATCHKEY_ANON_PER_CLIENT_PER_MINUTE` | `120` | Client API calls with only a tenant id (usernameless sign-in) allowed per client address per minute; more get 429 |
 //! | `LATCHKEY_ANON_PER_TENANT_PER_MINUTE` | `6000` | ... and per tenant, whatever the address |
+//! | `LATCHKEY_KEY_FAILURES_PER_CLIENT_PER_MINUTE` | `20` | wrong secret keys one client address may present per minute; past it they answer 429 (a right key never does) |
 //! | `LATCHKEY_DATA_KEY_CACHE_SECS` | `300` | how long an unwrapped data key stays cached |
 //! | `LATCHKEY_DATA_KEY_CACHE_SIZE` | `1000` | how many unwrapped data keys are cached at most |
 //! | `LATCHKEY_SECRET_CACHE_SECS` | `300` | how long Secrets Manager values stay cached |
@@ -353,6 +354,11 @@ impl Config {
                     6_000,
                     1..=10_000_000,
                 )? as i64,
+                key_failures_per_client_per_minute: number(
+                    "LATCHKEY_KEY_FAILURES_PER_CLIENT_PER_MINUTE",
+                    crate::domain::limits::SECRET_KEY_FAILURES_PER_MINUTE as u64,
+                    1..=1_000_000,
+                )? as i64,
             },
             data_key_cache_ttl: Duration::seconds(number(
                 "LATCHKEY_DATA_KEY_CACHE_SECS",
@@ -414,7 +420,7 @@ fn valid_log_filter(filter: &str) -> bool {
             .is_ok()
 }
 
-const KNOWN: [&str; 26] = [
+const KNOWN: [&str; 27] = [
     "LATCHKEY_AUDIT_SIGNING_KEY_ID",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_SES",
@@ -426,6 +432,7 @@ const KNOWN: [&str; 26] = [
     "LATCHKEY_MAX_BODY_BYTES",
     "LATCHKEY_ANON_PER_CLIENT_PER_MINUTE",
     "LATCHKEY_ANON_PER_TENANT_PER_MINUTE",
+    "LATCHKEY_KEY_FAILURES_PER_CLIENT_PER_MINUTE",
     "LATCHKEY_DATA_KEY_CACHE_SECS",
     "LATCHKEY_DATA_KEY_CACHE_SIZE",
     "LATCHKEY_SECRET_CACHE_SECS",

@@ -198,15 +198,12 @@ pub async fn commit_anonymous(
     Err(Error::TooManyRequests)
 }
 
-/// Wrong secret keys one client address may present per minute; past it, its wrong keys answer
-/// 429. A right key is never refused by this limit (it is counted only on failure), so a
-/// guessing flood from an address cannot lock a tenant's backend out, even behind one NAT.
-pub const SECRET_KEY_FAILURES_PER_MINUTE: i64 = 20;
+pub use crate::domain::services::SECRET_KEY_FAILURES_PER_MINUTE;
 
 /// Counts one failed secret-key authentication from `client` (all callers without an address
 /// share one count) in the current one-minute window, deployment-wide: a wrong key names no
 /// tenant. `Err(TooManyRequests)` once the address has failed
-/// [`SECRET_KEY_FAILURES_PER_MINUTE`] times this minute. The address is stored only as a keyed
+/// `services.limits.key_failures_per_client_per_minute` times this minute. The address is stored only as a keyed
 /// hash.
 pub async fn count_key_failure(services: &Services, client: Option<&str>) -> Result<(), Error> {
     use crate::ports::store::StoreError;
@@ -217,7 +214,7 @@ pub async fn count_key_failure(services: &Services, client: Option<&str>) -> Res
         pk: format!("LIMIT#key-failures#{subject}"),
         sk: format!("W#{window}"),
         attr: "hits".into(),
-        below: SECRET_KEY_FAILURES_PER_MINUTE,
+        below: services.limits.key_failures_per_client_per_minute,
         ttl: (window + 2) * 60 + 3600,
     };
     match services.store.transact(vec![op]).await {

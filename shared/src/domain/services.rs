@@ -89,6 +89,9 @@ impl Services {
 pub struct AnonymousLimits {
     pub per_client_per_minute: i64,
     pub per_tenant_per_minute: i64,
+    /// Wrong secret keys one client address may present per minute before its wrong keys
+    /// answer 429 ([`crate::domain::limits::count_key_failure`]).
+    pub key_failures_per_client_per_minute: i64,
 }
 
 impl Default for AnonymousLimits {
@@ -96,9 +99,17 @@ impl Default for AnonymousLimits {
         Self {
             per_client_per_minute: 120,
             per_tenant_per_minute: 6_000,
+            key_failures_per_client_per_minute: SECRET_KEY_FAILURES_PER_MINUTE,
         }
     }
 }
+
+/// The default of [`AnonymousLimits::key_failures_per_client_per_minute`]
+/// (`LATCHKEY_KEY_FAILURES_PER_CLIENT_PER_MINUTE`): wrong secret keys one client address may
+/// present per minute; past it, its wrong keys answer 429. A right key is never refused by this
+/// limit (it is counted only on failure), so a guessing flood from an address cannot lock a
+/// tenant's backend out, even behind one NAT.
+pub const SECRET_KEY_FAILURES_PER_MINUTE: i64 = 20;
 
 /// How long a tenant record, once read, is reused in this process without reading it again.
 /// Every API request needs it, so on DynamoDB this saves a round trip a request. The price: a

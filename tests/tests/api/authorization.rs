@@ -900,6 +900,7 @@ async fn anonymous_calls_are_bounded() {
         .limits(AnonymousLimits {
             per_client_per_minute: 10,
             per_tenant_per_minute: 16,
+            ..AnonymousLimits::default()
         })
         .build()
         .await;
