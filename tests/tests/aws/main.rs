@@ -33,7 +33,21 @@ async fn aws() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_REGION").is_ok(),
         "{NEEDS_MOTO}"
     );
-    latchkey::wiring::aws_sdk_config().await
+    // The production client with longer time limits: moto_serial.py answers one request at a
+    // time, so under this suite's parallel tests a call can queue behind dozens of others for
+    // longer than the 2 s attempt limit of `wiring::sdk_timeouts`. Those limits are tested
+    // against an endpoint that never answers (api test
+    // `a_hung_dynamodb_answers_503_in_the_wire_format_within_seconds`).
+    latchkey::wiring::aws_sdk_loader()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                .operation_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        )
+        .load()
+        .await
 }
 
 fn unique(prefix: &str) -> String {
