@@ -57,43 +57,54 @@ pub async fn bootstrap(
     .await
 }
 
-/// The embedded store's audit sealer: every `every`, seals what the store's feed delivered and
-/// signs the tails that are due (`latchkey::domain::audit::seal::drain`), as the sealer function
-/// does on AWS from the table's stream. A failed pass is logged and tried again next time; the
-/// feed keeps what was not acknowledged.
-pub fn spawn_sealer(
-    feed: Arc<dyn latchkey::ports::Feed>,
-    sealer: latchkey::domain::audit::seal::Sealer,
+/// Runs `pass` every `every` (a missed tick waits, never bursts) for as long as the process
+/// lives; a failed pass is logged as `what` and tried again at the next tick.
+fn spawn_every<F, Fut, T, E>(
     every: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
+    what: &'static str,
+    mut pass: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send,
+    E: std::fmt::Display,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = latchkey::domain::audit::seal::drain(&*feed, &sealer).await {
-                tracing::warn!(error = %e, "audit sealing pass failed; retrying");
+            if let Err(e) = pass().await {
+                tracing::warn!(error = %e, "{what} failed; retrying");
             }
         }
     })
 }
 
+/// The embedded store's audit sealer: every `every`, seals what the store's feed delivered and
+/// signs the tails that are due (`latchkey::domain::audit::seal::drain`), as the sealer function
+/// does on AWS from the table's stream. The feed keeps what a failed pass did not acknowledge.
+pub fn spawn_sealer(
+    feed: Arc<dyn latchkey::ports::Feed>,
+    sealer: latchkey::domain::audit::seal::Sealer,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    let sealer = Arc::new(sealer);
+    spawn_every(every, "audit sealing pass", move || {
+        let (feed, sealer) = (Arc::clone(&feed), Arc::clone(&sealer));
+        async move { latchkey::domain::audit::seal::drain(&*feed, &sealer).await }
+    })
+}
+
 /// The embedded store's expiry: every `every`, deletes the items whose `ttl` has passed on
-/// `clock` (`SqliteStore::sweep_expired`), as DynamoDB's TTL does on AWS. A failed sweep is
-/// logged and tried again next time.
+/// `clock` (`SqliteStore::sweep_expired`), as DynamoDB's TTL does on AWS.
 pub fn spawn_sweeper(
     store: latchkey::adapters::sqlite::SqliteStore,
     clock: Arc<dyn latchkey::ports::Clock>,
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = store.sweep_expired(clock.now().unix_timestamp()).await {
-                tracing::warn!(error = %e, "expiry sweep failed; retrying");
-            }
-        }
+    spawn_every(every, "expiry sweep", move || {
+        let (store, now) = (store.clone(), clock.now().unix_timestamp());
+        async move { store.sweep_expired(now).await }
     })
 }
