@@ -413,8 +413,150 @@ def main(argv: list[str]) -> int:
     r.check("API Gateway alarms name the HttpApi's own stage", api_alarms > 0 and not wrong_stage,
             "; ".join(wrong_stage) or "no API Gateway alarm")
 
+    # --- alarms: every function's errors, throttles and duration; the table's throttling ----
+    alarms = of_type("AWS::CloudWatch::Alarm")
+
+    def alarms_on(namespace: str, metric: str, target: str) -> list[dict]:
+        return [a.get("Properties") or {} for a in alarms.values()
+                if (a.get("Properties") or {}).get("Namespace") == namespace
+                and (a.get("Properties") or {}).get("MetricName") == metric
+                and target in refs((a.get("Properties") or {}).get("Dimensions"))]
+
+    for fn in FUNCTIONS:
+        timeout_ms = int(effective(props(fn), "Timeout") or 3) * 1000
+        missing = [m for m in ("Errors", "Throttles") if not alarms_on("AWS/Lambda", m, fn)]
+        durations = alarms_on("AWS/Lambda", "Duration", fn)
+        if not durations:
+            missing.append("Duration")
+        late = [d.get("Threshold") for d in durations
+                if not float(d.get("Threshold") or 0) < timeout_ms]
+        r.check(f"{fn}: alarms on Errors, Throttles and Duration (below its timeout)",
+                not missing and not late,
+                (f"no alarm on {', '.join(missing)}" if missing else "") +
+                (f"; Duration threshold {late} not below {timeout_ms} ms" if late else ""))
+    for name in tables:
+        gaps = [m for m in ("ReadThrottleEvents", "WriteThrottleEvents")
+                if not alarms_on("AWS/DynamoDB", m, name)]
+        r.check(f"table {name}: alarms on read and write throttling", not gaps,
+                "no alarm on " + ", ".join(gaps))
+
+    # --- API throttling: sized by parameters -------------------------------------------------
+    parameters = template.get("Parameters") or {}
+    bad_throttle = []
+    for name, api in apis.items():
+        route = (api.get("Properties") or {}).get("DefaultRouteSettings") or {}
+        for field, floor in (("ThrottlingRateLimit", 1000), ("ThrottlingBurstLimit", 1000)):
+            value = route.get(field)
+            param = next(iter(refs(value) & set(parameters)), None) if isinstance(value, dict) else None
+            default = (parameters.get(param) or {}).get("Default") if param else None
+            if param is None or default is None or float(default) < floor:
+                bad_throttle.append(f"{name}.{field} is {render(value)} (want a parameter "
+                                    f"defaulting to at least {floor})")
+    r.check("API throttling comes from parameters sized for production", bool(apis) and
+            not bad_throttle, "; ".join(bad_throttle) or "no HttpApi")
+
+    # --- the data key: direct use only by this stack's roles, with a tenant's context --------
+    role_path = render(globals_fn.get("RolePath"))
+    overridden = [fn for fn in FUNCTIONS if "RolePath" in props(fn) or "Role" in props(fn)]
+    r.check("function roles live under the stack's own path (/${AWS::StackName}/)",
+            role_path == "/${AWS::StackName}/" and not overridden,
+            f"Globals RolePath is {role_path!r}; overridden by {overridden}")
+    for name, key in keys.items():
+        loose = []
+        for st in as_list(((key.get("Properties") or {}).get("KeyPolicy") or {}).get("Statement")):
+            if not isinstance(st, dict) or st.get("Effect") != "Allow":
+                continue
+            principal = st.get("Principal")
+            if not (isinstance(principal, dict) and "AWS" in principal):
+                continue
+            actions = {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}
+            if not actions & {"kms:decrypt", "kms:generatedatakey", "kms:*", "kms:decrypt*",
+                              "kms:generatedatakey*"}:
+                continue
+            cond = st.get("Condition") or {}
+            via = (cond.get("StringEquals") or {}).get("kms:ViaService")
+            arns = json.dumps((cond.get("ArnLike") or {}).get("aws:PrincipalArn"), default=str)
+            context = (cond.get("Null") or {}).get("kms:EncryptionContext:latchkey:tenant")
+            direct_ok = ":role/${AWS::StackName}/*" in arns and str(context).lower() == "false"
+            if not via and not direct_ok:
+                loose.append(st.get("Sid", "<no Sid>"))
+        r.check(f"kms key {name}: data keys open only for the stack's roles, with a tenant's "
+                "encryption context (or through a service)", not loose,
+                "statements " + ", ".join(loose))
+
+    # --- reserved concurrency, recovery points nobody deletes, encrypted logs ---------------
+    for fn in (BACKUP_FUNCTION, SEALER_FUNCTION):
+        reserved = props(fn).get("ReservedConcurrentExecutions")
+        r.check(f"{fn}: reserved concurrency (public routes cannot starve it)",
+                reserved is not None, "no ReservedConcurrentExecutions")
+    vaults = of_type("AWS::Backup::BackupVault")
+    unguarded = []
+    for name, vault in vaults.items():
+        denied = set()
+        for st in as_list(((vault.get("Properties") or {}).get("AccessPolicy") or {})
+                          .get("Statement")):
+            if isinstance(st, dict) and st.get("Effect") == "Deny" and \
+                    st.get("Principal") in ("*", {"AWS": "*"}) and not st.get("Condition"):
+                denied |= {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}
+        if "backup:deleterecoverypoint" not in denied:
+            unguarded.append(name)
+    r.check("backup vaults refuse DeleteRecoveryPoint to every principal",
+            bool(vaults) and not unguarded, "not refused in " + (", ".join(unguarded) or "<none>"))
+    plain_logs = [n for n, lg in log_groups.items()
+                  if not refs((lg.get("Properties") or {}).get("KmsKeyId")) & set(keys)]
+    logs_may_use = any(
+        isinstance(st, dict) and st.get("Effect") == "Allow"
+        and "logs." in render((st.get("Principal") or {}).get("Service"))
+        for key in keys.values()
+        for st in as_list(((key.get("Properties") or {}).get("KeyPolicy") or {}).get("Statement")))
+    r.check("every log group is encrypted with the project key (and the key admits Logs)",
+            bool(log_groups) and not plain_logs and logs_may_use,
+            ("plain: " + ", ".join(plain_logs)) if plain_logs else "no key statement for logs.")
+
+    # --- the optional edge: per-client rate rules in front of the API ---------------------
+    r.check("the optional edge stack limits each client address (WAF rate rule by IP on a "
+            "CloudFront distribution)", *edge_ok(argv[1]))
+
     print(f"{r.passed} passed, {r.failed} failed")
     return 0 if r.failed == 0 else 1
+
+
+EDGE_TEMPLATE = "infra/edge/template.yaml"
+
+
+def edge_ok(template_path: str) -> tuple[bool, str]:
+    """infra/edge/template.yaml: a CLOUDFRONT web ACL whose rules include a rate-based block
+    aggregated by client IP, attached to a distribution that reaches the API over TLS 1.2."""
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(template_path)), EDGE_TEMPLATE)
+    edge, errors = decode(path)
+    if errors or not isinstance(edge, dict):
+        return False, f"cannot read {EDGE_TEMPLATE}: {errors}"
+    res = edge.get("Resources") or {}
+    acls = {n: v for n, v in res.items() if v.get("Type") == "AWS::WAFv2::WebACL"}
+    dists = [v for v in res.values() if v.get("Type") == "AWS::CloudFront::Distribution"]
+    problems = []
+    per_ip = [n for n, acl in acls.items()
+              if (acl.get("Properties") or {}).get("Scope") == "CLOUDFRONT" and any(
+                  ((rule.get("Statement") or {}).get("RateBasedStatement") or {})
+                  .get("AggregateKeyType") == "IP" and "Block" in (rule.get("Action") or {})
+                  for rule in as_list((acl.get("Properties") or {}).get("Rules")))]
+    if not per_ip:
+        problems.append("no CLOUDFRONT web ACL with a blocking rate rule per IP")
+    for d in dists:
+        cfg = (d.get("Properties") or {}).get("DistributionConfig") or {}
+        if not refs(cfg.get("WebACLId")) & set(per_ip):
+            problems.append("the distribution is not behind the per-client web ACL")
+        for origin in as_list(cfg.get("Origins")):
+            oc = (origin or {}).get("CustomOriginConfig") or {}
+            if oc.get("OriginProtocolPolicy") != "https-only" or \
+                    as_list(oc.get("OriginSSLProtocols")) != ["TLSv1.2"]:
+                problems.append("an origin is reached without https-only TLS 1.2")
+        if (cfg.get("DefaultCacheBehavior") or {}).get("ViewerProtocolPolicy") != "https-only":
+            problems.append("viewers may use plain http")
+    if not dists:
+        problems.append("no CloudFront distribution")
+    return not problems, "; ".join(problems)
 
 
 def backup_policy_exact(fn_props: dict, table: str, key: str) -> tuple[bool, str]:
