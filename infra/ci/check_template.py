@@ -46,6 +46,7 @@ SCRATCH_TABLES = re.compile(
 SIX_HOURS = {"rate(6 hours)", "cron(0 */6 * * ? *)", "cron(0 0/6 * * ? *)"}
 BACKUP_INPUT = {"task": "backup"}
 DRILL_INPUT = {"task": "drill"}
+REKEY_INPUT = {"task": "rekey"}
 # A weekly schedule: rate(7 days), or a cron naming one day of the week.
 WEEKLY = re.compile(r"^(rate\(7 days\)|cron\(\S+ \S+ \? \* (SUN|MON|TUE|WED|THU|FRI|SAT|[1-7]) \*\))$")
 
@@ -62,7 +63,7 @@ def backup_allowed(table: str, key: str) -> dict[str, set[str]]:
         "${%s.Arn}" % table: {
             "dynamodb:createbackup", "dynamodb:describecontinuousbackups",
             "dynamodb:updatecontinuousbackups", "dynamodb:scan", "dynamodb:getitem",
-            "dynamodb:putitem", "dynamodb:query"},
+            "dynamodb:putitem", "dynamodb:deleteitem", "dynamodb:query"},
         "${%s.Arn}/backup/*" % table: {"dynamodb:deletebackup", "dynamodb:restoretablefrombackup"},
         "*": {"dynamodb:listbackups"},
         "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${%s}-drill-*"
@@ -72,6 +73,7 @@ def backup_allowed(table: str, key: str) -> dict[str, set[str]]:
             "dynamodb:describetable", "dynamodb:deletetable"},
         "${%s.Arn}" % key: {
             "kms:creategrant", "kms:decrypt", "kms:describekey", "kms:generatedatakey"},
+        "${Secret}": {"secretsmanager:getsecretvalue"},
     }
 RUNTIME = "provided.al2023"
 ARCHITECTURES = ["arm64"]
@@ -316,8 +318,11 @@ def main(argv: list[str]) -> int:
             len(good) == 1, f"schedules found: {schedules!r}")
     r.check(f"{BACKUP_FUNCTION}: enabled weekly schedule with input {json.dumps(DRILL_INPUT)}",
             len(drills) == 1, f"schedules found: {schedules!r}")
-    r.check(f"{BACKUP_FUNCTION}: no schedules but the backup and the drill",
-            len(schedules) == 2, f"schedules found: {schedules!r}")
+    rekeys = [s for s in schedules if s[1] == "rate(1 hour)" and s[2] and s[3] == REKEY_INPUT]
+    r.check(f"{BACKUP_FUNCTION}: enabled hourly schedule with input {json.dumps(REKEY_INPUT)}",
+            len(rekeys) == 1, f"schedules found: {schedules!r}")
+    r.check(f"{BACKUP_FUNCTION}: no schedules but the backup, the drill and the re-key",
+            len(schedules) == 3, f"schedules found: {schedules!r}")
     if len(tables) == 1 and len(keys) == 1:
         r.check(f"{BACKUP_FUNCTION}: policy grants exactly the backup and drill actions",
                 *backup_policy_exact(props(BACKUP_FUNCTION), next(iter(tables)), next(iter(keys))))
@@ -573,7 +578,9 @@ def backup_policy_exact(fn_props: dict, table: str, key: str) -> tuple[bool, str
             actions = {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}
             for res in as_list(st.get("Resource")):
                 have |= {(a, render(res)) for a in actions}
-            if any(a.startswith("kms:") for a in actions):
+            # The re-key job opens tenants' data keys directly (Decrypt alone); every other KMS
+            # use is a restore's, through DynamoDB only.
+            if any(a.startswith("kms:") for a in actions) and actions != {"kms:decrypt"}:
                 via = (((st.get("Condition") or {}).get("StringEquals") or {})
                        .get("kms:ViaService"))
                 if not render(via).startswith("dynamodb."):

@@ -62,6 +62,14 @@ fn bench(c: &mut Criterion) {
         Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(OsRandom),
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
+            std::collections::BTreeMap::from([(
+                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                zeroize::Zeroizing::new(b"audit".to_vec()),
+            )]),
+            None,
+            Arc::new(OsRandom),
+        )),
     );
     let ctx = AuditContext::system("bench", "r");
     c.bench_function("audited change (sqlite, one put + event + head)", |b| {

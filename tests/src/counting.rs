@@ -105,6 +105,15 @@ impl latchkey::ports::Store for CountingStore {
         self.inner.query(query).await
     }
 
+    async fn scan(
+        &self,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<latchkey::ports::store::Page, latchkey::ports::store::StoreError> {
+        self.note(format!("scan {limit}"));
+        self.inner.scan(cursor, limit).await
+    }
+
     async fn transact(
         &self,
         ops: Vec<latchkey::ports::store::WriteOp>,

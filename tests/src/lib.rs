@@ -9,6 +9,7 @@ pub mod contract;
 pub mod counting;
 pub mod fresh;
 pub mod logs;
+pub mod rotating;
 pub mod streams;
 pub mod world;
 

@@ -65,6 +65,7 @@ pub struct Setup {
     wrap_mailer: Option<WrapMailer>,
     limits: AnonymousLimits,
     count_store: bool,
+    rotating: bool,
 }
 
 impl Setup {
@@ -132,6 +133,13 @@ impl Setup {
         self
     }
 
+    /// The root secret in a [`RotatingSecrets`](crate::rotating::RotatingSecrets) the test
+    /// rotates with [`World::rotate_root`] (in place of the fixed or file-held one).
+    pub fn rotating_secrets(mut self) -> Self {
+        self.rotating = true;
+        self
+    }
+
     pub fn limits(mut self, limits: AnonymousLimits) -> Self {
         self.limits = limits;
         self
@@ -142,6 +150,13 @@ impl Setup {
         let clock = crate::test_clock();
         let random = Arc::new(OsRandom);
         let (sqlite, vault, secrets, db) = embedded(self.on_disk, dir.path(), &random);
+        let rotating = self
+            .rotating
+            .then(|| Arc::new(crate::rotating::RotatingSecrets::new(b"generation 0")));
+        let secrets: Arc<dyn Secrets> = match &rotating {
+            Some(r) => r.clone(),
+            None => secrets,
+        };
         let feed: Arc<dyn Feed> = Arc::new(sqlite.feed());
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let counting = self
@@ -231,6 +246,7 @@ impl Setup {
             db,
             dir,
             store_calls: counting,
+            rotating,
         }
     }
 }
@@ -313,6 +329,7 @@ pub struct World {
     pub feed: Arc<dyn Feed>,
     /// The audit sealer, with a signing key of its own.
     pub sealer: Sealer,
+    rotating: Option<Arc<crate::rotating::RotatingSecrets>>,
 }
 
 impl World {
@@ -328,7 +345,17 @@ impl World {
             wrap_mailer: None,
             limits: AnonymousLimits::default(),
             count_store: false,
+            rotating: false,
         }
+    }
+
+    /// Rotates the root secret to `root` (needs [`Setup::rotating_secrets`]), as Secrets
+    /// Manager does: the current value becomes the previous one, the one before is gone.
+    pub fn rotate_root(&self, root: &[u8]) {
+        self.rotating
+            .as_ref()
+            .expect("the world was set up with rotating_secrets()")
+            .rotate(root);
     }
 
     pub async fn new() -> World {

@@ -4,6 +4,9 @@
 //!   `<table>-<UTC timestamp>`, retention, a run record (`domain::backups::run_backup`);
 //! - `{"task": "drill"}` weekly: the newest recorded copy restored into a scratch table,
 //!   compared with what it should hold, dropped (`domain::backups::run_drill`);
+//! - `{"task": "rekey"}` hourly: the re-key job after root-secret rotations
+//!   (`domain::rekey`: the previous root generation into the keyring, the email index under
+//!   the current key);
 //! - `{"task": "health"}`: the store answers.
 //!
 //! Each run and drill prints one CloudWatch Embedded Metric Format line (namespace `Latchkey`,
@@ -27,6 +30,7 @@ pub enum Task {
     Health,
     Backup,
     Drill,
+    Rekey,
 }
 
 /// What backups are made of and kept by; built once at cold start.
@@ -59,6 +63,10 @@ pub enum TaskError {
         retryable: bool,
         message: String,
     },
+    /// The re-key job failed; a retry helps unless the keyring is sealed under a root no
+    /// longer held (two rotations without a re-key between them).
+    #[error("re-key failed: {0}")]
+    Rekey(String, bool),
     /// A restore drill that failed, or passed with a step left undone.
     #[error("restore drill failed ({kind}): {message}")]
     Drill {
@@ -73,6 +81,7 @@ impl TaskError {
         match self {
             TaskError::UnknownTask => false,
             TaskError::Unavailable(_) => true,
+            TaskError::Rekey(_, retryable) => *retryable,
             TaskError::Run { retryable, .. } | TaskError::Drill { retryable, .. } => *retryable,
         }
     }
@@ -82,6 +91,7 @@ impl TaskError {
         let kind = match self {
             TaskError::UnknownTask => "UnknownTask",
             TaskError::Unavailable(_) => "StoreUnavailable",
+            TaskError::Rekey(..) => "RekeyFailed",
             TaskError::Run { kind, .. } | TaskError::Drill { kind, .. } => kind,
         };
         let retry = if self.retryable() {
@@ -144,6 +154,37 @@ pub async fn handle(
                     retryable: report.retryable(),
                     message: messages(&report.failures),
                 }),
+            }
+        }
+        Task::Rekey => {
+            let ctx = latchkey::domain::audit::AuditContext::system("rekey", "scheduled");
+            match latchkey::domain::rekey::rekey(services, &ctx).await {
+                Ok(r) => {
+                    tracing::info!(
+                        task = "rekey",
+                        captured = r.captured.is_some(),
+                        kept = r.kept,
+                        email_index_rewritten = r.email_index_rewritten,
+                        awaiting_use = r.awaiting_use.values().sum::<usize>(),
+                        "re-keyed"
+                    );
+                    Ok(Report {
+                        task: "rekey",
+                        status: "ok",
+                        detail: Some(json!({
+                            "current": r.current,
+                            "captured": r.captured,
+                            "kept": r.kept,
+                            "emailIndexRewritten": r.email_index_rewritten,
+                            "awaitingUse": r.awaiting_use,
+                        })),
+                    })
+                }
+                Err(e) => {
+                    let retryable = !matches!(&e, latchkey::domain::Error::Unavailable(m)
+                        if m == latchkey::domain::keyring::SEALED_UNDER_A_LOST_ROOT);
+                    Err(TaskError::Rekey(e.to_string(), retryable))
+                }
             }
         }
         Task::Drill => {
@@ -250,7 +291,10 @@ mod tests {
                 store: Arc::new(SqliteStore::open(&db).unwrap()),
                 vault: Arc::new(LocalKeyVault::from_key(&[1u8; 32], Arc::new(OsRandom)).unwrap()),
                 secrets: Arc::new(LocalSecrets::new(
-                    Default::default(),
+                    std::collections::BTreeMap::from([(
+                        "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                        zeroize::Zeroizing::new(b"backup tests".to_vec()),
+                    )]),
                     None,
                     Arc::new(OsRandom),
                 )),
@@ -294,6 +338,15 @@ mod tests {
             lambda_runtime::Diagnostic::from(err).error_type,
             "NotRetryable.UnknownTask"
         );
+    }
+
+    #[tokio::test]
+    async fn the_rekey_task_runs_the_re_key_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, b) = services(dir.path());
+        let report = handle(&s, &b, json!({"task": "rekey"})).await.unwrap();
+        assert_eq!((report.task, report.status), ("rekey", "ok"));
+        assert_eq!(report.detail.unwrap()["kept"], 0);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use latchkey::domain::Error;
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::audit::{seal, verify};
 use latchkey::domain::backups::{run_backup, run_drill};
+use latchkey::domain::rekey::rekey;
 use latchkey::domain::rules::ActionConfig;
 use latchkey::domain::status::operators::{create_operator, revoke_operator};
 use latchkey::domain::tenants::{
@@ -52,6 +53,16 @@ pub enum Command {
     /// Status-page operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// The root secret's generations (run `secrets rekey` after every rotation).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Keeps the previous root generation in the keyring, re-seals it under the current root,
+    /// moves the email index under the current key, and counts what only its next use re-keys.
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -360,6 +371,26 @@ pub async fn run(
         Command::Operator(OperatorCommand::Revoke { id }) => {
             revoke_operator(services, &ctx, &id).await.map_err(err)?;
             Ok(format!("revoked operator {id}"))
+        }
+        Command::Secrets(SecretsCommand::Rekey) => {
+            let r = rekey(services, &ctx).await.map_err(err)?;
+            let mut text = format!(
+                "current root generation: {}
+added to the keyring:    {}
+older generations kept:  {}
+email index re-keyed:    {}",
+                r.current,
+                r.captured.as_deref().unwrap_or("none"),
+                r.kept,
+                r.email_index_rewritten,
+            );
+            for (kind, n) in &r.awaiting_use {
+                text.push_str(&format!(
+                    "
+under an older generation until next used: {n} {kind}"
+                ));
+            }
+            Ok(text)
         }
     }
 }

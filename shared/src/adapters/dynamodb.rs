@@ -392,6 +392,51 @@ impl Store for DynamoStore {
         Ok(query.page_from(items, limit))
     }
 
+    async fn scan(&self, cursor: Option<String>, limit: u32) -> Result<Page, StoreError> {
+        let limit = crate::ports::store::scan_limit(limit)?;
+        let mut start = match cursor.as_deref() {
+            Some(c) => {
+                let (pk, sk) = crate::ports::store::scan_resume_after(c)?;
+                Some(key(&pk, &sk))
+            }
+            None => None,
+        };
+        // A Scan page may stop early (1 MB, or items filtered by nothing): read until the page
+        // is full or the table ends. The cursor is the last returned item's key, which is
+        // exactly what DynamoDB's ExclusiveStartKey resumes after.
+        let mut items = Vec::with_capacity(limit);
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .limit((limit - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for attrs in out.items.unwrap_or_default() {
+                items.push(from_attrs(attrs)?);
+            }
+            match out.last_evaluated_key {
+                Some(last) if items.len() < limit => start = Some(last),
+                Some(_) => {
+                    let cursor = items
+                        .last()
+                        .map(|i| crate::ports::store::scan_cursor(&i.pk, &i.sk));
+                    return Ok(Page { items, cursor });
+                }
+                None => {
+                    return Ok(Page {
+                        items,
+                        cursor: None,
+                    });
+                }
+            }
+        }
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
         // A count on its own is one UpdateItem: DynamoDB applies racing ADDs one after the

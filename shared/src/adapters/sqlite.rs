@@ -85,6 +85,11 @@ const QUERY_ASC: &str = concat!(
     " FROM items WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 \
      AND (?3 IS NULL OR sk > ?3) ORDER BY sk ASC LIMIT ?4"
 );
+const SCAN: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM items WHERE ?1 IS NULL OR pk > ?1 OR (pk = ?1 AND sk > ?2) ORDER BY pk, sk LIMIT ?3"
+);
 const QUERY_DESC: &str = concat!(
     "SELECT ",
     columns!(),
@@ -718,6 +723,38 @@ impl Store for SqliteStore {
             Ok(items)
         })?;
         Ok(query.page_from(items, limit))
+    }
+
+    async fn scan(&self, cursor: Option<String>, limit: u32) -> Result<Page, StoreError> {
+        let limit = crate::ports::store::scan_limit(limit)?;
+        let (pk, sk) = match cursor.as_deref() {
+            Some(c) => {
+                let (pk, sk) = crate::ports::store::scan_resume_after(c)?;
+                (Some(pk), Some(sk))
+            }
+            None => (None, None),
+        };
+        let mut items = self.inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(SCAN).map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![pk, sk, (limit + 1) as i64], read_item)
+                .map_err(unavailable)?;
+            let mut items = Vec::with_capacity(limit + 1);
+            for row in rows {
+                items.push(finish(row.map_err(unavailable)?)?);
+            }
+            Ok(items)
+        })?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let cursor = more
+            .then(|| {
+                items
+                    .last()
+                    .map(|i| crate::ports::store::scan_cursor(&i.pk, &i.sk))
+            })
+            .flatten();
+        Ok(Page { items, cursor })
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {

@@ -26,6 +26,8 @@ pub enum Purpose {
     OtpPepper,
     /// Keys the hash of operator bearer tokens (`lko_...`, status page writes).
     OperatorTokenPepper,
+    /// Seals the keyring (the older root generations kept for keyed hashes made under them).
+    KeyringSeal,
 }
 
 impl Purpose {
@@ -36,8 +38,29 @@ impl Purpose {
             Purpose::BlindIndex => b"latchkey/v1/blind-index",
             Purpose::OtpPepper => b"latchkey/v1/otp-pepper",
             Purpose::OperatorTokenPepper => b"latchkey/v1/operator-token-pepper",
+            Purpose::KeyringSeal => b"latchkey/v1/keyring-seal",
         }
     }
+
+    /// Whether stored values are keyed hashes under this purpose's key, which must keep
+    /// verifying under any older root generation (the keyring). Token signing is not: tokens
+    /// live minutes, and only the current and previous roots sign or verify them.
+    pub fn keys_stored_hashes(self) -> bool {
+        matches!(
+            self,
+            Purpose::ApiKeyPepper
+                | Purpose::BlindIndex
+                | Purpose::OtpPepper
+                | Purpose::OperatorTokenPepper
+        )
+    }
+}
+
+/// A root secret's generation: a public name for it (16 hex digits of an HMAC of a fixed
+/// label), the same in every process, so records can say which root they were made under.
+pub fn generation_id(root: &[u8]) -> String {
+    let key = derive(&Zeroizing::new(root.to_vec()), Purpose::KeyringSeal);
+    crate::crypto::hex(&mac(&key, b"latchkey/v1/generation-id")[..8])
 }
 
 pub type PurposeKey = Zeroizing<[u8; 32]>;

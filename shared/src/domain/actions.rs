@@ -11,11 +11,12 @@
 //! another token for the same action) gets `isValid: false`. Validations before the challenge
 //! completes consume nothing.
 use crate::crypto::FieldContext;
-use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::crypto::keys::{Purpose, PurposeKey, purpose_keys};
 use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
 use crate::domain::authenticators::of_user;
+use crate::domain::keyring;
 use crate::domain::machine::{self, ActionState, Event, VerificationMethod};
 use crate::domain::rules::Facts;
 use crate::domain::tenants::Tenant;
@@ -337,8 +338,12 @@ async fn device_ref(
     device_id: &str,
 ) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
-    let mac = keys.mac(format!("device\0{tenant_id}\0{device_id}").as_bytes());
-    Ok(crate::crypto::hex(&mac[..16]))
+    Ok(device_ref_under(&keys.current, tenant_id, device_id))
+}
+
+fn device_ref_under(key: &PurposeKey, tenant_id: &str, device_id: &str) -> String {
+    let mac = crate::crypto::keys::mac(key, format!("device\0{tenant_id}\0{device_id}").as_bytes());
+    crate::crypto::hex(&mac[..16])
 }
 
 async fn seal(
@@ -436,12 +441,27 @@ pub async fn track(
                 Some(d) => Some(device_ref(services, &tenant.id, d).await?),
                 None => None,
             };
-            let device_seen = match &device {
-                Some(d) if config.asks_new_device() => services
-                    .store
-                    .get(&pk, &format!("DEV#{d}"))
-                    .await?
-                    .is_some(),
+            // A device recorded before a rotation is still known: its reference is looked up
+            // under the current key, then each older generation's (this track records it
+            // under the current one).
+            let device_seen = match &attrs.device_id {
+                Some(d) if config.asks_new_device() => {
+                    let mut search = keyring::Search::new(services, Purpose::BlindIndex).await?;
+                    let mut seen = false;
+                    while let Some((key, _)) = search.next().await? {
+                        let r = device_ref_under(&key, &tenant.id, d);
+                        if services
+                            .store
+                            .get(&pk, &format!("DEV#{r}"))
+                            .await?
+                            .is_some()
+                        {
+                            seen = true;
+                            break;
+                        }
+                    }
+                    seen
+                }
                 _ => true,
             };
             let facts = Facts {

@@ -35,6 +35,7 @@ use crate::domain::ceremony::{
     CeremonyKind, bound_id, challenge_pk, commit, now_epoch, settle_enrollment, settle_own_action,
     stamp,
 };
+use crate::domain::keyring;
 use crate::domain::machine::{ActionState, Event, VerificationMethod};
 use crate::domain::retry::{self, Backoff};
 use crate::domain::tenants::Tenant;

@@ -25,6 +25,9 @@ pub struct Services {
     pub limits: AnonymousLimits,
     /// Tenant and secret-key records, reused for a few seconds: read on every request.
     pub records: RecordCache,
+    /// The keyring (older root generations), read only when a keyed hash matched neither the
+    /// current nor the previous key.
+    pub keyring: crate::domain::keyring::cache::KeyringCache,
 }
 
 /// The adapters behind each port, as [`crate::wiring`] or a test picked them.
@@ -62,7 +65,12 @@ impl Services {
             cache.ttl,
             cache.capacity,
         ));
-        let journal = Journal::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&random));
+        let journal = Journal::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&random),
+            Arc::clone(&secrets),
+        );
         Self {
             store,
             vault,
@@ -74,6 +82,7 @@ impl Services {
             mailer,
             limits,
             records: RecordCache::default(),
+            keyring: Default::default(),
         }
     }
 

@@ -43,7 +43,7 @@ use time::{Duration, OffsetDateTime};
 /// The status page's partition.
 pub const PARTITION: &str = "STATUS";
 /// The journal that records status-page writes (the page is nobody's tenant).
-pub const PLATFORM_JOURNAL: &str = "_platform";
+pub use crate::domain::audit::PLATFORM_JOURNAL;
 /// Updates one incident may hold (the item stays well under DynamoDB's 400 KB).
 pub const MAX_UPDATES: usize = 100;
 /// Largest update body, in bytes.

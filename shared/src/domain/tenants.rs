@@ -10,6 +10,7 @@ use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::keyring;
 use crate::domain::rules::ActionConfig;
 use crate::domain::timestamps::Timestamp as _;
 use crate::ports::random::RandomExt as _;
@@ -344,6 +345,7 @@ pub async fn create_api_key(
     let item = Item::new(key_pk(&key_id), "KEY")
         .with("tenantId", tenant_id)
         .with("hash", hash)
+        .with("gen", keyring::current_generation(services).await?)
         .with("createdAt", now);
     let change = Change {
         action: "api_key.create",
@@ -504,12 +506,18 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
         .str("hash")
         .and_then(unhex)
         .ok_or(Error::Unauthorized)?;
-    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
-    // HMAC's own constant-time check, under the current pepper and then the previous one.
-    if !pepper.verify(secret.as_bytes(), &stored) {
+    // HMAC's own constant-time check, under the current pepper, the previous one, then the
+    // keyring's older generations.
+    let Some(under) =
+        keyring::verify(services, Purpose::ApiKeyPepper, secret.as_bytes(), &stored).await?
+    else {
         return Err(Error::Unauthorized);
+    };
+    let tenant_id = item.str("tenantId").ok_or(Error::Unauthorized)?.to_owned();
+    if under == keyring::Under::Older {
+        rehash_key(services, &item, key_id, secret).await;
     }
-    let tenant_id = item.str("tenantId").ok_or(Error::Unauthorized)?;
+    let tenant_id = tenant_id.as_str();
     let tenant = get_tenant(services, tenant_id)
         .await?
         .ok_or(Error::Unauthorized)?;
@@ -517,6 +525,38 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
         tenant,
         key_id: key_id.to_owned(),
     })
+}
+
+/// A secret key that verified under an older root generation is hashed again under the
+/// current one (the re-key job cannot: only the key's holder knows it), in one audited write
+/// conditional on the record's version. A failure leaves the old hash, which still verifies,
+/// and is only logged: the request it came with goes on.
+async fn rehash_key(services: &Services, item: &Item, key_id: &str, secret: &str) {
+    let rehashed = async {
+        let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
+        let next = item
+            .clone()
+            .with("hash", hex(pepper.mac(secret.as_bytes())))
+            .with("gen", keyring::current_generation(services).await?)
+            .with_version(item.version + 1);
+        let tenant_id = item.str("tenantId").unwrap_or_default().to_owned();
+        let change = Change {
+            action: "api_key.rekey",
+            target: format!("api_key:{key_id}"),
+            summary: json!({ "fields": ["hash"] }),
+            ops: vec![WriteOp::Put {
+                item: next,
+                condition: Condition::Version(item.version),
+            }],
+        };
+        let ctx = AuditContext::system("rekey", format!("rekey-{key_id}"));
+        services.journal.commit(&tenant_id, &ctx, change).await?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    if let Err(e) = rehashed {
+        tracing::warn!(key_id, error = %e, "secret key not re-hashed under the current root");
+    }
 }
 
 /// Revokes a secret key. It stops working at once for this process; a function instance that

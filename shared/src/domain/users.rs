@@ -3,10 +3,11 @@
 //! them in the clear. Finding a user by email goes through a keyed blind index
 //! (HMAC-SHA256 of the normalised address under the blind-index purpose key), never plaintext.
 use crate::crypto::FieldContext;
-use crate::crypto::keys::{Purpose, purpose_keys};
+use crate::crypto::keys::{Purpose, PurposeKey, mac, purpose_keys};
 use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change};
+use crate::domain::keyring;
 use crate::domain::tenants::Tenant;
 use crate::domain::timestamps::Timestamp as _;
 use crate::ports::store::{Condition, Item, Query, WriteOp};
@@ -183,9 +184,12 @@ pub fn new_user_item(services: &Services, tenant_id: &str, user_id: &str) -> Res
 
 async fn blind_index(services: &Services, tenant_id: &str, email: &str) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
+    Ok(blind_index_under(&keys.current, tenant_id, email))
+}
+
+fn blind_index_under(key: &PurposeKey, tenant_id: &str, email: &str) -> String {
     let normalised = email.trim().to_lowercase();
-    let mac = keys.mac(format!("{tenant_id}\0{normalised}").as_bytes());
-    Ok(crate::crypto::hex(mac))
+    crate::crypto::hex(mac(key, format!("{tenant_id}\0{normalised}").as_bytes()))
 }
 
 fn text(
@@ -349,16 +353,83 @@ pub async fn find_by_email(
     tenant: &Tenant,
     email: &str,
 ) -> Result<Vec<String>, Error> {
-    let index = blind_index(services, &tenant.id, email).await?;
-    let page = services
-        .store
-        .query(Query::partition(email_index_pk(&tenant.id, &index)).limit(100))
-        .await?;
-    Ok(page
-        .items
-        .iter()
-        .filter_map(|i| i.str("userId").map(str::to_owned))
-        .collect())
+    // Under the current key, else (after a rotation the re-key job has not caught up with)
+    // under each older generation's.
+    let mut search = keyring::Search::new(services, Purpose::BlindIndex).await?;
+    while let Some((key, _)) = search.next().await? {
+        let index = blind_index_under(&key, &tenant.id, email);
+        let page = services
+            .store
+            .query(Query::partition(email_index_pk(&tenant.id, &index)).limit(100))
+            .await?;
+        let ids: Vec<String> = page
+            .items
+            .iter()
+            .filter_map(|i| i.str("userId").map(str::to_owned))
+            .collect();
+        if !ids.is_empty() {
+            return Ok(ids);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// The re-key job's step for one user record (`sk = USER`): when its email index entry was
+/// made under an older key, the entry is moved under the current key, in one audited
+/// transaction with the record's new `emailIndex`. `true` when it moved.
+pub(crate) async fn rekey_email_index(
+    services: &Services,
+    ctx: &AuditContext,
+    user: &Item,
+) -> Result<bool, Error> {
+    let (Some(old), Some((tenant_id, user_id))) = (
+        user.str("emailIndex"),
+        user.pk
+            .strip_prefix("T#")
+            .and_then(|rest| rest.split_once("#U#")),
+    ) else {
+        return Ok(false);
+    };
+    let Some(tenant) = crate::domain::tenants::get_tenant(services, tenant_id).await? else {
+        return Ok(false);
+    };
+    let Some(email) = open(services, &tenant, user_id, user, "email").await? else {
+        return Ok(false);
+    };
+    let index = blind_index(services, tenant_id, &email).await?;
+    if index == old {
+        return Ok(false);
+    }
+    let sk = format!("U#{user_id}");
+    let mut next = user.clone();
+    next.attrs
+        .insert("emailIndex".into(), Value::String(index.clone()));
+    let change = Change {
+        action: "user.email_index.rekey",
+        target: audit_ref(services, tenant_id, user_id).await?,
+        summary: json!({ "fields": ["emailIndex"] }),
+        ops: vec![
+            WriteOp::Put {
+                item: next.with_version(user.version + 1),
+                condition: Condition::Version(user.version),
+            },
+            WriteOp::Delete {
+                pk: email_index_pk(tenant_id, old),
+                sk: sk.clone(),
+                condition: Condition::None,
+            },
+            WriteOp::Put {
+                item: Item::new(email_index_pk(tenant_id, &index), sk).with("userId", user_id),
+                condition: Condition::None,
+            },
+        ],
+    };
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok(true),
+        // The user changed meanwhile (and so was indexed under the current key) or is gone.
+        Err(crate::domain::audit::CommitError::Condition { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Deletes a user, their authenticators, devices and email index entry, and with

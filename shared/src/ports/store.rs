@@ -303,8 +303,35 @@ pub trait Store: Send + Sync {
         condition: Condition,
     ) -> Result<Option<Item>, StoreError>;
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
+    /// One page of every item in the store, for maintenance jobs (the re-key job): across the
+    /// pages that following `cursor` gives, each item that exists throughout appears exactly
+    /// once, in no promised order. At most `limit` (1–1,000) items a page.
+    async fn scan(&self, cursor: Option<String>, limit: u32) -> Result<Page, StoreError>;
     /// All of `ops` or none of them, at most [`MAX_TRANSACTION_OPS`], at most one per key.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+}
+
+/// The cursor of a scan page that ended at this item's key (opaque to callers).
+pub fn scan_cursor(pk: &str, sk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::json!([pk, sk]).to_string())
+}
+
+/// The key a scan cursor resumes after.
+pub fn scan_resume_after(cursor: &str) -> Result<(String, String), StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let (pk, sk): (String, String) =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    Ok((pk, sk))
+}
+
+/// A scan page's limit, checked as [`Query`]'s is.
+pub fn scan_limit(limit: u32) -> Result<usize, StoreError> {
+    match limit {
+        1..=1000 => Ok(limit as usize),
+        _ => Err(StoreError::InvalidItem("scan limit must be 1-1000".into())),
+    }
 }
 
 /// Checks what every adapter must refuse in a transaction.

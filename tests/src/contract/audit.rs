@@ -74,7 +74,19 @@ pub struct Rig {
 }
 
 fn journal(store: Arc<dyn Store>) -> Journal {
-    Journal::new(store, Arc::new(SystemClock), Arc::new(OsRandom))
+    Journal::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
+            std::collections::BTreeMap::from([(
+                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                zeroize::Zeroizing::new(b"audit".to_vec()),
+            )]),
+            None,
+            Arc::new(OsRandom),
+        )),
+    )
 }
 
 fn sealer(store: Arc<dyn Store>) -> Sealer {
@@ -149,11 +161,19 @@ pub async fn concurrent_commits_seal_into_one_verified_chain(
     let n = tasks * each;
     let (events, cursor) = j.events(tenant, 1000, None, false).await.unwrap();
     assert_eq!((events.len(), cursor), (n, None));
+    // Every event names the one caller address by its keyed hash, never the address itself.
+    let source = j.source_ref(tenant, "192.0.2.1").await.unwrap();
+    assert!(source.starts_with("ip:") && !source.contains("192.0.2.1"));
     assert!(
         events
             .iter()
-            .all(|e| e.source_ip.as_deref() == Some("192.0.2.1"))
+            .all(|e| e.source_ref.as_deref() == Some(&*source))
     );
+    assert_ne!(
+        j.source_ref("another-tenant", "192.0.2.1").await.unwrap(),
+        source
+    );
+    assert_ne!(j.source_ref(tenant, "192.0.2.2").await.unwrap(), source);
     // Pages of 7 cover the same events in the same order.
     let mut paged = Vec::new();
     let mut cursor = None;

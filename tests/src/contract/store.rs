@@ -529,6 +529,47 @@ pub async fn conditions_on_an_attribute_value(store: Arc<dyn Store>) {
     assert_eq!(old.unwrap().str("state"), Some("shut"));
 }
 
+/// A scan in pages of 7 gives every item of the store exactly once (several partitions, keys
+/// that sort across partition boundaries); a bad cursor or limit is refused.
+pub async fn scans_every_item_once_in_pages(store: Arc<dyn Store>) {
+    let mut want = std::collections::BTreeSet::new();
+    for p in 0..5 {
+        for i in 0..(p * 3 + 1) {
+            let (pk, sk) = (format!("SCAN#{p}"), format!("S#{i:03}"));
+            store
+                .put(Item::new(&pk, &sk).with("n", i), Condition::Absent)
+                .await
+                .unwrap();
+            want.insert((pk, sk));
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store.scan(cursor, 7).await.unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items.into_iter().map(|i| (i.pk, i.sk)));
+        pages += 1;
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+        assert!(pages < 100, "the scan never ends");
+    }
+    let got: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(got.len(), seen.len(), "an item came twice");
+    assert_eq!(got, want);
+    assert_eq!(
+        store
+            .scan(Some("not a cursor".into()), 7)
+            .await
+            .unwrap_err(),
+        StoreError::InvalidCursor
+    );
+    assert!(store.scan(None, 0).await.is_err());
+}
+
 /// Runs every store contract, each on a fresh store from `fresh` (an async fn returning a
 /// [`crate::Fresh`]`<Arc<dyn Store>>`), with the given attributes on every test.
 #[macro_export]
@@ -558,6 +599,8 @@ macro_rules! store_contract_tests {
             async fn updates_existing_items_in_place() { let fresh = $fresh().await; c::updates_existing_items_in_place(fresh.adapter()).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
             async fn conditions_on_an_attribute_value() { let fresh = $fresh().await; c::conditions_on_an_attribute_value(fresh.adapter()).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)] $(#[$attr])*
+            async fn scans_every_item_once_in_pages() { let fresh = $fresh().await; c::scans_every_item_once_in_pages(fresh.adapter()).await }
         }
     };
 }

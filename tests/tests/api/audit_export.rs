@@ -131,7 +131,7 @@ fn awkward_event(w: &World) -> Item {
         attrs: object(json!({
             "tenantId": TENANT, "id": id, "time": "2026-11-29T12:00:00.000Z",
             "actor": "system:test", "action": "test.awkward", "target": "thing:awkward",
-            "requestId": "req-awkward", "sourceIp": null, "summary": summary,
+            "requestId": "req-awkward", "sourceRef": null, "summary": summary,
         })),
         ..Item::new(
             event_pk(TENANT, id),

@@ -18,6 +18,8 @@ mod lambda;
 mod otp;
 /// Passkey and security-key ceremonies with a software authenticator.
 mod passkeys;
+/// Root-secret rotations: every keyed hash keeps working, with the re-key job.
+mod rotation;
 /// The Server API route by route, two tenants, and what the raw store holds.
 mod server_api;
 /// The status page: Statuspage v2 documents, the feed, the HTML page, operators, notices.

@@ -70,7 +70,19 @@ async fn the_sealer_function_seals_the_streams_records_and_kms_signs_them() {
             ..SealPolicy::default()
         },
     );
-    let journal = Journal::new(store.clone(), Arc::new(SystemClock), Arc::new(OsRandom));
+    let journal = Journal::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
+            std::collections::BTreeMap::from([(
+                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                zeroize::Zeroizing::new(b"audit".to_vec()),
+            )]),
+            None,
+            Arc::new(OsRandom),
+        )),
+    );
     let ctx = AuditContext::system("test", "req");
     for i in 0..12 {
         journal
@@ -162,6 +174,9 @@ impl Store for ConflictCounter {
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         self.inner.query(query).await
     }
+    async fn scan(&self, cursor: Option<String>, limit: u32) -> Result<Page, StoreError> {
+        self.inner.scan(cursor, limit).await
+    }
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::Relaxed;
         self.transactions.fetch_add(1, Relaxed);
@@ -191,7 +206,19 @@ async fn sixty_four_writers_on_one_tenant_commit_without_a_conflict_and_all_are_
         transactions: Default::default(),
         conflicts: Default::default(),
     });
-    let journal = Journal::new(counted.clone(), Arc::new(SystemClock), Arc::new(OsRandom));
+    let journal = Journal::new(
+        counted.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
+            std::collections::BTreeMap::from([(
+                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
+                zeroize::Zeroizing::new(b"audit".to_vec()),
+            )]),
+            None,
+            Arc::new(OsRandom),
+        )),
+    );
     let (writers, each) = (64, 5);
     let mut tasks = Vec::new();
     for w in 0..writers {

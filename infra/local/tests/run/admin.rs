@@ -191,3 +191,50 @@ fn operator_runs_a_backup_and_a_restore_drill_on_the_embedded_store() {
     let (ok, _, err) = admin(data, &["backup", "sideways"]);
     assert!(!ok && err.contains("unrecognized subcommand"), "{err}");
 }
+
+/// `secrets rekey` on the embedded store after a rotation of the local secrets file: the
+/// previous root joins the keyring, and a second run has nothing to add.
+#[test]
+fn secrets_rekey_keeps_the_previous_generation_after_a_rotation_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (ok, out, err) = admin(
+        data,
+        &[
+            "tenant",
+            "create",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--rp-id",
+            "acme.example",
+            "--origin",
+            "https://acme.example",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = admin(data, &["secrets", "rekey"]);
+    assert!(
+        ok && out.contains("added to the keyring:    none"),
+        "{out}{err}"
+    );
+
+    // Rotate as an operator would edit the 0600 file: the current value becomes previous.
+    let file = data.join("secrets.json");
+    let mut secrets: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let old = secrets["root"]["current"].clone();
+    secrets["root"]["previous"] = old;
+    secrets["root"]["current"] = serde_json::json!("bmV3IHJvb3QgZ2VuZXJhdGlvbg==");
+    std::fs::write(&file, secrets.to_string()).unwrap();
+    let (ok, out, err) = admin(data, &["secrets", "rekey"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("added to the keyring:    none"), "{out}");
+    assert!(out.contains("older generations kept:  1"), "{out}");
+    let (ok, out, err) = admin(data, &["secrets", "rekey"]);
+    assert!(
+        ok && out.contains("added to the keyring:    none"),
+        "{out}{err}"
+    );
+}

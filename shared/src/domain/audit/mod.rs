@@ -24,11 +24,13 @@ pub mod seal;
 pub mod verify;
 
 use crate::crypto::hex;
+use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
 use crate::domain::retry::{self, Backoff};
 use crate::domain::timestamps::Timestamp as _;
 use crate::ports::clock::Clock;
 use crate::ports::random::{Random, RandomExt as _};
+use crate::ports::secrets::{Secrets, SecretsError};
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, WriteOp};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,6 +39,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+/// The journal of what is nobody's tenant: status-page writes, operators, the keyring.
+pub const PLATFORM_JOURNAL: &str = "_platform";
 /// Every event's sort key begins with this: the feed and the stream filter select on it.
 pub const EVENT_SK_PREFIX: &str = "EV#";
 /// How many partitions one tenant's events spread over.
@@ -57,6 +61,8 @@ pub struct AuditContext {
     /// `apikey:{id}`, `admin:{id}`, `operator:{id}` or `system:{job}`.
     pub actor: String,
     pub request_id: String,
+    /// The caller's address as the request arrived. Never stored: the event keeps
+    /// [`AuditEvent::source_ref`], a keyed hash of it.
     pub source_ip: Option<String>,
 }
 
@@ -95,7 +101,11 @@ pub struct AuditEvent {
     pub action: String,
     pub target: String,
     pub request_id: String,
-    pub source_ip: Option<String>,
+    /// `ip:` and a keyed hash (80 bits, hex) of the caller's address under this tenant, so a
+    /// tenant can see that two events came from one address without the log holding the
+    /// address: for Client API calls it is an end user's, and events outlive deleted users.
+    /// Keyed with the blind-index key of the root secret's generation at commit time.
+    pub source_ref: Option<String>,
     pub summary: Value,
 }
 
@@ -141,15 +151,30 @@ pub struct Journal {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
+    secrets: Arc<dyn Secrets>,
 }
 
 impl Journal {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Self {
         Self {
             store,
             clock,
             random,
+            secrets,
         }
+    }
+
+    /// How an event names the address `ip` of a caller of `tenant_id` (see
+    /// [`AuditEvent::source_ref`]).
+    pub async fn source_ref(&self, tenant_id: &str, ip: &str) -> Result<String, SecretsError> {
+        let keys = purpose_keys(self.secrets.as_ref(), Purpose::BlindIndex).await?;
+        let mac = keys.mac(format!("source-ip\0{tenant_id}\0{ip}").as_bytes());
+        Ok(format!("ip:{}", hex(&mac[..10])))
     }
 
     /// Commits `change` and its audit event atomically: one store transaction, no read. A
@@ -167,7 +192,11 @@ impl Journal {
                 "too many operations for one audited change".into(),
             )));
         }
-        let change = &change;
+        let source_ref = match &ctx.source_ip {
+            Some(ip) => Some(self.source_ref(tenant_id, ip).await?),
+            None => None,
+        };
+        let (change, source_ref) = (&change, &source_ref);
         let committed = retry::contended(&CONFLICT_BACKOFF, &*self.random, |_| async move {
             let now = self.clock.now();
             let id = hex(self.random.bytes::<16>());
@@ -179,7 +208,7 @@ impl Journal {
                 action: change.action.to_owned(),
                 target: change.target.clone(),
                 request_id: ctx.request_id.clone(),
-                source_ip: ctx.source_ip.clone(),
+                source_ref: source_ref.clone(),
                 summary: change.summary.clone(),
             };
             let attrs = match serde_json::to_value(&event) {
@@ -295,6 +324,8 @@ pub enum CommitError {
     Contention,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
 }
 
 impl From<CommitError> for Error {
@@ -303,6 +334,7 @@ impl From<CommitError> for Error {
             CommitError::Condition { .. } => Error::Conflict("the item changed; retry"),
             CommitError::Contention => Error::Unavailable("audited change contended".into()),
             CommitError::Store(s) => s.into(),
+            CommitError::Secrets(s) => s.into(),
         }
     }
 }

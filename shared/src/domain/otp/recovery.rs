@@ -45,6 +45,7 @@ async fn recovery_ops(
     minted_for: &str,
 ) -> Result<(Vec<String>, Vec<WriteOp>), Error> {
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OtpPepper).await?;
+    let generation = keyring::current_generation(services).await?;
     let pk = user_pk(&tenant.id, user_id);
     let mut ops: Vec<WriteOp> = services
         .store
@@ -65,6 +66,7 @@ async fn recovery_ops(
     for code in &codes {
         ops.push(WriteOp::Put {
             item: Item::new(&pk, recovery_sk(&pepper.current, tenant, user_id, code))
+                .with("gen", generation.clone())
                 .with("createdAt", now.clone())
                 .with("mintedFor", minted_for),
             condition: Condition::Absent,
@@ -149,12 +151,14 @@ pub async fn verify_recovery_code(
     {
         return Ok(VerifyResponse::failed(MAX_ATTEMPTS_EXCEEDED));
     }
-    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OtpPepper).await?;
     let pk = user_pk(&tenant.id, user_id);
     let mut found = None;
     if normalise_recovery(code).len() == 10 {
-        for key in std::iter::once(&pepper.current).chain(pepper.previous.iter()) {
-            let sk = recovery_sk(key, tenant, user_id, code);
+        // Under the current pepper, the previous, then each older generation's: a code minted
+        // before any number of rotations still works (it is used once, so never re-keyed).
+        let mut search = keyring::Search::new(services, Purpose::OtpPepper).await?;
+        while let Some((key, _)) = search.next().await? {
+            let sk = recovery_sk(&key, tenant, user_id, code);
             if let Some(item) = services.store.get(&pk, &sk).await? {
                 found = Some(item);
                 break;

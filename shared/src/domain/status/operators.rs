@@ -10,6 +10,7 @@ use crate::crypto::{hex, unhex};
 use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::keyring;
 use crate::domain::status::PLATFORM_JOURNAL;
 use crate::domain::timestamps::Timestamp as _;
 use crate::ports::random::RandomExt as _;
@@ -69,6 +70,7 @@ pub async fn create_operator(
     let item = Item::new(operator_pk(&id), "OPERATOR")
         .with("name", name)
         .with("hash", hex(pepper.mac(token.as_bytes())))
+        .with("gen", keyring::current_generation(services).await?)
         .with("createdAt", now);
     let change = Change {
         action: "operator.create",
@@ -131,15 +133,57 @@ pub async fn authenticate(services: &Services, token: &str) -> Result<Operator, 
         .str("hash")
         .and_then(unhex)
         .ok_or(Error::Unauthorized)?;
-    let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OperatorTokenPepper).await?;
-    // `verify` compares with the HMAC's constant-time check, current pepper then previous.
-    if !pepper.verify(token.as_bytes(), &stored) {
+    // The HMAC's constant-time check: current pepper, previous, then the keyring's older ones.
+    let Some(under) = keyring::verify(
+        services,
+        Purpose::OperatorTokenPepper,
+        token.as_bytes(),
+        &stored,
+    )
+    .await?
+    else {
         return Err(Error::Unauthorized);
+    };
+    if under == keyring::Under::Older {
+        rehash_token(services, &item, id, token).await;
     }
     Ok(Operator {
         id: id.to_owned(),
         name: item.str("name").unwrap_or_default().to_owned(),
     })
+}
+
+/// A token that verified under an older root generation is hashed again under the current
+/// one, as secret keys are (`tenants::authenticate`): audited, conditional, and on failure only
+/// logged.
+async fn rehash_token(services: &Services, item: &Item, id: &str, token: &str) {
+    let rehashed = async {
+        let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OperatorTokenPepper).await?;
+        let next = item
+            .clone()
+            .with("hash", hex(pepper.mac(token.as_bytes())))
+            .with("gen", keyring::current_generation(services).await?)
+            .with_version(item.version + 1);
+        let change = Change {
+            action: "operator.rekey",
+            target: format!("operator:{id}"),
+            summary: json!({ "fields": ["hash"] }),
+            ops: vec![WriteOp::Put {
+                item: next,
+                condition: Condition::Version(item.version),
+            }],
+        };
+        let ctx = AuditContext::system("rekey", format!("rekey-{id}"));
+        services
+            .journal
+            .commit(PLATFORM_JOURNAL, &ctx, change)
+            .await?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    if let Err(e) = rehashed {
+        tracing::warn!(operator = id, error = %e, "operator token not re-hashed under the current root");
+    }
 }
 
 #[cfg(test)]
