@@ -29,6 +29,8 @@
 //! | `LATCHKEY_SECURITY_LANGUAGES` | `en` | `Preferred-Languages` |
 //! | `LATCHKEY_PUBLIC_URL` | `http://localhost:<LATCHKEY_LISTEN's port>` | the deployment's public base URL (`https://`, or `http://localhost[:port]`): track's `url`, the status page's links, `Canonical` of security.txt; never taken from a request's `Host` (the template sets it) |
 //! | `LATCHKEY_LISTEN` | `127.0.0.1:8787` | `latchkey-local` only: address to serve on |
+//! | `LATCHKEY_LISTEN_HEADER_TIMEOUT_SECS` | `10` | `latchkey-local` only: how long a connection may take to send a request's headers, counted from when it opened or its previous answer was written (so also how long an idle keep-alive connection stays open) |
+//! | `LATCHKEY_LISTEN_REQUEST_TIMEOUT_SECS` | `30` | `latchkey-local` only: how long a request may take, its body included, before it is answered 408 `request_timeout` |
 //! | `LATCHKEY_DEV_ORIGINS` | `http://localhost:*` | `latchkey-local` only: comma-separated origins of the development tenant |
 //! | `LATCHKEY_DEV_TENANT_ID` | random on first start | `latchkey-local` only: fixes the development tenant's id |
 //! | `LATCHKEY_DEV_SECRET_KEY` | random on first start | `latchkey-local` only: fixes its secret key (`lk_<16 hex>_<secret>`) |
@@ -86,6 +88,10 @@ pub enum MailConfig {
 #[derive(Clone)]
 pub struct LocalConfig {
     pub listen: SocketAddr,
+    /// Time to send a request's headers, from connect or the previous answer (idle included).
+    pub header_timeout: std::time::Duration,
+    /// Time for a whole request, body included.
+    pub request_timeout: std::time::Duration,
     pub dev_origins: Vec<String>,
     pub dev_tenant_id: Option<String>,
     pub dev_secret_key: Option<Zeroizing<String>>,
@@ -383,6 +389,16 @@ impl Config {
             },
             local: LocalConfig {
                 listen,
+                header_timeout: std::time::Duration::from_secs(number(
+                    "LATCHKEY_LISTEN_HEADER_TIMEOUT_SECS",
+                    10,
+                    1..=600,
+                )?),
+                request_timeout: std::time::Duration::from_secs(number(
+                    "LATCHKEY_LISTEN_REQUEST_TIMEOUT_SECS",
+                    30,
+                    1..=600,
+                )?),
                 dev_origins,
                 dev_tenant_id,
                 dev_secret_key,
@@ -420,7 +436,7 @@ fn valid_log_filter(filter: &str) -> bool {
             .is_ok()
 }
 
-const KNOWN: [&str; 27] = [
+const KNOWN: [&str; 29] = [
     "LATCHKEY_AUDIT_SIGNING_KEY_ID",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_SES",
@@ -445,6 +461,8 @@ const KNOWN: [&str; 27] = [
     "LATCHKEY_SECURITY_LANGUAGES",
     "LATCHKEY_PUBLIC_URL",
     "LATCHKEY_LISTEN",
+    "LATCHKEY_LISTEN_HEADER_TIMEOUT_SECS",
+    "LATCHKEY_LISTEN_REQUEST_TIMEOUT_SECS",
     "LATCHKEY_DEV_ORIGINS",
     "LATCHKEY_DEV_TENANT_ID",
     "LATCHKEY_DEV_SECRET_KEY",

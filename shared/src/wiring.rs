@@ -286,7 +286,8 @@ pub async fn build(config: &Config) -> Result<Built, StartupError> {
     })
 }
 
-/// The HTTP edge's settings (the body limit, the public base URL), from `config`.
+/// The HTTP edge's settings (the body limit, the public base URL), from `config`; the
+/// functions' (no request timeout of their own: API Gateway and Lambda bound requests).
 pub fn http_settings(config: &Config) -> HttpSettings {
     HttpSettings {
         max_body_bytes: config.max_body_bytes,
@@ -294,6 +295,7 @@ pub fn http_settings(config: &Config) -> HttpSettings {
             .public_url
             .clone()
             .unwrap_or_else(|| crate::http::PublicBase::local(config.local.listen.port())),
+        request_timeout: None,
     }
 }
 

@@ -108,3 +108,66 @@ pub fn spawn_sweeper(
         async move { store.sweep_expired(now).await }
     })
 }
+
+/// Serves `app` on `listener` until `shutdown` resolves, over HTTP/1.1 with a header-read
+/// timeout: a connection that takes longer than `header_timeout` to send a request's headers,
+/// counted from when it opened or its previous answer was written, is closed. That one timer
+/// is also the idle keep-alive limit (hyper starts it whenever the connection waits for a
+/// request). The request timeout (body included) is the HTTP layer's
+/// ([`latchkey::http::HttpSettings::request_timeout`]).
+///
+/// Written here rather than with `axum::serve`, which sets no timer and so keeps slow and idle
+/// connections open for ever.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service =
+            app.clone()
+                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(remote));
+                    req
+                });
+        let connection = builder.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that resets or times out ends its own connection; nothing to report.
+            let _ = connection.await;
+        });
+    }
+    // Answers in flight get a few seconds to finish; idle connections close at once.
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}

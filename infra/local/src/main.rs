@@ -1,6 +1,5 @@
 //! `cargo run -p latchkey-local`: the whole API on 127.0.0.1:8787 (or `LATCHKEY_LISTEN`).
 use latchkey::{Config, wiring};
-use std::net::SocketAddr;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?.port()
     );
     let mut settings = wiring::http_settings(&config);
+    settings.request_timeout = Some(config.local.request_timeout);
     if config.public_url.is_none() {
         // The port actually bound (LATCHKEY_LISTEN may name port 0).
         settings.public_base = latchkey::http::PublicBase::local(listener.local_addr()?.port());
@@ -47,11 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.security_txt.clone(),
         dev.tenant_id.clone(),
     );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    latchkey_local::serve(listener, app, config.local.header_timeout, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

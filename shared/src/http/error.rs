@@ -19,6 +19,7 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     TooManyRequests,
     Internal,
@@ -75,6 +76,11 @@ impl ErrorKind {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "The request body is too large.",
+            ),
+            RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request did not arrive or could not be answered in time.",
             ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,6 +153,10 @@ impl ApiError {
 
     pub fn too_large() -> Self {
         Self::new(ErrorKind::PayloadTooLarge)
+    }
+
+    pub fn request_timeout() -> Self {
+        Self::new(ErrorKind::RequestTimeout)
     }
 }
 

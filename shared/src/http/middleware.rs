@@ -65,6 +65,10 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Where this deployment is reached, for the URLs its answers carry.
     pub public_base: PublicBase,
+    /// How long a request may take, body included, before it is answered 408. `None` on
+    /// Lambda, where API Gateway (30 s) and the function's timeout bound a request;
+    /// `latchkey-local` sets it (`LATCHKEY_LISTEN_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl Default for HttpSettings {
@@ -73,6 +77,7 @@ impl Default for HttpSettings {
         Self {
             max_body_bytes: 65_536,
             public_base: PublicBase::local(8787),
+            request_timeout: None,
         }
     }
 }
@@ -120,7 +125,7 @@ pub async fn entry(State(edge): State<Edge>, req: Request, next: Next) -> Respon
         request_id: request_id.clone(),
         source_ip: source_ip(&req),
     };
-    let mut response = async {
+    let answer = async {
         match limit_body(req, edge.settings.max_body_bytes).await {
             Ok(mut req) => {
                 req.extensions_mut().insert(meta);
@@ -131,8 +136,14 @@ pub async fn entry(State(edge): State<Edge>, req: Request, next: Next) -> Respon
             Err(e) => e.into_response(),
         }
     }
-    .instrument(span.clone())
-    .await;
+    .instrument(span.clone());
+    let mut response = match edge.settings.request_timeout {
+        None => answer.await,
+        Some(limit) => match tokio::time::timeout(limit, answer).await {
+            Ok(response) => response,
+            Err(_) => ApiError::request_timeout().into_response(),
+        },
+    };
 
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {

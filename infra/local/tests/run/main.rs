@@ -158,3 +158,71 @@ fn a_bad_setting_stops_the_start_naming_the_variable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LATCHKEY_MAX_BODY_BYTES"), "{err}");
 }
+
+/// Reads until the peer closes the connection; how long that took, and what came.
+fn read_until_closed(stream: &mut TcpStream) -> (Duration, Vec<u8>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {:?} ({e}); read {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    (started.elapsed(), got)
+}
+
+#[test]
+fn slow_and_idle_connections_are_closed_and_a_slow_body_is_answered_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(
+        dir.path(),
+        &[
+            ("LATCHKEY_LISTEN_HEADER_TIMEOUT_SECS", "1"),
+            ("LATCHKEY_LISTEN_REQUEST_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let addr = running.base.strip_prefix("http://").unwrap().to_owned();
+
+    // Headers that never finish (slowloris): closed after the header timeout.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    write!(slow, "GET /health HTTP/1.1\r\nHost: {addr}\r\n").unwrap();
+    let (waited, _) = read_until_closed(&mut slow);
+    assert!(waited < Duration::from_secs(6), "closed after {waited:?}");
+
+    // A keep-alive connection answered once and then left idle: closed too.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    write!(idle, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let (waited, got) = read_until_closed(&mut idle);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(waited < Duration::from_secs(6), "closed after {waited:?}");
+
+    // A body that stops arriving: 408 in the wire format once the request timeout passes.
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    write!(
+        stalled,
+        "POST /health HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"partial\":"
+    )
+    .unwrap();
+    let (waited, got) = read_until_closed(&mut stalled);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("\"error\":\"request_timeout\""), "{got}");
+    assert!(got.to_ascii_lowercase().contains("x-request-id:"), "{got}");
+    assert!(waited < Duration::from_secs(8), "answered after {waited:?}");
+
+    // The server still serves.
+    assert!(http_get(&running.base, "/health").starts_with("HTTP/1.1 200"));
+}
