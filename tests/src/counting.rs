@@ -38,6 +38,11 @@ impl KeyVault for CountingVault {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.decrypt_data_key(wrapped, context).await
     }
+
+    /// Not counted: it touches no data key.
+    async fn probe(&self) -> Result<(), KeyError> {
+        self.inner.probe().await
+    }
 }
 
 /// A store decorator that records the calls that reach the store underneath, each as its kind
@@ -134,5 +139,71 @@ impl latchkey::ports::Store for CountingStore {
             .collect();
         self.note(format!("transact [{}]", keys.join(", ")));
         self.inner.transact(ops).await
+    }
+}
+
+/// The key-vault and secrets calls a world's services make, by port method
+/// (`vault.decrypt_data_key`, `vault.generate_data_key`, `vault.probe`, `secrets.get`), in
+/// order: with [`CountingStore`]'s calls, what a function asks of AWS (`tests/tests/api/iam.rs`
+/// compares that with the template's policies).
+#[derive(Default)]
+pub struct PortCalls {
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl PortCalls {
+    /// The calls since the last `take`, in order.
+    pub fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+/// A key vault that notes each call in a [`PortCalls`].
+pub struct RecordingVault {
+    pub inner: Arc<dyn KeyVault>,
+    pub calls: Arc<PortCalls>,
+}
+
+#[async_trait]
+impl KeyVault for RecordingVault {
+    async fn generate_data_key(&self, context: &KeyContext) -> Result<DataKey, KeyError> {
+        self.calls.note("vault.generate_data_key");
+        self.inner.generate_data_key(context).await
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        context: &KeyContext,
+    ) -> Result<PlainKey, KeyError> {
+        self.calls.note("vault.decrypt_data_key");
+        self.inner.decrypt_data_key(wrapped, context).await
+    }
+
+    async fn probe(&self) -> Result<(), KeyError> {
+        self.calls.note("vault.probe");
+        self.inner.probe().await
+    }
+}
+
+/// Secrets that note each read in a [`PortCalls`].
+pub struct RecordingSecrets {
+    pub inner: Arc<dyn latchkey::ports::Secrets>,
+    pub calls: Arc<PortCalls>,
+}
+
+#[async_trait]
+impl latchkey::ports::Secrets for RecordingSecrets {
+    async fn get(
+        &self,
+        name: &str,
+    ) -> Result<latchkey::ports::secrets::SecretVersions, latchkey::ports::secrets::SecretsError>
+    {
+        self.calls.note("secrets.get");
+        self.inner.get(name).await
     }
 }

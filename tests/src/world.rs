@@ -65,6 +65,7 @@ pub struct Setup {
     wrap_mailer: Option<WrapMailer>,
     limits: AnonymousLimits,
     count_store: bool,
+    record_ports: bool,
     rotating: bool,
 }
 
@@ -133,6 +134,14 @@ impl Setup {
         self
     }
 
+    /// Records every store, key-vault and secrets call (`World::store_calls`,
+    /// `World::port_calls`).
+    pub fn record_port_calls(mut self) -> Self {
+        self.count_store = true;
+        self.record_ports = true;
+        self
+    }
+
     /// The root secret in a [`RotatingSecrets`](crate::rotating::RotatingSecrets) the test
     /// rotates with [`World::rotate_root`] (in place of the fixed or file-held one).
     pub fn rotating_secrets(mut self) -> Self {
@@ -165,6 +174,22 @@ impl Setup {
         let store: Arc<dyn Store> = match &counting {
             Some(c) => c.clone(),
             None => store,
+        };
+        let port_calls = self
+            .record_ports
+            .then(|| Arc::new(crate::counting::PortCalls::default()));
+        let (vault, secrets): (Arc<dyn KeyVault>, Arc<dyn Secrets>) = match &port_calls {
+            Some(calls) => (
+                Arc::new(crate::counting::RecordingVault {
+                    inner: vault,
+                    calls: calls.clone(),
+                }),
+                Arc::new(crate::counting::RecordingSecrets {
+                    inner: secrets,
+                    calls: calls.clone(),
+                }),
+            ),
+            None => (vault, secrets),
         };
         let outbox = Arc::new(MemoryOutbox::default());
         let eml = self.eml_outbox.then(|| {
@@ -246,6 +271,7 @@ impl Setup {
             db,
             dir,
             store_calls: counting,
+            port_calls,
             rotating,
         }
     }
@@ -325,6 +351,8 @@ pub struct World {
     dir: TempDir,
     /// The store's calls, with [`Setup::count_store_calls`].
     pub store_calls: Option<Arc<crate::counting::CountingStore>>,
+    /// The vault and secrets calls, when the world was built with `record_port_calls`.
+    pub port_calls: Option<Arc<crate::counting::PortCalls>>,
     /// The embedded store's change feed, which [`World::audit`] drains into the sealer.
     pub feed: Arc<dyn Feed>,
     /// The audit sealer, with a signing key of its own.
@@ -345,6 +373,7 @@ impl World {
             wrap_mailer: None,
             limits: AnonymousLimits::default(),
             count_store: false,
+            record_ports: false,
             rotating: false,
         }
     }

@@ -175,12 +175,11 @@ async fn finish(
     let pending: usize = reports.iter().map(|r| r.pending).sum();
     if pending > 0 {
         return Err(ApiError {
-            kind: ErrorKind::Unavailable,
             description: Some(format!(
                 "The update was saved, but {pending} urgent notice(s) are not sent yet. Retry \
                  the request with the same Idempotency-Key to send them."
             )),
-            internal: None,
+            ..ApiError::new(ErrorKind::Unavailable)
         });
     }
     let s = status::snapshot(&st.services).await?;

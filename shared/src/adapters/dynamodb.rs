@@ -117,10 +117,16 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 
 fn sdk_error<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    StoreError::Unavailable(format!("dynamodb: {}", DisplayErrorContext(e)))
+    let permanent = super::permanent_aws_error(e.code());
+    let message = format!("dynamodb: {}", DisplayErrorContext(e));
+    if permanent {
+        StoreError::Misconfigured(message)
+    } else {
+        StoreError::Unavailable(message)
+    }
 }
 
 fn s(v: &str) -> AttributeValue {

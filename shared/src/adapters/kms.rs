@@ -3,9 +3,9 @@
 use crate::ports::keys::{DataKey, KeyContext, KeyError, KeyVault, PlainKey};
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::DisplayErrorContext;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::DataKeySpec;
+use aws_sdk_kms::types::{DataKeySpec, KeyState};
 use std::collections::HashMap;
 use zeroize::Zeroizing;
 
@@ -32,6 +32,21 @@ fn context_map(context: &KeyContext) -> HashMap<String, String> {
         .collect()
 }
 
+/// A KMS failure as a [`KeyError`]: misconfiguration when retrying cannot help.
+fn kms_error<E, R>(e: SdkError<E, R>) -> KeyError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let permanent = super::permanent_aws_error(e.code());
+    let message = format!("kms: {}", DisplayErrorContext(e));
+    if permanent {
+        KeyError::Misconfigured(message)
+    } else {
+        KeyError::Unavailable(message)
+    }
+}
+
 fn plain_key(bytes: &[u8]) -> Result<PlainKey, KeyError> {
     let mut key = Zeroizing::new([0u8; 32]);
     if bytes.len() != key.len() {
@@ -52,7 +67,7 @@ impl KeyVault for KmsKeyVault {
             .set_encryption_context(Some(context_map(context)))
             .send()
             .await
-            .map_err(|e| KeyError::Unavailable(format!("kms: {}", DisplayErrorContext(e))))?;
+            .map_err(kms_error)?;
         let plaintext = out.plaintext.ok_or(KeyError::Malformed)?;
         let wrapped = out.ciphertext_blob.ok_or(KeyError::Malformed)?;
         Ok(DataKey {
@@ -86,9 +101,23 @@ impl KeyVault for KmsKeyVault {
             {
                 Err(KeyError::Refused)
             }
-            Err(e) => Err(KeyError::Unavailable(format!(
-                "kms: {}",
-                DisplayErrorContext(e)
+            Err(e) => Err(kms_error(e)),
+        }
+    }
+
+    /// `DescribeKey`: the key exists, this role may see it, and it is enabled.
+    async fn probe(&self) -> Result<(), KeyError> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(&self.key_id)
+            .send()
+            .await
+            .map_err(kms_error)?;
+        match out.key_metadata.and_then(|m| m.key_state) {
+            Some(KeyState::Enabled) => Ok(()),
+            state => Err(KeyError::Misconfigured(format!(
+                "kms: the key is not enabled (state {state:?})"
             ))),
         }
     }

@@ -30,3 +30,25 @@ pub mod ses;
 pub mod sqlite;
 #[cfg(feature = "embedded")]
 pub mod sqlite_backup;
+
+/// Whether an AWS error code says the deployment is set up wrong, so that retrying cannot
+/// help: a missing table, key or secret, a key that is disabled or scheduled for deletion, a
+/// permission the role lacks, credentials AWS does not know. Such errors are reported as
+/// misconfiguration (in the log and `/health`), not as a passing outage.
+#[cfg(any(feature = "dynamodb", feature = "kms", feature = "secretsmanager"))]
+pub(crate) fn permanent_aws_error(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ResourceNotFoundException"
+                | "NotFoundException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "DisabledException"
+                | "KMSInvalidStateException"
+                | "InvalidKeyUsageException"
+                | "DecryptionFailure"
+        )
+    )
+}

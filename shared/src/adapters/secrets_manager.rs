@@ -6,7 +6,7 @@ use crate::ports::clock::Clock;
 use crate::ports::secrets::{SecretVersions, Secrets, SecretsError};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata as _};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -63,10 +63,13 @@ impl SecretsManagerSecrets {
                 return Ok(None);
             }
             Err(e) => {
-                return Err(SecretsError::Unavailable(format!(
-                    "secretsmanager: {}",
-                    DisplayErrorContext(e)
-                )));
+                let permanent = super::permanent_aws_error(e.code());
+                let message = format!("secretsmanager: {}", DisplayErrorContext(e));
+                return Err(if permanent {
+                    SecretsError::Misconfigured(message)
+                } else {
+                    SecretsError::Unavailable(message)
+                });
             }
         };
         let text = Zeroizing::new(out.secret_string.unwrap_or_default());

@@ -59,12 +59,18 @@ pub enum Error {
     /// A backend (store, KMS, Secrets Manager) failed or could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The deployment is set up wrong: a missing table, key or secret, a disabled key, a
+    /// permission the role lacks. Answered as [`Error::Unavailable`] is, but logged as what it
+    /// is, since no retry helps. The message is for logs only.
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => Error::Unavailable(m),
+            StoreError::Misconfigured(m) => Error::Misconfigured(m),
             StoreError::InvalidCursor => Error::Invalid("invalid cursor".into()),
             other => Error::Internal(other.to_string()),
         }
@@ -75,6 +81,7 @@ impl From<KeyError> for Error {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Unavailable(m) => Error::Unavailable(m),
+            KeyError::Misconfigured(m) => Error::Misconfigured(m),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -93,7 +100,9 @@ impl From<SecretsError> for Error {
     fn from(e: SecretsError) -> Self {
         match e {
             SecretsError::Unavailable(m) => Error::Unavailable(m),
-            other => Error::Internal(other.to_string()),
+            SecretsError::Misconfigured(_)
+            | SecretsError::NotFound(_)
+            | SecretsError::Malformed(_) => Error::Misconfigured(e.to_string()),
         }
     }
 }

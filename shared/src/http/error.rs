@@ -113,6 +113,8 @@ pub struct ApiError {
     pub description: Option<String>,
     /// Logged, never shown.
     pub internal: Option<String>,
+    /// The deployment is set up wrong ([`Error::Misconfigured`]): logged as such.
+    pub misconfigured: bool,
 }
 
 #[derive(Serialize)]
@@ -129,6 +131,7 @@ impl ApiError {
             kind,
             description: None,
             internal: None,
+            misconfigured: false,
         }
     }
 
@@ -177,11 +180,19 @@ impl From<Error> for ApiError {
             Error::TooManyRequests => (ErrorKind::TooManyRequests, None, None),
             Error::Internal(m) => (ErrorKind::Internal, None, Some(m)),
             Error::Unavailable(m) => (ErrorKind::Unavailable, None, Some(m)),
+            Error::Misconfigured(m) => {
+                return Self {
+                    internal: Some(m),
+                    misconfigured: true,
+                    ..Self::new(ErrorKind::Unavailable)
+                };
+            }
         };
         Self {
             kind,
             description,
             internal,
+            misconfigured: false,
         }
     }
 }
@@ -189,8 +200,18 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, default) = self.kind.table();
-        if let Some(internal) = &self.internal {
-            tracing::error!(error_code = code, detail = %internal, "request failed");
+        match &self.internal {
+            Some(internal) if self.misconfigured => tracing::error!(
+                error_code = code,
+                misconfigured = true,
+                detail = %internal,
+                "request failed: the deployment is misconfigured (a missing table, key or secret, \
+                 or a permission the role lacks); retrying will not help"
+            ),
+            Some(internal) => {
+                tracing::error!(error_code = code, detail = %internal, "request failed")
+            }
+            None => {}
         }
         let body = WireError {
             error: code,
@@ -212,7 +233,7 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
 
-    const ALL: [ErrorKind; 13] = [
+    const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Unauthorized,
         ErrorKind::ExpiredToken,
@@ -222,6 +243,7 @@ mod tests {
         ErrorKind::MethodNotAllowed,
         ErrorKind::Conflict,
         ErrorKind::PayloadTooLarge,
+        ErrorKind::RequestTimeout,
         ErrorKind::UnsupportedMediaType,
         ErrorKind::TooManyRequests,
         ErrorKind::Internal,

@@ -50,6 +50,10 @@ pub enum KeyError {
     /// The vault failed or could not be reached. For logs, never for clients.
     #[error("key vault unavailable: {0}")]
     Unavailable(String),
+    /// The deployment is set up wrong (no such key, key disabled, access denied): retrying
+    /// cannot help. For logs, never for clients.
+    #[error("key vault misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 #[async_trait]
@@ -60,4 +64,7 @@ pub trait KeyVault: Send + Sync {
         wrapped: &[u8],
         context: &KeyContext,
     ) -> Result<PlainKey, KeyError>;
+    /// Checks, without using a key, that the vault's key exists and may be used: for the
+    /// health check.
+    async fn probe(&self) -> Result<(), KeyError>;
 }

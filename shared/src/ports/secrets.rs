@@ -36,6 +36,10 @@ pub enum SecretsError {
     Malformed(String),
     #[error("secrets unavailable: {0}")]
     Unavailable(String),
+    /// The deployment is set up wrong (access denied, the secret's key unusable): retrying
+    /// cannot help. For logs, never for clients.
+    #[error("secrets misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 #[async_trait]

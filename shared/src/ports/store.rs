@@ -285,6 +285,10 @@ pub enum StoreError {
     /// The backend failed or could not be reached. The message is for logs, never for clients.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The deployment is set up wrong (no such table, access denied): retrying cannot help.
+    /// For logs, never for clients.
+    #[error("store misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 #[async_trait]

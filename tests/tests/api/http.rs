@@ -377,3 +377,77 @@ async fn a_hung_dynamodb_answers_503_in_the_wire_format_within_seconds() {
     assert_wire_error(status, &headers, &body, "service_unavailable");
     held.abort();
 }
+
+/// `/health` checks what the function runs on: the store, the key vault and the secrets.
+#[tokio::test]
+async fn health_checks_the_store_the_keys_and_the_secrets() {
+    let w = world().await;
+    let app = latchkey_local::gateway(w.services.clone(), Default::default());
+    let (status, headers, body) = send(app, get("/health")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(
+        body["checks"],
+        serde_json::json!({"store": "ok", "keys": "ok", "secrets": "ok"})
+    );
+}
+
+/// A secrets file whose root secret cannot be read is a configuration error, which no retry
+/// mends: `/health` and the log say so, and requests answer the wire 503 (not a 500).
+#[tokio::test]
+async fn a_malformed_secret_is_reported_as_misconfiguration_in_health_and_the_log() {
+    let w = World::setup().build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.json");
+    std::fs::write(&file, r#"{"root": {"current": "not base64 at all!"}}"#).unwrap();
+    let secrets = latchkey::adapters::local_secrets::LocalSecrets::new(
+        Default::default(),
+        Some(file),
+        w.services.random.clone(),
+    );
+    let services = Arc::new(Services::new(
+        latchkey::domain::Ports {
+            store: w.services.store.clone(),
+            vault: w.services.vault.clone(),
+            secrets: Arc::new(secrets),
+            clock: w.services.clock.clone(),
+            random: w.services.random.clone(),
+            mailer: w.services.mailer.clone(),
+        },
+        latchkey::domain::services::CachePolicy {
+            ttl: time::Duration::minutes(5),
+            capacity: 10,
+        },
+        latchkey::domain::limits::AnonymousLimits::default(),
+    ));
+    let captured = latchkey_tests::logs::capture();
+    let app = latchkey_local::gateway(services, Default::default());
+
+    let (status, _, body) = send(app.clone(), get("/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "misconfigured", "{body}");
+    assert_eq!(body["checks"]["secrets"], "misconfigured");
+    assert_eq!(body["checks"]["store"], "ok");
+
+    let req = Request::post("/v1/users/u1/actions/signIn")
+        .header(header::AUTHORIZATION, w.server())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, headers, body) = send(app, req).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_wire_error(status, &headers, &body, "service_unavailable");
+
+    let logs = captured.text();
+    let flagged: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["fields"]["misconfigured"] == true || l["misconfigured"] == true)
+        .collect();
+    assert!(
+        flagged.len() >= 2,
+        "the health check and the request each log the misconfiguration: {logs}"
+    );
+    assert!(!logs.contains("not base64"), "no secret value in the log");
+}

@@ -12,6 +12,8 @@ mod authorization;
 mod backup;
 /// The HTTP layer: wire errors, headers, request ids, the body limit, logs.
 mod http;
+/// Each function's IAM policy against the AWS calls its code makes.
+mod iam;
 /// A recorded API Gateway HTTP API (v2) event through `lambda_http` into a function's router.
 mod lambda;
 /// Authenticator-app TOTP, email OTP and recovery codes, mail read from `.eml` files.

@@ -89,3 +89,54 @@ async fn configuration_wires_the_aws_adapters_end_to_end() {
         .unwrap();
     assert_eq!(events.len(), 2);
 }
+
+/// A table, key and secret that do not exist: `/health` names each as misconfigured (not as an
+/// outage that may pass), and a Server API request answers the wire 503.
+#[tokio::test]
+#[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]
+async fn a_missing_table_key_and_secret_are_reported_as_misconfiguration() {
+    use http::{Request, StatusCode, header};
+    let _config = aws().await;
+    let vars = std::collections::BTreeMap::from([
+        ("LATCHKEY_TABLE".to_owned(), unique("lk-absent")),
+        (
+            "LATCHKEY_KMS_KEY_ID".to_owned(),
+            "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000"
+                .to_owned(),
+        ),
+        ("LATCHKEY_SECRET_ID".to_owned(), unique("lk-absent-secret")),
+    ]);
+    let cfg = latchkey::Config::from_vars(&vars).unwrap();
+    let services = latchkey::wiring::services(&cfg).await.unwrap();
+    let app = latchkey_auth::app(services, latchkey::http::HttpSettings::default());
+
+    let health = latchkey_tests::Client::new(app.clone())
+        .request(
+            Request::get("/health")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = health.json();
+    assert_eq!(body["status"], "misconfigured", "{body}");
+    for check in ["store", "keys", "secrets"] {
+        assert_eq!(body["checks"][check], "misconfigured", "{check}: {body}");
+    }
+    assert!(
+        !body.to_string().contains("lk-absent"),
+        "no names in a public body"
+    );
+
+    let req = Request::post("/v1/users/u1/actions/signIn")
+        .header(
+            header::AUTHORIZATION,
+            "Basic bGtfMDAxMTIyMzM0NDU1NjY3N194Og==",
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let r = latchkey_tests::Client::new(app).request(req).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"], "service_unavailable");
+}

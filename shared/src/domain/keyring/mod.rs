@@ -184,3 +184,8 @@ pub(crate) fn open(item: &Item, root: &SecretVersions) -> Result<Vec<Generation>
     }
     Ok(out)
 }
+
+/// Whether the root secret can be read (the health check): every keyed hash and token needs it.
+pub async fn root_readable(secrets: &dyn crate::ports::Secrets) -> Result<(), Error> {
+    secrets.get(ROOT_SECRET).await.map(drop).map_err(Into::into)
+}
