@@ -42,8 +42,11 @@ async fn aws() -> aws_config::SdkConfig {
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
-                .operation_attempt_timeout(std::time::Duration::from_secs(60))
-                .operation_timeout(std::time::Duration::from_secs(120))
+                // Long enough that a request queued behind the suite's bursts is never
+                // abandoned and sent again: moto would then carry out both (an email sent
+                // twice, seen as a failure of the SES contract).
+                .operation_attempt_timeout(std::time::Duration::from_secs(240))
+                .operation_timeout(std::time::Duration::from_secs(300))
                 .build(),
         )
         .load()
