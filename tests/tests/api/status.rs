@@ -62,17 +62,21 @@ const CONTACTS: [(&str, &str); 4] = [
 ];
 
 async fn world(failures: usize) -> Status {
-    let world = World::setup()
-        .no_tenant()
-        .on_disk()
-        .mailer(move |outbox| {
-            Arc::new(Flaky {
-                failures: AtomicUsize::new(failures),
-                outbox,
-            })
+    world_with(failures, false).await
+}
+
+/// [`world`], with a root secret the test can rotate when `rotating`.
+async fn world_with(failures: usize, rotating: bool) -> Status {
+    let mut setup = World::setup().no_tenant().on_disk().mailer(move |outbox| {
+        Arc::new(Flaky {
+            failures: AtomicUsize::new(failures),
+            outbox,
         })
-        .build()
-        .await;
+    });
+    if rotating {
+        setup = setup.rotating_secrets();
+    }
+    let world = setup.build().await;
     let services = &world.services;
     let ctx = AuditContext::system("test", "setup");
     for tenant in ["tenant-a", "tenant-b", "tenant-c"] {
@@ -1278,4 +1282,39 @@ async fn security_txt_is_served_from_configuration() {
         Config::from_vars(&half).unwrap_err().var,
         "LATCHKEY_SECURITY_EXPIRES"
     );
+}
+
+/// A notice recorded, but not sent, before a rotation of the root secret is sent once by the
+/// retry after it: the recorded contact reference (a keyed hash) is matched under the older
+/// root, where the current one alone would call the contact removed and never send.
+#[tokio::test]
+async fn a_notice_left_unsent_before_a_root_rotation_is_sent_once_by_the_retry() {
+    let w = world_with(1, true).await;
+    let request = json!({"name": "Key exposure", "impact": "critical",
+                         "body": "A signing key was logged.", "data_impact_tenants": ["tenant-b"]});
+    let first = w
+        .write(
+            Method::POST,
+            "/status/manage/incidents",
+            Some("rotated-1"),
+            request.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(w.outbox.sent().is_empty());
+
+    w.rotate_root(b"generation 1");
+    let retry = w
+        .write(
+            Method::POST,
+            "/status/manage/incidents",
+            Some("rotated-1"),
+            request.clone(),
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
+    assert_eq!(retry.json()["notices"][0]["sent"], 1, "{}", retry.text());
+    assert_eq!(retry.json()["notices"][0]["failed"], 0);
+    assert_eq!(w.outbox.sent().len(), 1);
+    assert_eq!(w.outbox.sent()[0].to, "grace@b.example");
 }

@@ -25,6 +25,7 @@ use crate::crypto::keys::{Purpose, purpose_keys};
 use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change, CommitError};
+use crate::domain::keyring::{Search, Under};
 use crate::domain::status::{Incident, IncidentUpdate};
 use crate::domain::tenants::{AdminContact, admin_contacts, get_tenant};
 use crate::domain::timestamps::Timestamp as _;
@@ -85,8 +86,39 @@ fn batch_sk(incident_id: &str, seq: u32) -> String {
 /// How notices name a contact: a keyed hash of the address (never the address itself).
 async fn contact_ref(services: &Services, tenant_id: &str, email: &str) -> Result<String, Error> {
     let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
-    let mac = keys.mac(format!("notice\0{tenant_id}\0{}", email.trim().to_lowercase()).as_bytes());
-    Ok(crate::crypto::hex(&mac[..12]))
+    Ok(contact_ref_under(&keys.current, tenant_id, email))
+}
+
+fn contact_ref_under(key: &[u8; 32], tenant_id: &str, email: &str) -> String {
+    let data = format!("notice\0{tenant_id}\0{}", email.trim().to_lowercase());
+    crate::crypto::hex(&crate::crypto::keys::mac(key, data.as_bytes())[..12])
+}
+
+/// The contact a recorded notice names by `r`: under the current root (how `contacts` were
+/// named), else under an older one, for a notice recorded before a rotation of the root
+/// secret and sent by a retry after it.
+async fn contact_named<'c>(
+    services: &Services,
+    tenant_id: &str,
+    contacts: &'c [(String, AdminContact)],
+    r: &str,
+) -> Result<Option<&'c AdminContact>, Error> {
+    if let Some((_, c)) = contacts.iter().find(|(seen, _)| seen == r) {
+        return Ok(Some(c));
+    }
+    let mut search = Search::new(services, Purpose::BlindIndex).await?;
+    while let Some((key, under)) = search.next().await? {
+        if under == Under::Current {
+            continue;
+        }
+        if let Some((_, c)) = contacts
+            .iter()
+            .find(|(_, c)| contact_ref_under(&key, tenant_id, &c.email) == r)
+        {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
 }
 
 /// Records and sends the notices of update `seq` of `incident`, for every tenant the update
@@ -248,7 +280,7 @@ async fn deliver_to(
             }
         }
         let r = item.str("contact").unwrap_or_default().to_owned();
-        let Some((_, contact)) = contacts.iter().find(|(seen, _)| *seen == r) else {
+        let Some(contact) = contact_named(services, tenant_id, &contacts, &r).await? else {
             finish(
                 services,
                 ctx,
