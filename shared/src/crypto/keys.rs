@@ -82,14 +82,17 @@ impl PurposeKeys {
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
-            .any(|key| {
-                let Ok(mut m) = Hmac::<Sha256>::new_from_slice(key.as_slice()) else {
-                    return false;
-                };
-                m.update(data);
-                m.verify_slice(tag).is_ok()
-            })
+            .any(|key| tag_matches(key, data, tag))
     }
+}
+
+/// Whether `tag` is the HMAC of `data` under `key` (the HMAC crate's constant-time check).
+pub fn tag_matches(key: &[u8; 32], data: &[u8], tag: &[u8]) -> bool {
+    let Ok(mut m) = Hmac::<Sha256>::new_from_slice(key) else {
+        return false;
+    };
+    m.update(data);
+    m.verify_slice(tag).is_ok()
 }
 
 /// HMAC-SHA256 of `data` under one purpose key.

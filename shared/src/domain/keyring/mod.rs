@@ -21,13 +21,13 @@
 //! say to re-key after every rotation.
 use crate::crypto::FieldContext;
 use crate::crypto::envelope::open_with;
-use crate::crypto::keys::{Purpose, PurposeKey, ROOT_SECRET, derive, generation_id, purpose_keys};
+use crate::crypto::keys::{
+    Purpose, PurposeKey, ROOT_SECRET, derive, generation_id, purpose_keys, tag_matches,
+};
 use crate::domain::{Error, Services};
 use crate::ports::secrets::SecretVersions;
 use crate::ports::store::Item;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 pub const KEYRING_PK: &str = "PLATFORM#KEYRING";
@@ -41,15 +41,6 @@ pub mod cache;
 
 pub(crate) use cache::Generation;
 pub use cache::KeyringCache;
-
-/// Whether `tag` is the HMAC of `data` under `key` (the HMAC crate's constant-time check).
-pub fn tag_matches(key: &PurposeKey, data: &[u8], tag: &[u8]) -> bool {
-    let Ok(mut m) = Hmac::<Sha256>::new_from_slice(key.as_slice()) else {
-        return false;
-    };
-    m.update(data);
-    m.verify_slice(tag).is_ok()
-}
 
 /// Where a probe matched: under the current key, or an older one (previous or kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
