@@ -207,22 +207,67 @@ pub async fn delete_user(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UsersQuery {
     email: Option<String>,
+    phone_number: Option<String>,
+    username: Option<String>,
+    limit: Option<String>,
+    last_evaluated_user_id: Option<String>,
 }
 
-/// `GET /v1/users?email=`: finds users by email through the blind index.
+/// `GET /v1/users?email=&phoneNumber=&username=&limit=&lastEvaluatedUserId=`: the users whose
+/// attributes match every filter given (each through its blind index, case-insensitive), in
+/// user-id order, `limit` (1–100, default 100) at a time after `lastEvaluatedUserId`, with
+/// `lastEvaluatedUserId` in the answer when more follow.
 pub async fn query_users(
     State(s): Svc,
     SecretKey(p): SecretKey,
     WireQuery(q): WireQuery<UsersQuery>,
 ) -> Result<Json<Value>> {
-    let email = q
-        .email
-        .ok_or_else(|| ApiError::invalid("email is required."))?;
+    let filters: Vec<(users::Lookup, &str)> = [
+        (users::Lookup::Email, q.email.as_deref()),
+        (users::Lookup::PhoneNumber, q.phone_number.as_deref()),
+        (users::Lookup::Username, q.username.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(l, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (l, v)))
+    .collect();
+    if filters.is_empty() {
+        return Err(ApiError::invalid(
+            "Give email, phoneNumber or username: listing every user is not offered.",
+        ));
+    }
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 100."))?,
+    };
+    let mut ids: Option<std::collections::BTreeSet<String>> = None;
+    for (lookup, value) in filters {
+        let matched: std::collections::BTreeSet<String> =
+            users::find_by(&s, &p.tenant, lookup, value)
+                .await?
+                .into_iter()
+                .collect();
+        ids = Some(match ids {
+            None => matched,
+            Some(so_far) => so_far.intersection(&matched).cloned().collect(),
+        });
+    }
+    let after = q.last_evaluated_user_id.unwrap_or_default();
+    let mut rest = ids
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|id| after.is_empty() || *id > after);
+    let page: Vec<String> = rest.by_ref().take(limit).collect();
+    let more = rest.next().is_some();
     let mut found = Vec::new();
-    for id in users::find_by_email(&s, &p.tenant, &email).await? {
-        if let Some(u) = users::get_user(&s, &p.tenant, &id).await? {
+    for id in &page {
+        if let Some(u) = users::get_user(&s, &p.tenant, id).await? {
             let a = u.attributes;
             found.push(json!({
                 "userId": id,
@@ -234,7 +279,11 @@ pub async fn query_users(
             }));
         }
     }
-    Ok(Json(json!({ "users": found })))
+    let mut answer = json!({ "users": found });
+    if more && let Some(last) = page.last() {
+        answer["lastEvaluatedUserId"] = json!(last);
+    }
+    Ok(Json(answer))
 }
 
 pub async fn list_authenticators(

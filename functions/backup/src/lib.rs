@@ -164,7 +164,7 @@ pub async fn handle(
                         task = "rekey",
                         captured = r.captured.is_some(),
                         kept = r.kept,
-                        email_index_rewritten = r.email_index_rewritten,
+                        users_reindexed = r.users_reindexed,
                         awaiting_use = r.awaiting_use.values().sum::<usize>(),
                         "re-keyed"
                     );
@@ -175,7 +175,7 @@ pub async fn handle(
                             "current": r.current,
                             "captured": r.captured,
                             "kept": r.kept,
-                            "emailIndexRewritten": r.email_index_rewritten,
+                            "usersReindexed": r.users_reindexed,
                             "awaitingUse": r.awaiting_use,
                         })),
                     })

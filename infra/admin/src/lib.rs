@@ -61,7 +61,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
     /// Keeps the previous root generation in the keyring, re-seals it under the current root,
-    /// moves the email index under the current key, and counts what only its next use re-keys.
+    /// moves the users' lookup indexes under the current key, and counts what only its next use re-keys.
     Rekey,
 }
 
@@ -378,11 +378,11 @@ pub async fn run(
                 "current root generation: {}
 added to the keyring:    {}
 older generations kept:  {}
-email index re-keyed:    {}",
+users re-indexed:        {}",
                 r.current,
                 r.captured.as_deref().unwrap_or("none"),
                 r.kept,
-                r.email_index_rewritten,
+                r.users_reindexed,
             );
             for (kind, n) in &r.awaiting_use {
                 text.push_str(&format!(

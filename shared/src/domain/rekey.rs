@@ -1,6 +1,6 @@
 //! The re-key job: after a rotation of the root secret, keep the previous generation in the
 //! keyring ([`crate::domain::keyring`]), re-seal the keyring under the current root, and
-//! rewrite under the current key the keyed hashes that can be recomputed (the email index);
+//! rewrite under the current key the keyed hashes that can be recomputed (the users' lookup indexes);
 //! report the ones only their next use can re-key. `latchkey-admin secrets rekey`, and hourly
 //! on AWS (the backup function's `{"task":"rekey"}`).
 use crate::crypto::envelope::seal_with;
@@ -23,8 +23,9 @@ pub struct Rekeyed {
     pub captured: Option<String>,
     /// Older generations the keyring holds after the run.
     pub kept: usize,
-    /// Email index entries rewritten under the current key.
-    pub email_index_rewritten: usize,
+    /// Users whose lookup index entries (email, phone number, username) were rewritten under
+    /// the current key, or written for the first time.
+    pub users_reindexed: usize,
     /// Records still under an older (or an unrecorded) generation that only their next use
     /// can re-key, by kind: `secret_key`, `operator_token`, `recovery_code`.
     pub awaiting_use: BTreeMap<&'static str, usize>,
@@ -114,8 +115,8 @@ pub async fn rekey(services: &Services, ctx: &AuditContext) -> Result<Rekeyed, E
         for item in &page.items {
             let kind = match item.sk.as_str() {
                 "USER" => {
-                    if crate::domain::users::rekey_email_index(services, ctx, item).await? {
-                        report.email_index_rewritten += 1;
+                    if crate::domain::users::rekey_indexes(services, ctx, item).await? {
+                        report.users_reindexed += 1;
                     }
                     continue;
                 }

@@ -36,8 +36,8 @@ pub(crate) fn handle_key(tenant_id: &str, handle: &str) -> (String, String) {
     (format!("T#{tenant_id}#UH#{handle}"), "UH".to_owned())
 }
 
-fn email_index_pk(tenant_id: &str, index: &str) -> String {
-    format!("T#{tenant_id}#EMAIL#{index}")
+fn index_pk(tenant_id: &str, lookup: Lookup, index: &str) -> String {
+    format!("T#{tenant_id}#{}#{index}", lookup.tag())
 }
 
 /// How audit events name a user: a keyed hash of the id, because tenants often use email
@@ -182,14 +182,69 @@ pub fn new_user_item(services: &Services, tenant_id: &str, user_id: &str) -> Res
         .with("updatedAt", now))
 }
 
-async fn blind_index(services: &Services, tenant_id: &str, email: &str) -> Result<String, Error> {
-    let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
-    Ok(blind_index_under(&keys.current, tenant_id, email))
+/// The attributes a tenant's backend finds users by (`GET /v1/users?email=&phoneNumber=&
+/// username=`), each through a blind index: an item `T#{tid}#{tag}#{hmac of the value}`,
+/// sort key `U#{uid}`, per user, and the user record's attribute naming it. Values match
+/// case-insensitively, trimmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Email,
+    PhoneNumber,
+    Username,
 }
 
-fn blind_index_under(key: &PurposeKey, tenant_id: &str, email: &str) -> String {
-    let normalised = email.trim().to_lowercase();
-    crate::crypto::hex(mac(key, format!("{tenant_id}\0{normalised}").as_bytes()))
+impl Lookup {
+    pub const ALL: [Lookup; 3] = [Lookup::Email, Lookup::PhoneNumber, Lookup::Username];
+
+    /// The user attribute looked up.
+    pub fn field(self) -> &'static str {
+        match self {
+            Lookup::Email => "email",
+            Lookup::PhoneNumber => "phoneNumber",
+            Lookup::Username => "username",
+        }
+    }
+
+    /// The user record's attribute holding the index value.
+    fn attr(self) -> &'static str {
+        match self {
+            Lookup::Email => "emailIndex",
+            Lookup::PhoneNumber => "phoneNumberIndex",
+            Lookup::Username => "usernameIndex",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Lookup::Email => "EMAIL",
+            Lookup::PhoneNumber => "PHONE",
+            Lookup::Username => "USERNAME",
+        }
+    }
+
+    fn of(field: &str) -> Option<Lookup> {
+        Lookup::ALL.into_iter().find(|l| l.field() == field)
+    }
+}
+
+async fn blind_index(
+    services: &Services,
+    tenant_id: &str,
+    lookup: Lookup,
+    value: &str,
+) -> Result<String, Error> {
+    let keys = purpose_keys(services.secrets.as_ref(), Purpose::BlindIndex).await?;
+    Ok(blind_index_under(&keys.current, tenant_id, lookup, value))
+}
+
+fn blind_index_under(key: &PurposeKey, tenant_id: &str, lookup: Lookup, value: &str) -> String {
+    let normalised = value.trim().to_lowercase();
+    let data = match lookup {
+        // The email index's input from before the other lookups, kept so its entries match.
+        Lookup::Email => format!("{tenant_id}\0{normalised}"),
+        other => format!("{tenant_id}\0{}\0{normalised}", other.field()),
+    };
+    crate::crypto::hex(mac(key, data.as_bytes()))
 }
 
 fn text(
@@ -285,33 +340,29 @@ pub async fn update_user(
         .chain(custom.map(|c| ("custom", c)))
     {
         changed.push(name);
-        if name == "email" {
+        if let Some(lookup) = Lookup::of(name) {
             if let Some(old) = item
                 .attrs
-                .remove("emailIndex")
+                .remove(lookup.attr())
                 .and_then(|v| v.as_str().map(str::to_owned))
             {
                 ops.push(WriteOp::Delete {
-                    pk: email_index_pk(&tenant.id, &old),
+                    pk: index_pk(&tenant.id, lookup, &old),
                     sk: format!("U#{user_id}"),
                     condition: Condition::None,
                 });
             }
-            if let Some(email) = &value {
-                let index = blind_index(services, &tenant.id, email).await?;
-                ops.retain(|op| {
-                    op.key()
-                        != (
-                            email_index_pk(&tenant.id, &index).as_str(),
-                            format!("U#{user_id}").as_str(),
-                        )
-                });
+            if let Some(v) = &value {
+                let index = blind_index(services, &tenant.id, lookup, v).await?;
+                let pk = index_pk(&tenant.id, lookup, &index);
+                let sk = format!("U#{user_id}");
+                ops.retain(|op| op.key() != (pk.as_str(), sk.as_str()));
                 ops.push(WriteOp::Put {
-                    item: Item::new(email_index_pk(&tenant.id, &index), format!("U#{user_id}"))
-                        .with("userId", user_id),
+                    item: Item::new(pk, sk).with("userId", user_id),
                     condition: Condition::None,
                 });
-                item.attrs.insert("emailIndex".into(), Value::String(index));
+                item.attrs
+                    .insert(lookup.attr().into(), Value::String(index));
             }
         }
         match value {
@@ -353,14 +404,25 @@ pub async fn find_by_email(
     tenant: &Tenant,
     email: &str,
 ) -> Result<Vec<String>, Error> {
+    find_by(services, tenant, Lookup::Email, email).await
+}
+
+/// Ids of the users whose `lookup` attribute is `value` (through its blind index), at most
+/// 100.
+pub async fn find_by(
+    services: &Services,
+    tenant: &Tenant,
+    lookup: Lookup,
+    value: &str,
+) -> Result<Vec<String>, Error> {
     // Under the current key, else (after a rotation the re-key job has not caught up with)
     // under each older generation's.
     let mut search = keyring::Search::new(services, Purpose::BlindIndex).await?;
     while let Some((key, _)) = search.next().await? {
-        let index = blind_index_under(&key, &tenant.id, email);
+        let index = blind_index_under(&key, &tenant.id, lookup, value);
         let page = services
             .store
-            .query(Query::partition(email_index_pk(&tenant.id, &index)).limit(100))
+            .query(Query::partition(index_pk(&tenant.id, lookup, &index)).limit(100))
             .await?;
         let ids: Vec<String> = page
             .items
@@ -374,55 +436,75 @@ pub async fn find_by_email(
     Ok(Vec::new())
 }
 
-/// The re-key job's step for one user record (`sk = USER`): when its email index entry was
-/// made under an older key, the entry is moved under the current key, in one audited
-/// transaction with the record's new `emailIndex`. `true` when it moved.
-pub(crate) async fn rekey_email_index(
+/// The re-key job's step for one user record (`sk = USER`): each lookup index entry made
+/// under an older key (or missing, for a user whose phone number or username was set before
+/// those were indexed) is written under the current key, in one audited transaction with the
+/// record's new index attributes. `true` when anything moved.
+pub(crate) async fn rekey_indexes(
     services: &Services,
     ctx: &AuditContext,
     user: &Item,
 ) -> Result<bool, Error> {
-    let (Some(old), Some((tenant_id, user_id))) = (
-        user.str("emailIndex"),
-        user.pk
-            .strip_prefix("T#")
-            .and_then(|rest| rest.split_once("#U#")),
-    ) else {
+    let Some((tenant_id, user_id)) = user
+        .pk
+        .strip_prefix("T#")
+        .and_then(|rest| rest.split_once("#U#"))
+    else {
         return Ok(false);
     };
+    if !Lookup::ALL
+        .iter()
+        .any(|l| user.attrs.contains_key(l.field()))
+    {
+        return Ok(false);
+    }
     let Some(tenant) = crate::domain::tenants::get_tenant(services, tenant_id).await? else {
         return Ok(false);
     };
-    let Some(email) = open(services, &tenant, user_id, user, "email").await? else {
-        return Ok(false);
-    };
-    let index = blind_index(services, tenant_id, &email).await?;
-    if index == old {
-        return Ok(false);
-    }
     let sk = format!("U#{user_id}");
     let mut next = user.clone();
-    next.attrs
-        .insert("emailIndex".into(), Value::String(index.clone()));
-    let change = Change {
-        action: "user.email_index.rekey",
-        target: audit_ref(services, tenant_id, user_id).await?,
-        summary: json!({ "fields": ["emailIndex"] }),
-        ops: vec![
-            WriteOp::Put {
-                item: next.with_version(user.version + 1),
-                condition: Condition::Version(user.version),
-            },
-            WriteOp::Delete {
-                pk: email_index_pk(tenant_id, old),
+    let mut ops = Vec::new();
+    let mut moved = Vec::new();
+    for lookup in Lookup::ALL {
+        let Some(value) = open(services, &tenant, user_id, user, lookup.field()).await? else {
+            continue;
+        };
+        let index = blind_index(services, tenant_id, lookup, &value).await?;
+        let old = user.str(lookup.attr());
+        if old == Some(index.as_str()) {
+            continue;
+        }
+        if let Some(old) = old {
+            ops.push(WriteOp::Delete {
+                pk: index_pk(tenant_id, lookup, old),
                 sk: sk.clone(),
                 condition: Condition::None,
-            },
-            WriteOp::Put {
-                item: Item::new(email_index_pk(tenant_id, &index), sk).with("userId", user_id),
-                condition: Condition::None,
-            },
-        ],
+            });
+        }
+        ops.push(WriteOp::Put {
+            item: Item::new(index_pk(tenant_id, lookup, &index), sk.clone())
+                .with("userId", user_id),
+            condition: Condition::None,
+        });
+        next.attrs
+            .insert(lookup.attr().into(), Value::String(index));
+        moved.push(lookup.attr());
+    }
+    if ops.is_empty() {
+        return Ok(false);
+    }
+    ops.insert(
+        0,
+        WriteOp::Put {
+            item: next.with_version(user.version + 1),
+            condition: Condition::Version(user.version),
+        },
+    );
+    let change = Change {
+        action: "user.index.rekey",
+        target: audit_ref(services, tenant_id, user_id).await?,
+        summary: json!({ "fields": moved }),
+        ops,
     };
     match services.journal.commit(tenant_id, ctx, change).await {
         Ok(_) => Ok(true),
@@ -432,7 +514,7 @@ pub(crate) async fn rekey_email_index(
     }
 }
 
-/// Deletes a user, their authenticators, devices and email index entry, and with
+/// Deletes a user, their authenticators, devices and lookup index entries, and with
 /// `with_actions` their action history too. Runs in audited batches (a store transaction holds
 /// at most 100 writes); the user record itself goes in the first batch, so a user half-deleted
 /// by a crash reads as deleted and a retry finishes the job.
@@ -468,10 +550,12 @@ pub async fn delete_user(
                 }
                 continue;
             }
-            if item.sk == "USER"
-                && let Some(index) = item.str("emailIndex")
-            {
-                keys.push((email_index_pk(&tenant.id, index), format!("U#{user_id}")));
+            if item.sk == "USER" {
+                for lookup in Lookup::ALL {
+                    if let Some(index) = item.str(lookup.attr()) {
+                        keys.push((index_pk(&tenant.id, lookup, index), format!("U#{user_id}")));
+                    }
+                }
             }
             // The indexes that lead from a user handle or a credential (on each authenticator
             // item that holds one) to this user.

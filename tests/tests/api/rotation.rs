@@ -130,7 +130,7 @@ async fn three_rotations_in_a_row_and_every_keyed_hash_still_works() {
         );
         assert_eq!(report.kept, generation, "every older generation is kept");
         assert_eq!(
-            report.email_index_rewritten, 1,
+            report.users_reindexed, 1,
             "rotation {generation}: the email index moves under the current key"
         );
         assert_eq!(report.awaiting_use["secret_key"], 2, "{report:?}");
@@ -150,7 +150,7 @@ async fn three_rotations_in_a_row_and_every_keyed_hash_still_works() {
         // The key used above was re-hashed under the current root on that use.
         let again = rekey(&w.services, &ctx).await.unwrap();
         assert_eq!(again.captured, None, "a second run changes nothing");
-        assert_eq!(again.email_index_rewritten, 0);
+        assert_eq!(again.users_reindexed, 0);
         assert_eq!(
             again.awaiting_use["secret_key"], 1,
             "only the idle key is left"
@@ -212,7 +212,7 @@ async fn three_rotations_in_a_row_and_every_keyed_hash_still_works() {
     assert_eq!(
         tenant
             .iter()
-            .filter(|e| e.action == "user.email_index.rekey")
+            .filter(|e| e.action == "user.index.rekey")
             .count(),
         3
     );
@@ -232,4 +232,69 @@ async fn without_the_re_key_job_a_second_rotation_loses_the_oldest_generation() 
     w.rotate_root(b"generation 2");
     let (status, _) = w.get(&basic(&idle_key), "/v1/users/u1").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Users whose phone number or username was set before those were indexed (a record with
+/// the sealed field and no index entry) become findable by them once the re-key job runs.
+#[tokio::test]
+async fn the_re_key_job_indexes_phone_numbers_and_usernames_set_before_they_were_indexed() {
+    let w = world().await;
+    let (status, v) = w
+        .send(
+            http::Method::PATCH,
+            Some(&w.server()),
+            "/v1/users/old-user",
+            Some(json!({"phoneNumber": "+6421555000", "username": "Oldtimer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // What a record of the earlier format holds: the sealed fields, no index entries.
+    let store = &w.services.store;
+    let mut user = store
+        .get("T#t-rot#U#old-user", "USER")
+        .await
+        .unwrap()
+        .unwrap();
+    for attr in ["phoneNumberIndex", "usernameIndex"] {
+        let index = user.attrs.remove(attr).unwrap();
+        let tag = if attr == "usernameIndex" {
+            "USERNAME"
+        } else {
+            "PHONE"
+        };
+        let pk = format!("T#t-rot#{tag}#{}", index.as_str().unwrap());
+        store
+            .delete(&pk, "U#old-user", latchkey::ports::store::Condition::Exists)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let v = user.version;
+    store
+        .put(
+            user.with_version(v + 1),
+            latchkey::ports::store::Condition::Version(v),
+        )
+        .await
+        .unwrap();
+    let server = w.server();
+    for uri in [
+        "/v1/users?phoneNumber=%2B6421555000",
+        "/v1/users?username=oldtimer",
+    ] {
+        let (_, found) = w.get(&server, uri).await;
+        assert_eq!(found["users"], json!([]), "{uri}: not indexed yet");
+    }
+
+    let ctx = AuditContext::system("test", "rekey");
+    let report = rekey(&w.services, &ctx).await.unwrap();
+    assert_eq!(report.users_reindexed, 1, "{report:?}");
+    for uri in [
+        "/v1/users?phoneNumber=%2B6421555000",
+        "/v1/users?username=oldtimer",
+    ] {
+        let (_, found) = w.get(&server, uri).await;
+        assert_eq!(found["users"][0]["userId"], "old-user", "{uri}");
+    }
+    assert_eq!(rekey(&w.services, &ctx).await.unwrap().users_reindexed, 0);
 }

@@ -991,3 +991,111 @@ async fn guessing_secret_keys_is_rate_limited_per_address_and_never_locks_out_a_
     let (status, _) = w.get(&guess(0), path).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// `GET /v1/users` finds users by email, phone number or username (each through its blind
+/// index, case-insensitive), by several at once (all must match), a page at a time; a changed
+/// or deleted user leaves no index entry behind.
+#[tokio::test]
+async fn users_are_found_by_email_phone_number_or_username_a_page_at_a_time() {
+    let w = world().await;
+    for (n, username) in [(1, "Alice"), (2, "Bob"), (3, "Carol")] {
+        let (status, v) = w
+            .a(
+                Method::PATCH,
+                &format!("/v1/users/lookup-user-{n}"),
+                Some(
+                    json!({"email": "team@example.com", "phoneNumber": format!("+642100000{n}"),
+                            "username": username}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        v["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let get = |uri: &'static str| w.a(Method::GET, uri, None);
+
+    let (status, v) = get("/v1/users?username=%20ALICE%20").await;
+    assert_eq!(
+        (status, ids(&v)),
+        (StatusCode::OK, vec!["lookup-user-1".to_owned()])
+    );
+    assert_eq!(v["users"][0]["username"], "Alice");
+    assert_eq!(v["users"][0]["phoneNumber"], "+6421000001");
+    let (_, v) = get("/v1/users?phoneNumber=%2B6421000002").await;
+    assert_eq!(ids(&v), ["lookup-user-2"]);
+    let (_, v) = get("/v1/users?email=TEAM%40example.com&phoneNumber=%2B6421000003").await;
+    assert_eq!(ids(&v), ["lookup-user-3"], "every filter must match");
+    let (_, v) = get("/v1/users?email=team%40example.com&username=bob").await;
+    assert_eq!(ids(&v), ["lookup-user-2"]);
+    let (_, v) = get("/v1/users?email=team%40example.com&username=nobody").await;
+    assert!(ids(&v).is_empty());
+
+    // Pages in user-id order.
+    let (_, v) = get("/v1/users?email=team%40example.com&limit=2").await;
+    assert_eq!(ids(&v), ["lookup-user-1", "lookup-user-2"]);
+    assert_eq!(v["lastEvaluatedUserId"], "lookup-user-2");
+    let (_, v) =
+        get("/v1/users?email=team%40example.com&limit=2&lastEvaluatedUserId=lookup-user-2").await;
+    assert_eq!(ids(&v), ["lookup-user-3"]);
+    assert!(v.get("lastEvaluatedUserId").is_none(), "{v}");
+
+    for bad in [
+        "/v1/users",
+        "/v1/users?email=",
+        "/v1/users?email=team%40example.com&limit=0",
+        "/v1/users?username=bob&limit=101",
+    ] {
+        let (status, v) = get(bad).await;
+        assert_error(status, &v, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    // Another tenant's key finds nothing of tenant-a's.
+    let (_, v) = w.b(Method::GET, "/v1/users?username=alice", None).await;
+    assert!(ids(&v).is_empty());
+
+    // A changed username moves its index entry; the old one no longer finds the user.
+    w.a(
+        Method::PATCH,
+        "/v1/users/lookup-user-1",
+        Some(json!({"username": "Alicia"})),
+    )
+    .await;
+    let (_, v) = get("/v1/users?username=alice").await;
+    assert!(ids(&v).is_empty(), "{v}");
+    let (_, v) = get("/v1/users?username=alicia").await;
+    assert_eq!(ids(&v), ["lookup-user-1"]);
+
+    // Deleted: found by nothing, and no item anywhere names the user.
+    w.a(Method::DELETE, "/v1/users/lookup-user-1?actions=true", None)
+        .await;
+    for uri in [
+        "/v1/users?username=alicia",
+        "/v1/users?phoneNumber=%2B6421000001",
+    ] {
+        let (_, v) = get(uri).await;
+        assert!(ids(&v).is_empty(), "{uri}: {v}");
+    }
+    let mut cursor = None;
+    loop {
+        let page = w.services.store.scan(cursor, 1000).await.unwrap();
+        for item in &page.items {
+            let text = format!(
+                "{} {} {}",
+                item.pk,
+                item.sk,
+                serde_json::to_string(&item.attrs).unwrap()
+            );
+            assert!(!text.contains("lookup-user-1"), "left behind: {text}");
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+}
