@@ -16,8 +16,8 @@ use latchkey::domain::rekey::rekey;
 use latchkey::domain::rules::ActionConfig;
 use latchkey::domain::status::operators::{create_operator, revoke_operator};
 use latchkey::domain::tenants::{
-    AdminContact, TenantSettings, add_admin_contact, admin_contacts, create_api_key, create_tenant,
-    get_tenant, revoke_api_key,
+    AdminContact, SettingsChange, TenantSettings, add_admin_contact, admin_contacts,
+    create_api_key, create_tenant, get_tenant, revoke_api_key, update_settings,
 };
 use latchkey::ports::random::RandomExt as _;
 use latchkey::{Config, Services, wiring};
@@ -83,6 +83,25 @@ pub enum TenantCommand {
         #[arg(long)]
         actions: Option<PathBuf>,
         /// Allowed verification methods, comma-separated (PASSKEY,AUTHENTICATOR_APP,EMAIL_OTP).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+    },
+    /// Changes a tenant's settings as one new version (audited, kept in the settings history):
+    /// only what is given changes.
+    Update {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "rp-id")]
+        rp_id: Option<String>,
+        /// The allowed origins, replacing the current ones; repeat for several.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// A JSON file of action configurations by action code; `null` deletes a code's.
+        #[arg(long)]
+        actions: Option<PathBuf>,
+        /// Allowed verification methods, comma-separated, replacing the current ones.
         #[arg(long, value_delimiter = ',')]
         methods: Vec<String>,
     },
@@ -296,6 +315,40 @@ pub async fn run(
                 .await
                 .map_err(err)?;
             Ok(format!("created tenant {id}"))
+        }
+        Command::Tenant(TenantCommand::Update {
+            id,
+            name,
+            rp_id,
+            origins,
+            actions,
+            methods,
+        }) => {
+            let actions: BTreeMap<String, Option<ActionConfig>> = match actions {
+                Some(file) => {
+                    let shown = file.display();
+                    let text =
+                        std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
+                    serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))?
+                }
+                None => BTreeMap::new(),
+            };
+            let methods: Vec<String> = methods
+                .iter()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let change = SettingsChange {
+                name,
+                rp_id,
+                allowed_origins: (!origins.is_empty()).then_some(origins),
+                allowed_methods: (!methods.is_empty()).then_some(methods),
+                actions,
+            };
+            let version = update_settings(services, &ctx, &id, change)
+                .await
+                .map_err(err)?;
+            Ok(format!("tenant {id}: settings version {version}"))
         }
         Command::Tenant(TenantCommand::Show { id }) => {
             let tenant = get_tenant(services, &id)

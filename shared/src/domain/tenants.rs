@@ -666,6 +666,180 @@ pub async fn admin_contacts(
     serde_json::from_slice(&plain).map_err(|e| Error::Internal(format!("contacts: {e}")))
 }
 
+/// A change to a tenant's settings: each field given replaces the current one; each action
+/// code maps to its new configuration, or to `None` to delete it (the code then gets the
+/// default, challenge).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsChange {
+    pub name: Option<String>,
+    pub rp_id: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_methods: Option<Vec<String>>,
+    pub actions: BTreeMap<String, Option<ActionConfig>>,
+}
+
+/// The history of a tenant's settings: one item per version after the first (the first is
+/// the tenant's creation), holding the settings as that version left them.
+pub fn settings_history_pk(tenant_id: &str) -> String {
+    format!("T#{tenant_id}#SETTINGS")
+}
+
+/// Applies `change` to the tenant's settings as one new version: the tenant record (which the
+/// rules engine reads on the next track), a history item with the version's settings, the
+/// origin index, and an audit event naming the fields that changed (names only: no values),
+/// in one transaction under the record's version. Returns the new version number.
+pub async fn update_settings(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    change: SettingsChange,
+) -> Result<u64, Error> {
+    let pk = tenant_pk(tenant_id);
+    let Some(item) = services.store.get(&pk, "TENANT").await? else {
+        return Err(Error::NotFound("tenant"));
+    };
+    // Kept so that get_tenant parses this very read, not a cached older one.
+    services
+        .records
+        .keep(&item, services.clock.now().unix_timestamp());
+    let Some(current) = get_tenant(services, tenant_id).await? else {
+        return Err(Error::NotFound("tenant"));
+    };
+    let mut next = current.settings.clone();
+    let mut fields: Vec<String> = Vec::new();
+    if let Some(name) = change.name
+        && name != next.name
+    {
+        if name.trim().is_empty() || name.chars().count() > 200 {
+            return Err(Error::Invalid("name must be 1 to 200 characters".into()));
+        }
+        next.name = name;
+        fields.push("name".into());
+    }
+    if let Some(rp_id) = change.rp_id
+        && rp_id != next.rp_id
+    {
+        if rp_id.is_empty() || rp_id.contains(['/', ':', ' ']) {
+            return Err(Error::Invalid(
+                "rpId must be a domain name (no scheme, port or path)".into(),
+            ));
+        }
+        next.rp_id = rp_id;
+        fields.push("rpId".into());
+    }
+    if let Some(origins) = change.allowed_origins
+        && origins != next.allowed_origins
+    {
+        validate_origins(&origins).map_err(Error::Invalid)?;
+        next.allowed_origins = origins;
+        fields.push("allowedOrigins".into());
+    }
+    if let Some(methods) = change.allowed_methods
+        && methods != next.allowed_methods
+    {
+        next.allowed_methods = methods;
+        fields.push("allowedMethods".into());
+    }
+    for (code, config) in change.actions {
+        if code.is_empty() || code.len() > 64 || code.contains(['#', '/']) {
+            return Err(Error::Invalid(format!(
+                "action code {code:?} must be 1-64 characters without '#' or '/'"
+            )));
+        }
+        let before = next.actions.get(&code).cloned();
+        match config {
+            Some(config) => {
+                config.validate().map_err(Error::Invalid)?;
+                if before.as_ref() != Some(&config) {
+                    next.actions.insert(code.clone(), config);
+                    fields.push(format!("actions.{code}"));
+                }
+            }
+            None => {
+                if next.actions.remove(&code).is_some() {
+                    fields.push(format!("actions.{code}"));
+                }
+            }
+        }
+    }
+    let version = item
+        .attrs
+        .get("settingsVersion")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1);
+    if fields.is_empty() {
+        return Ok(version);
+    }
+    let next_version = version + 1;
+    let now = services.clock.now().rfc3339()?;
+    let actions =
+        serde_json::to_value(&next.actions).map_err(|e| Error::Internal(e.to_string()))?;
+    let record = item
+        .clone()
+        .with("name", next.name.clone())
+        .with("rpId", next.rp_id.clone())
+        .with("allowedOrigins", next.allowed_origins.clone())
+        .with("allowedMethods", next.allowed_methods.clone())
+        .with("actions", actions.clone())
+        .with("settingsVersion", next_version)
+        .with("updatedAt", now.clone())
+        .with_version(item.version + 1);
+    let history = Item::new(
+        settings_history_pk(tenant_id),
+        format!("V#{next_version:010}"),
+    )
+    .with("version", next_version)
+    .with("name", next.name.clone())
+    .with("rpId", next.rp_id.clone())
+    .with("allowedOrigins", next.allowed_origins.clone())
+    .with("allowedMethods", next.allowed_methods.clone())
+    .with("actions", actions)
+    .with("fields", fields.clone())
+    .with("actor", ctx.actor.clone())
+    .with("changedAt", now);
+    let mut ops = vec![
+        WriteOp::Put {
+            item: record,
+            condition: Condition::Version(item.version),
+        },
+        WriteOp::Put {
+            item: history,
+            condition: Condition::Absent,
+        },
+    ];
+    for gone in current
+        .settings
+        .allowed_origins
+        .iter()
+        .filter(|o| !next.allowed_origins.contains(o))
+    {
+        ops.push(WriteOp::Delete {
+            pk: origin_pk(gone),
+            sk: tenant_pk(tenant_id),
+            condition: Condition::None,
+        });
+    }
+    let added: Vec<String> = next
+        .allowed_origins
+        .iter()
+        .filter(|o| !current.settings.allowed_origins.contains(o))
+        .cloned()
+        .collect();
+    ops.extend(origin_index_ops(tenant_id, &added));
+    let change = Change {
+        action: "tenant.settings.update",
+        target: format!("tenant:{tenant_id}"),
+        summary: json!({ "version": next_version, "fields": fields }),
+        ops,
+    };
+    services.records.forget(&pk, "TENANT");
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok(next_version),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("tenant settings changed")),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

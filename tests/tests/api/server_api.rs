@@ -1099,3 +1099,150 @@ async fn users_are_found_by_email_phone_number_or_username_a_page_at_a_time() {
         }
     }
 }
+
+/// A settings change is a new version: the next track follows the new rules at once, the
+/// history keeps what each version set, the origin index follows the origins, the audit event
+/// names the fields (not their values); a refused change writes nothing.
+#[tokio::test]
+async fn a_settings_change_is_a_new_version_the_next_track_follows() {
+    use latchkey::domain::tenants::{SettingsChange, origin_known, update_settings};
+    let w = world().await;
+    let ctx = AuditContext::system("test", "settings");
+    let office = json!({"ipAddress": "10.1.2.3"});
+    let t = w
+        .track_with("settings-user", "withdraw", office.clone())
+        .await;
+    assert_eq!(t.state, "ALLOW", "the office rule");
+
+    let block: ActionConfig =
+        serde_json::from_value(json!({"defaultOutcome": "BLOCK", "rules": []})).unwrap();
+    let change = SettingsChange {
+        actions: BTreeMap::from([("withdraw".to_owned(), Some(block))]),
+        allowed_origins: Some(vec!["https://b.example".to_owned()]),
+        ..Default::default()
+    };
+    let version = update_settings(&w.services, &ctx, "tenant-a", change.clone())
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    let t = w
+        .track_with("settings-user", "withdraw", office.clone())
+        .await;
+    assert_eq!(
+        t.state, "BLOCK",
+        "the new version's rules, on the next track"
+    );
+    assert!(
+        origin_known(&w.services, "https://b.example")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !origin_known(&w.services, "https://a.example")
+            .await
+            .unwrap()
+    );
+    // The same change again is no change.
+    assert_eq!(
+        update_settings(&w.services, &ctx, "tenant-a", change)
+            .await
+            .unwrap(),
+        2
+    );
+
+    // Deleting the code's configuration: the default (challenge) again.
+    let change = SettingsChange {
+        actions: BTreeMap::from([("withdraw".to_owned(), None)]),
+        name: Some("A, renamed".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(
+        update_settings(&w.services, &ctx, "tenant-a", change)
+            .await
+            .unwrap(),
+        3
+    );
+    let t = w.track_with("settings-user", "withdraw", office).await;
+    assert_eq!(t.state, "CHALLENGE_REQUIRED");
+
+    let history = w
+        .services
+        .store
+        .query(Query::partition("T#tenant-a#SETTINGS").limit(10))
+        .await
+        .unwrap()
+        .items;
+    let versions: Vec<(u64, Value)> = history
+        .iter()
+        .map(|i| {
+            (
+                i.attrs["version"].as_u64().unwrap(),
+                i.attrs["fields"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            (2, json!(["allowedOrigins", "actions.withdraw"])),
+            (3, json!(["name", "actions.withdraw"])),
+        ]
+    );
+    assert_eq!(
+        history[0].attrs["actions"]["withdraw"]["defaultOutcome"],
+        "BLOCK"
+    );
+    let events: Vec<_> = w
+        .events("tenant-a")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "tenant.settings.update")
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[0].summary["fields"],
+        json!(["allowedOrigins", "actions.withdraw"])
+    );
+    assert!(
+        !events[0].summary.to_string().contains("b.example"),
+        "names, not values"
+    );
+
+    // Refused changes write nothing.
+    for bad in [
+        SettingsChange {
+            allowed_origins: Some(vec!["*".to_owned()]),
+            ..Default::default()
+        },
+        SettingsChange {
+            actions: BTreeMap::from([("a#b".to_owned(), None)]),
+            ..Default::default()
+        },
+        SettingsChange {
+            name: Some(" ".to_owned()),
+            ..Default::default()
+        },
+    ] {
+        let e = update_settings(&w.services, &ctx, "tenant-a", bad)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, latchkey::domain::Error::Invalid(_)), "{e}");
+    }
+    let e = update_settings(
+        &w.services,
+        &ctx,
+        "no-such-tenant",
+        SettingsChange::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, latchkey::domain::Error::NotFound(_)));
+    let after = w
+        .services
+        .store
+        .query(Query::partition("T#tenant-a#SETTINGS").limit(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(after.len(), 2);
+}

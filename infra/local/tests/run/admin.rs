@@ -92,6 +92,36 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
         ok && out.contains("ada.admin@acme.example") && out.contains("\"rpId\": \"acme.example\""),
         "{out}"
     );
+    let rules = data.join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"{"withdraw": {"defaultOutcome": "BLOCK", "rules": []}}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = admin(
+        data,
+        &[
+            "tenant",
+            "update",
+            "--id",
+            "acme",
+            "--name",
+            "Acme Ltd",
+            "--actions",
+            rules.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && out.contains("settings version 2"), "{out}{err}");
+    let (ok, _, err) = admin(
+        data,
+        &["tenant", "update", "--id", "acme", "--origin", "null"],
+    );
+    assert!(!ok && err.contains("origin"), "{err}");
+    let (ok, out, _) = admin(data, &["tenant", "show", "--id", "acme"]);
+    assert!(
+        ok && out.contains("\"name\": \"Acme Ltd\"") && out.contains("BLOCK"),
+        "{out}"
+    );
     let (ok, out, err) = admin(data, &["key", "create", "--tenant", "acme"]);
     assert!(ok, "{err}");
     let secret = out
@@ -136,8 +166,8 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
     let (ok, out, err) = admin(data, &["audit", "verify", "--tenant", "acme"]);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains("\"events\": 4"),
-        "tenant, contact, key, revoke: {out}"
+        out.contains("\"events\": 5"),
+        "tenant, contact, settings, key, revoke: {out}"
     );
 
     let mut store = std::fs::read(data.join("latchkey.db")).unwrap();
