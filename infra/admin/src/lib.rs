@@ -17,7 +17,8 @@ use latchkey::domain::rules::ActionConfig;
 use latchkey::domain::status::operators::{create_operator, revoke_operator};
 use latchkey::domain::tenants::{
     AdminContact, SettingsChange, TenantSettings, add_admin_contact, admin_contacts,
-    create_api_key, create_tenant, get_tenant, revoke_api_key, update_settings,
+    create_api_key, create_tenant, get_tenant, list_api_keys, revoke_api_key, rotate_api_key,
+    update_settings,
 };
 use latchkey::ports::random::RandomExt as _;
 use latchkey::{Config, Services, wiring};
@@ -136,6 +137,20 @@ pub enum KeyCommand {
     Revoke {
         #[arg(long = "key-id")]
         key_id: String,
+    },
+    /// Lists a tenant's secret keys (never a secret).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Replaces a secret key with a new one (shown once); the old one keeps working for the
+    /// overlap, then stops.
+    Rotate {
+        #[arg(long = "key-id")]
+        key_id: String,
+        /// Hours the old key keeps working (0 to 168).
+        #[arg(long = "overlap-hours", default_value_t = 24)]
+        overlap_hours: i64,
     },
 }
 
@@ -396,6 +411,21 @@ pub async fn run(
         Command::Key(KeyCommand::Revoke { key_id }) => {
             revoke_api_key(services, &ctx, &key_id).await.map_err(err)?;
             Ok(format!("revoked key {key_id}"))
+        }
+        Command::Key(KeyCommand::List { tenant }) => {
+            pretty(&list_api_keys(services, &tenant).await.map_err(err)?)
+        }
+        Command::Key(KeyCommand::Rotate {
+            key_id,
+            overlap_hours,
+        }) => {
+            let overlap = time::Duration::hours(overlap_hours);
+            let (new_id, secret) = rotate_api_key(services, &ctx, &key_id, overlap)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "key id:     {new_id}\nsecret key: {secret}  (shown once)\n{key_id} stops working in {overlap_hours} h"
+            ))
         }
         Command::Audit(_) => Err("audit commands run through main_with".into()),
         Command::Backup(task) => {

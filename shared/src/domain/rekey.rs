@@ -26,6 +26,8 @@ pub struct Rekeyed {
     /// Users whose lookup index entries (email, phone number, username) were rewritten under
     /// the current key, or written for the first time.
     pub users_reindexed: usize,
+    /// Secret keys made before keys were listed per tenant, added to their tenant's list.
+    pub keys_listed: usize,
     /// Records still under an older (or an unrecorded) generation that only their next use
     /// can re-key, by kind: `secret_key`, `operator_token`, `recovery_code`.
     pub awaiting_use: BTreeMap<&'static str, usize>,
@@ -120,7 +122,12 @@ pub async fn rekey(services: &Services, ctx: &AuditContext) -> Result<Rekeyed, E
                     }
                     continue;
                 }
-                "KEY" if item.pk.starts_with("KEY#") => "secret_key",
+                "KEY" if item.pk.starts_with("KEY#") => {
+                    if crate::domain::tenants::list_key_if_missing(services, ctx, item).await? {
+                        report.keys_listed += 1;
+                    }
+                    "secret_key"
+                }
                 "OPERATOR" => "operator_token",
                 sk if sk.starts_with("RC#") => "recovery_code",
                 _ => continue,

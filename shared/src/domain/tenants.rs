@@ -336,7 +336,41 @@ pub async fn create_api_key(
             services.random.token(32)
         ),
     };
-    let key_id = key_id_of(&secret)
+    let (key_id, key_ops) = new_key_ops(services, tenant_id, &secret).await?;
+    let mut ops = vec![WriteOp::Check {
+        pk: tenant_pk(tenant_id),
+        sk: "TENANT".into(),
+        condition: Condition::Exists,
+    }];
+    ops.extend(key_ops);
+    let change = Change {
+        action: "api_key.create",
+        target: format!("api_key:{key_id}"),
+        summary: json!({}),
+        ops,
+    };
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok((key_id, secret)),
+        Err(CommitError::Condition { index: 0, .. }) => Err(Error::NotFound("tenant")),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("api key exists")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A tenant's list of its secret keys: one entry per key, for listing (the key records are
+/// keyed by key id alone, for the lookup every request makes).
+pub fn key_list_pk(tenant_id: &str) -> String {
+    format!("T#{tenant_id}#KEYS")
+}
+
+/// The writes of a new secret key: its record (a keyed hash, never the secret) and its entry
+/// in the tenant's key list, both only if absent.
+async fn new_key_ops(
+    services: &Services,
+    tenant_id: &str,
+    secret: &str,
+) -> Result<(String, Vec<WriteOp>), Error> {
+    let key_id = key_id_of(secret)
         .ok_or_else(|| Error::Invalid("secret key must look like lk_<16 hex>_<secret>".into()))?
         .to_owned();
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::ApiKeyPepper).await?;
@@ -346,27 +380,204 @@ pub async fn create_api_key(
         .with("tenantId", tenant_id)
         .with("hash", hash)
         .with("gen", keyring::current_generation(services).await?)
+        .with("createdAt", now.clone());
+    let listed = Item::new(key_list_pk(tenant_id), key_pk(&key_id))
+        .with("keyId", key_id.clone())
         .with("createdAt", now);
-    let change = Change {
-        action: "api_key.create",
-        target: format!("api_key:{key_id}"),
-        summary: json!({}),
-        ops: vec![
-            WriteOp::Check {
-                pk: tenant_pk(tenant_id),
-                sk: "TENANT".into(),
-                condition: Condition::Exists,
-            },
+    Ok((
+        key_id,
+        vec![
             WriteOp::Put {
                 item,
                 condition: Condition::Absent,
             },
+            WriteOp::Put {
+                item: listed,
+                condition: Condition::Absent,
+            },
         ],
+    ))
+}
+
+/// One secret key as its tenant sees it: never the secret nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyInfo {
+    pub key_id: String,
+    /// How the secret begins (`lk_<key id>_`), to tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+    /// When a rotation's overlap ends (the key stops working then).
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// `active`, `expiring` (rotated, still in its overlap), `expired` or `revoked`.
+    pub state: &'static str,
+}
+
+/// Whether the key record's rotation overlap has ended at `now` (Unix seconds).
+fn key_expired(item: &Item, now: i64) -> bool {
+    item.attrs
+        .get("expiresEpoch")
+        .and_then(|v| v.as_i64())
+        .is_some_and(|at| at <= now)
+}
+
+/// The tenant's secret keys, newest first.
+pub async fn list_api_keys(services: &Services, tenant_id: &str) -> Result<Vec<ApiKeyInfo>, Error> {
+    use crate::ports::store::Query;
+    let now = services.clock.now().unix_timestamp();
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = services
+            .store
+            .query(
+                Query::partition(key_list_pk(tenant_id))
+                    .limit(1000)
+                    .after(cursor),
+            )
+            .await?;
+        for entry in &page.items {
+            let Some(key_id) = entry.str("keyId") else {
+                continue;
+            };
+            let Some(item) = services.store.get(&key_pk(key_id), "KEY").await? else {
+                continue;
+            };
+            if item.str("tenantId") != Some(tenant_id) {
+                continue;
+            }
+            let text = |name: &str| item.str(name).map(str::to_owned);
+            let revoked_at = text("revokedAt");
+            let expires_at = text("expiresAt");
+            let state = if revoked_at.is_some() {
+                "revoked"
+            } else if key_expired(&item, now) {
+                "expired"
+            } else if expires_at.is_some() {
+                "expiring"
+            } else {
+                "active"
+            };
+            out.push(ApiKeyInfo {
+                key_id: key_id.to_owned(),
+                prefix: format!("{KEY_PREFIX}{key_id}_"),
+                created_at: text("createdAt").unwrap_or_default(),
+                expires_at,
+                revoked_at,
+                state,
+            });
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    out.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then(a.key_id.cmp(&b.key_id))
+    });
+    Ok(out)
+}
+
+/// The longest overlap a rotation may give the key it replaces.
+pub const MAX_ROTATION_OVERLAP: time::Duration = time::Duration::days(7);
+
+/// Rotates a secret key: a new key for the same tenant, and the old one working only until
+/// `overlap` has passed (so the backend can switch over), in one audited transaction. Returns
+/// the new key's id and secret (shown once).
+pub async fn rotate_api_key(
+    services: &Services,
+    ctx: &AuditContext,
+    key_id: &str,
+    overlap: time::Duration,
+) -> Result<(String, String), Error> {
+    if overlap.is_negative() || overlap > MAX_ROTATION_OVERLAP {
+        return Err(Error::Invalid(
+            "the overlap must be from 0 to 7 days".into(),
+        ));
+    }
+    let item = services
+        .store
+        .get(&key_pk(key_id), "KEY")
+        .await?
+        .ok_or(Error::NotFound("api key"))?;
+    let now = services.clock.now();
+    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null())
+        || key_expired(&item, now.unix_timestamp())
+    {
+        return Err(Error::Conflict("the key is revoked or expired"));
+    }
+    if item.attrs.contains_key("expiresAt") {
+        return Err(Error::Conflict("the key was rotated already"));
+    }
+    let tenant_id = item.str("tenantId").unwrap_or_default().to_owned();
+    let secret = format!(
+        "{KEY_PREFIX}{}_{}",
+        services.random.hex_id(KEY_ID_LEN / 2),
+        services.random.token(32)
+    );
+    let (new_id, key_ops) = new_key_ops(services, &tenant_id, &secret).await?;
+    let ends = now + overlap;
+    let version = item.version;
+    let expiring = item
+        .with("expiresAt", ends.rfc3339()?)
+        .with("expiresEpoch", ends.unix_timestamp())
+        .with("rotatedTo", new_id.clone())
+        .with_version(version + 1);
+    let mut ops = vec![WriteOp::Put {
+        item: expiring,
+        condition: Condition::Version(version),
+    }];
+    ops.extend(key_ops);
+    let change = Change {
+        action: "api_key.rotate",
+        target: format!("api_key:{key_id}"),
+        summary: json!({ "newKeyId": new_id, "overlapSeconds": overlap.whole_seconds() }),
+        ops,
+    };
+    match services.journal.commit(&tenant_id, ctx, change).await {
+        Ok(_) => Ok((new_id, secret)),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict("the key changed meanwhile")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The re-key job's step for a key record made before keys were listed per tenant: its entry
+/// in the tenant's key list, written once (audited). `true` when it was missing.
+pub(crate) async fn list_key_if_missing(
+    services: &Services,
+    ctx: &AuditContext,
+    item: &Item,
+) -> Result<bool, Error> {
+    let (Some(key_id), Some(tenant_id)) = (item.pk.strip_prefix("KEY#"), item.str("tenantId"))
+    else {
+        return Ok(false);
+    };
+    if services
+        .store
+        .get(&key_list_pk(tenant_id), &item.pk)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let listed = Item::new(key_list_pk(tenant_id), item.pk.clone())
+        .with("keyId", key_id)
+        .with("createdAt", item.str("createdAt").unwrap_or_default());
+    let change = Change {
+        action: "api_key.listed",
+        target: format!("api_key:{key_id}"),
+        summary: json!({}),
+        ops: vec![WriteOp::Put {
+            item: listed,
+            condition: Condition::Absent,
+        }],
     };
     match services.journal.commit(tenant_id, ctx, change).await {
-        Ok(_) => Ok((key_id, secret)),
-        Err(CommitError::Condition { index: 0, .. }) => Err(Error::NotFound("tenant")),
-        Err(CommitError::Condition { .. }) => Err(Error::Conflict("api key exists")),
+        Ok(_) => Ok(true),
+        Err(CommitError::Condition { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -499,7 +710,9 @@ pub async fn authenticate(services: &Services, secret: &str) -> Result<Principal
         .get(&key_pk(key_id), "KEY")
         .await?
         .ok_or(Error::Unauthorized)?;
-    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) {
+    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null())
+        || key_expired(&item, services.clock.now().unix_timestamp())
+    {
         return Err(Error::Unauthorized);
     }
     let stored = item

@@ -1246,3 +1246,124 @@ async fn a_settings_change_is_a_new_version_the_next_track_follows() {
         .items;
     assert_eq!(after.len(), 2);
 }
+
+/// A tenant lists its secret keys (never a secret nor a hash); a rotation gives a new key
+/// and lets the old one work for the overlap only; a key made before keys were listed is
+/// listed by the re-key job.
+#[tokio::test]
+async fn keys_are_listed_and_a_rotation_overlaps_then_ends() {
+    use latchkey::domain::tenants::{
+        create_api_key, key_list_pk, list_api_keys, revoke_api_key, rotate_api_key,
+    };
+    let w = world().await;
+    let ctx = AuditContext::system("test", "keys");
+    let listed = list_api_keys(&w.services, "tenant-a").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key_id, w.key_id);
+    assert_eq!(listed[0].state, "active");
+    assert!(w.key.starts_with(&listed[0].prefix));
+    let shown = serde_json::to_string(&listed).unwrap();
+    assert!(
+        !shown.contains(&w.key) && !shown.contains("hash"),
+        "{shown}"
+    );
+
+    // Rotate with a one-hour overlap: both work, then only the new one.
+    let (new_id, new_secret) =
+        rotate_api_key(&w.services, &ctx, &w.key_id, time::Duration::hours(1))
+            .await
+            .unwrap();
+    let old_secret = w.key.clone();
+    let (status, _) = w
+        .call(Some(&old_secret), Method::GET, "/v1/users/u1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the old key in its overlap");
+    let (status, _) = w
+        .call(Some(&new_secret), Method::GET, "/v1/users/u1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let states: Vec<(String, &str)> = list_api_keys(&w.services, "tenant-a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.key_id, k.state))
+        .collect();
+    assert!(
+        states.contains(&(w.key_id.clone(), "expiring")),
+        "{states:?}"
+    );
+    assert!(states.contains(&(new_id.clone(), "active")), "{states:?}");
+    assert!(matches!(
+        rotate_api_key(&w.services, &ctx, &w.key_id, time::Duration::hours(1)).await,
+        Err(latchkey::domain::Error::Conflict(_))
+    ));
+    assert!(matches!(
+        rotate_api_key(&w.services, &ctx, &new_id, time::Duration::days(8)).await,
+        Err(latchkey::domain::Error::Invalid(_))
+    ));
+
+    w.clock.advance(time::Duration::minutes(61));
+    let (status, body) = w
+        .call(Some(&old_secret), Method::GET, "/v1/users/u1", None)
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, _) = w
+        .call(Some(&new_secret), Method::GET, "/v1/users/u1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = list_api_keys(&w.services, "tenant-a").await.unwrap();
+    let old = listed.iter().find(|k| k.key_id == w.key_id).unwrap();
+    assert_eq!(old.state, "expired");
+    assert!(old.expires_at.is_some());
+    let rotated = w
+        .events("tenant-a")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "api_key.rotate")
+        .count();
+    assert_eq!(rotated, 1);
+
+    // Revoked keys are listed as revoked; another tenant's keys are not in this list.
+    let (spare, _) = create_api_key(&w.services, &ctx, "tenant-a", None)
+        .await
+        .unwrap();
+    revoke_api_key(&w.services, &ctx, &spare).await.unwrap();
+    let listed = list_api_keys(&w.services, "tenant-a").await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed.iter().find(|k| k.key_id == spare).unwrap().state,
+        "revoked"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|k| k.key_id != w.key_of("tenant-b")[3..19])
+    );
+
+    // A key of the earlier format has no list entry until the re-key job adds it.
+    let b_id = w.key_of("tenant-b")[3..19].to_owned();
+    w.services
+        .store
+        .delete(
+            &key_list_pk("tenant-b"),
+            &format!("KEY#{b_id}"),
+            latchkey::ports::store::Condition::Exists,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        list_api_keys(&w.services, "tenant-b")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let report = latchkey::domain::rekey::rekey(&w.services, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(report.keys_listed, 1, "{report:?}");
+    assert_eq!(
+        list_api_keys(&w.services, "tenant-b").await.unwrap()[0].key_id,
+        b_id
+    );
+}

@@ -138,6 +138,12 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
         .unwrap()
         .trim()
         .to_owned();
+    let (ok, out, err) = admin(data, &["key", "list", "--tenant", "acme"]);
+    assert!(
+        ok && out.contains(&key_id) && out.contains("\"state\": \"active\""),
+        "{out}{err}"
+    );
+    assert!(!out.contains(&secret), "the list never shows a secret");
     let (ok, _, err) = admin(data, &["key", "create", "--tenant", "nobody"]);
     assert!(!ok && err.contains("not found"), "{err}");
     let (ok, _, err) = admin(data, &["frobnicate"]);
