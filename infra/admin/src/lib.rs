@@ -57,6 +57,20 @@ pub enum Command {
     /// The root secret's generations (run `secrets rekey` after every rotation).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// A tenant's end users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Prints everything kept about one user as JSON (an access request), audited.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -411,6 +425,17 @@ pub async fn run(
         Command::Key(KeyCommand::Revoke { key_id }) => {
             revoke_api_key(services, &ctx, &key_id).await.map_err(err)?;
             Ok(format!("revoked key {key_id}"))
+        }
+        Command::User(UserCommand::Export { tenant, user }) => {
+            let tenant = get_tenant(services, &tenant)
+                .await
+                .map_err(err)?
+                .ok_or("no such tenant")?;
+            pretty(
+                &latchkey::domain::export::export_user(services, &ctx, &tenant, &user)
+                    .await
+                    .map_err(err)?,
+            )
         }
         Command::Key(KeyCommand::List { tenant }) => {
             pretty(&list_api_keys(services, &tenant).await.map_err(err)?)

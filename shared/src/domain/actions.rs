@@ -686,6 +686,59 @@ pub async fn query(
     Ok(items.into_iter().map(view).collect())
 }
 
+/// Every action of a user with what it recorded of the caller, opened (for the user's data
+/// export, [`crate::domain::export`]): the [`ActionView`] fields plus `ipAddress` and
+/// `userAgent` where the action kept them. Newest first.
+pub async fn export(
+    services: &Services,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<Value>, Error> {
+    check_user_id(user_id)?;
+    let mut out: Vec<(i64, Value)> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = services
+            .store
+            .query(
+                Query::partition(user_pk(&tenant.id, user_id))
+                    .prefix("ACT#")
+                    .limit(1000)
+                    .after(cursor),
+            )
+            .await?;
+        for item in &page.items {
+            let mut v = serde_json::to_value(view(item))
+                .map_err(|e| Error::Internal(format!("action view: {e}")))?;
+            let item_key = format!("U#{user_id}#{}", item.sk);
+            for field in ["ipAddress", "userAgent"] {
+                let Some(sealed) = item.str(field) else {
+                    continue;
+                };
+                let at = FieldContext {
+                    tenant_id: &tenant.id,
+                    item: &item_key,
+                    field,
+                };
+                let bytes = services.envelope.open(&tenant.data_key, at, sealed).await?;
+                v[field] = Value::String(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            let epoch = item
+                .attrs
+                .get("createdEpoch")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            out.push((epoch, v));
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    out.sort_by_key(|(epoch, _)| std::cmp::Reverse(*epoch));
+    Ok(out.into_iter().map(|(_, v)| v).collect())
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Validation {

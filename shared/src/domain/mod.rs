@@ -8,6 +8,7 @@ pub mod authz;
 pub mod backups;
 pub mod ceremony;
 pub mod enrollment;
+pub mod export;
 pub mod keyring;
 pub mod limits;
 pub mod machine;

@@ -1367,3 +1367,68 @@ async fn keys_are_listed_and_a_rotation_overlaps_then_ends() {
         b_id
     );
 }
+
+/// A user's data export holds what Latchkey keeps about them, opened (attributes,
+/// authenticators, actions with the caller's address and user agent), never a secret, and
+/// is audited.
+#[tokio::test]
+async fn a_users_data_export_holds_their_data_opened_and_no_secret() {
+    let w = world().await;
+    let ctx = AuditContext::system("test", "export");
+    let (email, phone) = ("export.me@example.com", "+64211112222");
+    w.a(
+        Method::PATCH,
+        "/v1/users/export-user",
+        Some(json!({"email": email, "phoneNumber": phone, "displayName": "Ex Port"})),
+    )
+    .await;
+    let totp_secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let (status, v) = w
+        .a(
+            Method::POST,
+            "/v1/users/export-user/authenticators",
+            Some(json!({"verificationMethod": "AUTHENTICATOR_APP",
+                        "otpUri": format!("otpauth://totp/A:x?secret={totp_secret}&issuer=A")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    w.a(
+        Method::POST,
+        "/v1/users/export-user/actions/signIn",
+        Some(json!({"ipAddress": "203.0.113.50", "userAgent": "ExportAgent/1"})),
+    )
+    .await;
+
+    let tenant = latchkey::domain::tenants::get_tenant(&w.services, "tenant-a")
+        .await
+        .unwrap()
+        .unwrap();
+    let export = latchkey::domain::export::export_user(&w.services, &ctx, &tenant, "export-user")
+        .await
+        .unwrap();
+    assert_eq!(export["userId"], "export-user");
+    assert_eq!(export["attributes"]["email"], email);
+    assert_eq!(export["attributes"]["phoneNumber"], phone);
+    assert_eq!(export["attributes"]["displayName"], "Ex Port");
+    assert_eq!(
+        export["authenticators"][0]["verificationMethod"],
+        "AUTHENTICATOR_APP"
+    );
+    assert_eq!(export["actions"][0]["actionCode"], "signIn");
+    assert_eq!(export["actions"][0]["ipAddress"], "203.0.113.50");
+    assert_eq!(export["actions"][0]["userAgent"], "ExportAgent/1");
+    let text = export.to_string();
+    for secret in [totp_secret, "otpauth", "hash", "dataKey"] {
+        assert!(!text.contains(secret), "{secret:?} in the export: {text}");
+    }
+    let exported = w
+        .events("tenant-a")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "user.export")
+        .count();
+    assert_eq!(exported, 1);
+    let missing =
+        latchkey::domain::export::export_user(&w.services, &ctx, &tenant, "nobody-here").await;
+    assert!(matches!(missing, Err(latchkey::domain::Error::NotFound(_))));
+}

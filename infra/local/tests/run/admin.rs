@@ -144,6 +144,11 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
         "{out}{err}"
     );
     assert!(!out.contains(&secret), "the list never shows a secret");
+    let (ok, _, err) = admin(
+        data,
+        &["user", "export", "--tenant", "acme", "--user", "nobody"],
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
     let (ok, _, err) = admin(data, &["key", "create", "--tenant", "nobody"]);
     assert!(!ok && err.contains("not found"), "{err}");
     let (ok, _, err) = admin(data, &["frobnicate"]);
