@@ -190,6 +190,29 @@ pub enum AuditCommand {
     },
     /// Prints the public key that checkpoints verify under (PEM).
     PublicKey,
+    /// Lists a tenant's audit events, newest first, filtered, a page at a time (JSON: `events`,
+    /// and `cursor` when more may follow).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action, or a prefix ending in `.` (`user.`).
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// RFC 3339: events at or after.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339: events before.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +314,41 @@ pub async fn audit_command(
             let lines =
                 verify::export_lines(&evidence, sealer.signer().key_id(), services.clock.now());
             Ok(lines.join("\n"))
+        }
+        AuditCommand::List {
+            tenant,
+            actor,
+            action,
+            target,
+            since,
+            until,
+            limit,
+            cursor,
+        } => {
+            let instant = |name: &str, v: Option<String>| -> Result<_, String> {
+                v.map(|v| {
+                    time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| format!("--{name} must be an RFC 3339 time"))
+                })
+                .transpose()
+            };
+            let filter = latchkey::domain::audit::list::EventFilter {
+                actor,
+                action,
+                target,
+                since: instant("since", since)?,
+                until: instant("until", until)?,
+            };
+            let (events, cursor) = latchkey::domain::audit::list::list(
+                &*services.store,
+                &tenant,
+                &filter,
+                limit,
+                cursor,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            pretty(&serde_json::json!({ "events": events, "cursor": cursor }))
         }
         AuditCommand::PublicKey => signatures::public_key_pem(&public_key().await?)
             .map(|pem| pem.trim_end().to_owned())

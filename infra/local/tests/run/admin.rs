@@ -180,6 +180,16 @@ fn operator_creates_and_revokes_keys_that_the_api_honours() {
         out.contains("\"events\": 5"),
         "tenant, contact, settings, key, revoke: {out}"
     );
+    let (ok, out, err) = admin(
+        data,
+        &[
+            "audit", "list", "--tenant", "acme", "--action", "api_key.", "--limit", "1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["events"][0]["action"], "api_key.revoke", "{out}");
+    assert!(listed["cursor"].is_string(), "{out}");
 
     let mut store = std::fs::read(data.join("latchkey.db")).unwrap();
     store.extend(std::fs::read(data.join("latchkey.db-wal")).unwrap_or_default());

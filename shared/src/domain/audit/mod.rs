@@ -20,6 +20,7 @@
 //!
 //! Summaries must be free of personal data and secrets: identifiers, field names and counts,
 //! never values. Tenants read their own log, and it outlives deleted users.
+pub mod list;
 pub mod seal;
 pub mod verify;
 
