@@ -217,9 +217,9 @@ pub struct UsersQuery {
 }
 
 /// `GET /v1/users?email=&phoneNumber=&username=&limit=&lastEvaluatedUserId=`: the users whose
-/// attributes match every filter given (each through its blind index, case-insensitive), in
-/// user-id order, `limit` (1–100, default 100) at a time after `lastEvaluatedUserId`, with
-/// `lastEvaluatedUserId` in the answer when more follow.
+/// attributes match every filter given (each through its blind index, case-insensitive), or
+/// with no filter every user of the tenant, in user-id order, `limit` (1–100, default 100) at a
+/// time after `lastEvaluatedUserId`, with `lastEvaluatedUserId` in the answer when more follow.
 pub async fn query_users(
     State(s): Svc,
     SecretKey(p): SecretKey,
@@ -233,11 +233,6 @@ pub async fn query_users(
     .into_iter()
     .filter_map(|(l, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (l, v)))
     .collect();
-    if filters.is_empty() {
-        return Err(ApiError::invalid(
-            "Give email, phoneNumber or username: listing every user is not offered.",
-        ));
-    }
     let limit = match q.limit.as_deref() {
         None => 100,
         Some(v) => v
@@ -246,25 +241,14 @@ pub async fn query_users(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 100."))?,
     };
-    let mut ids: Option<std::collections::BTreeSet<String>> = None;
-    for (lookup, value) in filters {
-        let matched: std::collections::BTreeSet<String> =
-            users::find_by(&s, &p.tenant, lookup, value)
-                .await?
-                .into_iter()
-                .collect();
-        ids = Some(match ids {
-            None => matched,
-            Some(so_far) => so_far.intersection(&matched).cloned().collect(),
-        });
-    }
     let after = q.last_evaluated_user_id.unwrap_or_default();
-    let mut rest = ids
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|id| after.is_empty() || *id > after);
-    let page: Vec<String> = rest.by_ref().take(limit).collect();
-    let more = rest.next().is_some();
+    let (page, more) = if filters.is_empty() {
+        // No filter: the tenant's user list, a page at a time.
+        let after = (!after.is_empty()).then_some(after.as_str());
+        users::list_user_ids(&s, &p.tenant, limit, after).await?
+    } else {
+        matching(&s, &p.tenant, filters, limit, &after).await?
+    };
     let mut found = Vec::new();
     for id in &page {
         if let Some(u) = users::get_user(&s, &p.tenant, id).await? {
@@ -284,6 +268,34 @@ pub async fn query_users(
         answer["lastEvaluatedUserId"] = json!(last);
     }
     Ok(Json(answer))
+}
+
+/// The ids matching every filter, in id order, `limit` after `after`; and whether more follow.
+async fn matching(
+    s: &latchkey::Services,
+    tenant: &latchkey::domain::tenants::Tenant,
+    filters: Vec<(users::Lookup, &str)>,
+    limit: usize,
+    after: &str,
+) -> std::result::Result<(Vec<String>, bool), latchkey::domain::Error> {
+    let mut ids: Option<std::collections::BTreeSet<String>> = None;
+    for (lookup, value) in filters {
+        let matched: std::collections::BTreeSet<String> = users::find_by(s, tenant, lookup, value)
+            .await?
+            .into_iter()
+            .collect();
+        ids = Some(match ids {
+            None => matched,
+            Some(so_far) => so_far.intersection(&matched).cloned().collect(),
+        });
+    }
+    let mut rest = ids
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|id| after.is_empty() || id.as_str() > after);
+    let page: Vec<String> = rest.by_ref().take(limit).collect();
+    let more = rest.next().is_some();
+    Ok((page, more))
 }
 
 pub async fn list_authenticators(

@@ -517,6 +517,7 @@ pub async fn track(
                     item: new_user_item(services, &tenant.id, user_id)?,
                     condition: Condition::Absent,
                 });
+                ops.push(crate::domain::users::listed(&tenant.id, user_id));
             }
             if let Some(d) = &device {
                 ops.push(WriteOp::Put {

@@ -131,6 +131,7 @@ pub async fn enroll_verified(
             item: new_user_item(services, &tenant.id, user_id)?,
             condition: Condition::Absent,
         });
+        ops.push(crate::domain::users::listed(&tenant.id, user_id));
     }
     let recovery = if method == "AUTHENTICATOR_APP" {
         // Enrolled by the tenant's backend, not on an action: the codes answer any challenge.

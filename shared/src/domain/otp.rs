@@ -540,18 +540,21 @@ async fn ensure_user(
     services: &Services,
     tenant: &Tenant,
     user_id: &str,
-) -> Result<Option<WriteOp>, Error> {
+) -> Result<Vec<WriteOp>, Error> {
     Ok(
         match services
             .store
             .get(&user_pk(&tenant.id, user_id), "USER")
             .await?
         {
-            Some(_) => None,
-            None => Some(WriteOp::Put {
-                item: new_user_item(services, &tenant.id, user_id)?,
-                condition: Condition::Absent,
-            }),
+            Some(_) => Vec::new(),
+            None => vec![
+                WriteOp::Put {
+                    item: new_user_item(services, &tenant.id, user_id)?,
+                    condition: Condition::Absent,
+                },
+                crate::domain::users::listed(&tenant.id, user_id),
+            ],
         },
     )
 }

@@ -179,7 +179,47 @@ pub fn new_user_item(services: &Services, tenant_id: &str, user_id: &str) -> Res
     let now = services.clock.now().rfc3339()?;
     Ok(Item::new(user_pk(tenant_id, user_id), "USER")
         .with("createdAt", now.clone())
-        .with("updatedAt", now))
+        .with("updatedAt", now)
+        .with("listed", true))
+}
+
+/// The tenant's user list, for listing users without a filter (`GET /v1/users`): one entry
+/// per user, `U#{uid}`, written with the user record (which then says `listed`) and deleted
+/// with it. One partition per tenant: about 1,000 new users a second per tenant on DynamoDB.
+pub fn user_list_pk(tenant_id: &str) -> String {
+    format!("T#{tenant_id}#USERS")
+}
+
+/// The write that puts a new user on the tenant's user list; every write of a new user record
+/// ([`new_user_item`]) comes with it.
+pub fn listed(tenant_id: &str, user_id: &str) -> WriteOp {
+    WriteOp::Put {
+        item: Item::new(user_list_pk(tenant_id), format!("U#{user_id}")).with("userId", user_id),
+        condition: Condition::None,
+    }
+}
+
+/// Up to `limit` of the tenant's user ids in id order, after `after`; and whether more follow.
+pub async fn list_user_ids(
+    services: &Services,
+    tenant: &Tenant,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<(Vec<String>, bool), Error> {
+    let mut q = Query::partition(user_list_pk(&tenant.id)).limit(limit as u32 + 1);
+    if let Some(after) = after {
+        let resume = q.cursor_after(&format!("U#{after}"));
+        q = q.after(Some(resume));
+    }
+    let page = services.store.query(q).await?;
+    let mut ids: Vec<String> = page
+        .items
+        .iter()
+        .filter_map(|i| i.str("userId").map(str::to_owned))
+        .collect();
+    let more = ids.len() > limit;
+    ids.truncate(limit);
+    Ok((ids, more))
 }
 
 /// The attributes a tenant's backend finds users by (`GET /v1/users?email=&phoneNumber=&
@@ -333,6 +373,9 @@ pub async fn update_user(
         ),
     };
     let mut ops = Vec::new();
+    if condition == Condition::Absent {
+        ops.push(listed(&tenant.id, user_id));
+    }
     let mut changed: Vec<&str> = Vec::new();
     for (name, value) in updates
         .iter()
@@ -452,9 +495,11 @@ pub(crate) async fn rekey_indexes(
     else {
         return Ok(false);
     };
-    if !Lookup::ALL
-        .iter()
-        .any(|l| user.attrs.contains_key(l.field()))
+    let unlisted = user.attrs.get("listed").and_then(Value::as_bool) != Some(true);
+    if !unlisted
+        && !Lookup::ALL
+            .iter()
+            .any(|l| user.attrs.contains_key(l.field()))
     {
         return Ok(false);
     }
@@ -465,6 +510,11 @@ pub(crate) async fn rekey_indexes(
     let mut next = user.clone();
     let mut ops = Vec::new();
     let mut moved = Vec::new();
+    if unlisted {
+        ops.push(listed(tenant_id, user_id));
+        next.attrs.insert("listed".into(), Value::Bool(true));
+        moved.push("listed");
+    }
     for lookup in Lookup::ALL {
         let Some(value) = open(services, &tenant, user_id, user, lookup.field()).await? else {
             continue;
@@ -551,6 +601,7 @@ pub async fn delete_user(
                 continue;
             }
             if item.sk == "USER" {
+                keys.push((user_list_pk(&tenant.id), format!("U#{user_id}")));
                 for lookup in Lookup::ALL {
                     if let Some(index) = item.str(lookup.attr()) {
                         keys.push((index_pk(&tenant.id, lookup, index), format!("U#{user_id}")));

@@ -269,6 +269,16 @@ async fn the_re_key_job_indexes_phone_numbers_and_usernames_set_before_they_were
             .unwrap()
             .unwrap();
     }
+    user.attrs.remove("listed");
+    store
+        .delete(
+            "T#t-rot#USERS",
+            "U#old-user",
+            latchkey::ports::store::Condition::Exists,
+        )
+        .await
+        .unwrap()
+        .unwrap();
     let v = user.version;
     store
         .put(
@@ -296,5 +306,14 @@ async fn the_re_key_job_indexes_phone_numbers_and_usernames_set_before_they_were
         let (_, found) = w.get(&server, uri).await;
         assert_eq!(found["users"][0]["userId"], "old-user", "{uri}");
     }
+    let (_, listed) = w.get(&server, "/v1/users").await;
+    assert!(
+        listed["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["userId"] == "old-user"),
+        "listed by the re-key job: {listed}"
+    );
     assert_eq!(rekey(&w.services, &ctx).await.unwrap().users_reindexed, 0);
 }

@@ -287,11 +287,14 @@ async fn register(
                 condition: Condition::Version(v),
             });
         }
-        None => ops.push(WriteOp::Put {
-            item: new_user_item(services, &tenant.id, &user_id)?
-                .with("webauthnUserId", handle.clone()),
-            condition: Condition::Absent,
-        }),
+        None => {
+            ops.push(WriteOp::Put {
+                item: new_user_item(services, &tenant.id, &user_id)?
+                    .with("webauthnUserId", handle.clone()),
+                condition: Condition::Absent,
+            });
+            ops.push(crate::domain::users::listed(&tenant.id, &user_id));
+        }
     }
     if let Ok(h) = handle.parse::<Uuid>() {
         ops.push(WriteOp::Put {
