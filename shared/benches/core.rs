@@ -62,12 +62,8 @@ fn bench(c: &mut Criterion) {
         Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(OsRandom),
-        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
-            std::collections::BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"audit".to_vec()),
-            )]),
-            None,
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::with_root(
+            b"audit",
             Arc::new(OsRandom),
         )),
     );

@@ -27,7 +27,6 @@ use latchkey::domain::tokens::{self, Claims};
 use latchkey::ports::clock::SystemClock;
 use latchkey::ports::random::OsRandom;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -72,14 +71,7 @@ fn bench(c: &mut Criterion) {
             latchkey::domain::Ports {
                 store: Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap()),
                 vault: Arc::new(LocalKeyVault::from_key(&[5u8; 32], Arc::new(OsRandom)).unwrap()),
-                secrets: Arc::new(LocalSecrets::new(
-                    BTreeMap::from([(
-                        "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                        zeroize::Zeroizing::new(b"bench".to_vec()),
-                    )]),
-                    None,
-                    Arc::new(OsRandom),
-                )),
+                secrets: Arc::new(LocalSecrets::with_root(b"bench", Arc::new(OsRandom))),
                 clock: Arc::new(SystemClock),
                 random: Arc::new(OsRandom),
                 mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),

@@ -9,7 +9,6 @@ use crate::domain::limits::AnonymousLimits;
 use crate::domain::{CachePolicy, Ports, Services};
 use crate::ports::clock::ManualClock;
 use crate::ports::random::OsRandom;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::macros::datetime;
 
@@ -18,14 +17,7 @@ pub fn services() -> Result<Arc<Services>, String> {
     let random = Arc::new(OsRandom);
     let store = SqliteStore::in_memory().map_err(|e| e.to_string())?;
     let vault = LocalKeyVault::from_key(&[7u8; 32], random.clone()).map_err(|e| e.to_string())?;
-    let secrets = LocalSecrets::new(
-        BTreeMap::from([(
-            "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-            zeroize::Zeroizing::new(b"in-memory test services".to_vec()),
-        )]),
-        None,
-        random.clone(),
-    );
+    let secrets = LocalSecrets::with_root(b"in-memory test services", random.clone());
     Ok(Arc::new(Services::new(
         Ports {
             store: Arc::new(store),

@@ -302,12 +302,8 @@ fn embedded(on_disk: bool, dir: &Path, random: &Arc<OsRandom>) -> Embedded {
         (
             SqliteStore::in_memory().unwrap().with_feed(EVENT_SK_PREFIX),
             Arc::new(LocalKeyVault::from_key(&[7u8; 32], random.clone()).unwrap()),
-            Arc::new(LocalSecrets::new(
-                BTreeMap::from([(
-                    "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                    zeroize::Zeroizing::new(b"latchkey-tests world".to_vec()),
-                )]),
-                None,
+            Arc::new(LocalSecrets::with_root(
+                b"latchkey-tests world",
                 random.clone(),
             )),
             None,

@@ -290,14 +290,7 @@ mod tests {
             latchkey::domain::Ports {
                 store: Arc::new(SqliteStore::open(&db).unwrap()),
                 vault: Arc::new(LocalKeyVault::from_key(&[1u8; 32], Arc::new(OsRandom)).unwrap()),
-                secrets: Arc::new(LocalSecrets::new(
-                    std::collections::BTreeMap::from([(
-                        "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                        zeroize::Zeroizing::new(b"backup tests".to_vec()),
-                    )]),
-                    None,
-                    Arc::new(OsRandom),
-                )),
+                secrets: Arc::new(LocalSecrets::with_root(b"backup tests", Arc::new(OsRandom))),
                 clock: Arc::new(ManualClock::new(datetime!(2026-11-29 12:00 UTC))),
                 random: Arc::new(OsRandom),
                 mailer: Arc::new(latchkey::adapters::outbox::MemoryOutbox::default()),

@@ -379,12 +379,7 @@ pub async fn run(
             methods,
         }) => {
             let actions: BTreeMap<String, ActionConfig> = match actions {
-                Some(file) => {
-                    let shown = file.display();
-                    let text =
-                        std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
-                    serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))?
-                }
+                Some(file) => json_file(&file)?,
                 None => BTreeMap::new(),
             };
             let settings = TenantSettings {
@@ -412,12 +407,7 @@ pub async fn run(
             methods,
         }) => {
             let actions: BTreeMap<String, Option<ActionConfig>> = match actions {
-                Some(file) => {
-                    let shown = file.display();
-                    let text =
-                        std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
-                    serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))?
-                }
+                Some(file) => json_file(&file)?,
                 None => BTreeMap::new(),
             };
             let methods: Vec<String> = methods
@@ -559,6 +549,13 @@ under an older generation until next used: {n} {kind}"
             Ok(text)
         }
     }
+}
+
+/// A JSON file read as `T`; errors name the file.
+fn json_file<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> Result<T, String> {
+    let shown = file.display();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{shown}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))
 }
 
 fn pretty(value: &impl serde::Serialize) -> Result<String, String> {

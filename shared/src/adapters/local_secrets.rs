@@ -46,6 +46,16 @@ impl LocalSecrets {
         }
     }
 
+    /// Secrets holding only `root` as the root secret, as if `LATCHKEY_LOCAL_SECRET_ROOT` were
+    /// set to it, and no file: for tests and benchmarks.
+    pub fn with_root(root: &[u8], random: Arc<dyn Random>) -> Self {
+        Self::new(
+            BTreeMap::from([(Self::env_name("root"), Zeroizing::new(root.to_vec()))]),
+            None,
+            random,
+        )
+    }
+
     fn env_name(name: &str) -> String {
         format!(
             "LATCHKEY_LOCAL_SECRET_{}",

@@ -221,9 +221,14 @@ async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option
 
 /// The tenant, as read at most [`RECORD_CACHE_SECONDS`](crate::domain::services::RECORD_CACHE_SECONDS) ago.
 pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<Tenant>, Error> {
-    let Some(item) = cached_record(services, &tenant_pk(tenant_id), "TENANT").await? else {
-        return Ok(None);
-    };
+    match cached_record(services, &tenant_pk(tenant_id), "TENANT").await? {
+        Some(item) => tenant_from_item(tenant_id, &item).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The tenant a tenant record describes.
+fn tenant_from_item(tenant_id: &str, item: &Item) -> Result<Tenant, Error> {
     let data_key = WrappedKey::decode(tenant_id, item.str("dataKey").unwrap_or_default())?;
     let allowed_origins = item
         .attrs
@@ -253,7 +258,7 @@ pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<T
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Some(Tenant {
+    Ok(Tenant {
         id: tenant_id.to_owned(),
         settings: TenantSettings {
             name: item.str("name").unwrap_or_default().to_owned(),
@@ -263,7 +268,7 @@ pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<T
             allowed_methods,
         },
         data_key,
-    }))
+    })
 }
 
 /// Creates a tenant with a fresh data key. `extra` operations (a marker, say) commit with it.
@@ -380,7 +385,8 @@ async fn new_key_ops(
         .with("tenantId", tenant_id)
         .with("hash", hash)
         .with("gen", keyring::current_generation(services).await?)
-        .with("createdAt", now.clone());
+        .with("createdAt", now.clone())
+        .with("listed", true);
     let listed = Item::new(key_list_pk(tenant_id), key_pk(&key_id))
         .with("keyId", key_id.clone())
         .with("createdAt", now);
@@ -545,38 +551,45 @@ pub async fn rotate_api_key(
 }
 
 /// The re-key job's step for a key record made before keys were listed per tenant: its entry
-/// in the tenant's key list, written once (audited). `true` when it was missing.
+/// in the tenant's key list, and `listed` on the record (so later runs read nothing more), in
+/// one audited transaction. `true` when it was missing.
 pub(crate) async fn list_key_if_missing(
     services: &Services,
     ctx: &AuditContext,
     item: &Item,
 ) -> Result<bool, Error> {
+    if item.attrs.get("listed").and_then(|v| v.as_bool()) == Some(true) {
+        return Ok(false);
+    }
     let (Some(key_id), Some(tenant_id)) = (item.pk.strip_prefix("KEY#"), item.str("tenantId"))
     else {
         return Ok(false);
     };
-    if services
-        .store
-        .get(&key_list_pk(tenant_id), &item.pk)
-        .await?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let listed = Item::new(key_list_pk(tenant_id), item.pk.clone())
+    let entry = Item::new(key_list_pk(tenant_id), item.pk.clone())
         .with("keyId", key_id)
         .with("createdAt", item.str("createdAt").unwrap_or_default());
+    let marked = item
+        .clone()
+        .with("listed", true)
+        .with_version(item.version + 1);
     let change = Change {
         action: "api_key.listed",
         target: format!("api_key:{key_id}"),
         summary: json!({}),
-        ops: vec![WriteOp::Put {
-            item: listed,
-            condition: Condition::Absent,
-        }],
+        ops: vec![
+            WriteOp::Put {
+                item: marked,
+                condition: Condition::Version(item.version),
+            },
+            WriteOp::Put {
+                item: entry,
+                condition: Condition::None,
+            },
+        ],
     };
     match services.journal.commit(tenant_id, ctx, change).await {
         Ok(_) => Ok(true),
+        // The key changed meanwhile (a rotation, a re-hash); the next run lists it.
         Err(CommitError::Condition { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
@@ -911,13 +924,7 @@ pub async fn update_settings(
     let Some(item) = services.store.get(&pk, "TENANT").await? else {
         return Err(Error::NotFound("tenant"));
     };
-    // Kept so that get_tenant parses this very read, not a cached older one.
-    services
-        .records
-        .keep(&item, services.clock.now().unix_timestamp());
-    let Some(current) = get_tenant(services, tenant_id).await? else {
-        return Err(Error::NotFound("tenant"));
-    };
+    let current = tenant_from_item(tenant_id, &item)?;
     let mut next = current.settings.clone();
     let mut fields: Vec<String> = Vec::new();
     if let Some(name) = change.name

@@ -78,12 +78,8 @@ fn journal(store: Arc<dyn Store>) -> Journal {
         store,
         Arc::new(SystemClock),
         Arc::new(OsRandom),
-        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
-            std::collections::BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"audit".to_vec()),
-            )]),
-            None,
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::with_root(
+            b"audit",
             Arc::new(OsRandom),
         )),
     )

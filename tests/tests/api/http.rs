@@ -451,3 +451,29 @@ async fn a_malformed_secret_is_reported_as_misconfiguration_in_health_and_the_lo
     );
     assert!(!logs.contains("not base64"), "no secret value in the log");
 }
+
+/// `/health` is public: its checks run at most every 10 s per instance, so polling it cannot
+/// flood the store, KMS or Secrets Manager.
+#[tokio::test]
+async fn health_checks_run_at_most_every_ten_seconds() {
+    let w = World::setup().no_tenant().record_port_calls().build().await;
+    let app = latchkey_local::gateway(w.services.clone(), Default::default());
+    let probes = |w: &World| {
+        w.port_calls
+            .as_ref()
+            .unwrap()
+            .take()
+            .into_iter()
+            .filter(|c| *c == "vault.probe")
+            .count()
+    };
+    probes(&w);
+    for _ in 0..5 {
+        let (status, _, _) = send(app.clone(), get("/health")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(probes(&w), 1, "five requests, one check");
+    w.clock.advance(time::Duration::seconds(11));
+    send(app, get("/health")).await;
+    assert_eq!(probes(&w), 1, "checked again once the 10 s have passed");
+}

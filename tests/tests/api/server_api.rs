@@ -1364,6 +1364,21 @@ async fn keys_are_listed_and_a_rotation_overlaps_then_ends() {
         .await
         .unwrap()
         .unwrap();
+    let store = &w.services.store;
+    let mut record = store
+        .get(&format!("KEY#{b_id}"), "KEY")
+        .await
+        .unwrap()
+        .unwrap();
+    record.attrs.remove("listed");
+    let v = record.version;
+    store
+        .put(
+            record.with_version(v + 1),
+            latchkey::ports::store::Condition::Version(v),
+        )
+        .await
+        .unwrap();
     assert!(
         list_api_keys(&w.services, "tenant-b")
             .await
@@ -1374,6 +1389,10 @@ async fn keys_are_listed_and_a_rotation_overlaps_then_ends() {
         .await
         .unwrap();
     assert_eq!(report.keys_listed, 1, "{report:?}");
+    let again = latchkey::domain::rekey::rekey(&w.services, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(again.keys_listed, 0, "listed once");
     assert_eq!(
         list_api_keys(&w.services, "tenant-b").await.unwrap()[0].key_id,
         b_id

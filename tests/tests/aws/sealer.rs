@@ -74,12 +74,8 @@ async fn the_sealer_function_seals_the_streams_records_and_kms_signs_them() {
         store.clone(),
         Arc::new(SystemClock),
         Arc::new(OsRandom),
-        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
-            std::collections::BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"audit".to_vec()),
-            )]),
-            None,
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::with_root(
+            b"audit",
             Arc::new(OsRandom),
         )),
     );
@@ -210,12 +206,8 @@ async fn sixty_four_writers_on_one_tenant_commit_without_a_conflict_and_all_are_
         counted.clone(),
         Arc::new(SystemClock),
         Arc::new(OsRandom),
-        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::new(
-            std::collections::BTreeMap::from([(
-                "LATCHKEY_LOCAL_SECRET_ROOT".to_owned(),
-                zeroize::Zeroizing::new(b"audit".to_vec()),
-            )]),
-            None,
+        Arc::new(latchkey::adapters::local_secrets::LocalSecrets::with_root(
+            b"audit",
             Arc::new(OsRandom),
         )),
     );
