@@ -30,6 +30,7 @@ FUNCTIONS = {
     "StatusFunction": "latchkey-status",
     "BackupFunction": "latchkey-backup",
     "SealerFunction": "latchkey-sealer",
+    "AdminFunction": "latchkey-admin-api",
 }
 BACKUP_FUNCTION = "BackupFunction"
 SEALER_FUNCTION = "SealerFunction"

@@ -128,7 +128,21 @@ pub async fn services(config: &Config) -> Result<Arc<Services>, StartupError> {
 
 /// The audit sealer on the adapters `config` names: the KMS signing key or the local key file.
 pub async fn sealer(config: &Config, services: &Services) -> Result<Sealer, StartupError> {
-    let signer: Arc<dyn Signer> = match &config.signing {
+    let signer = signer(config, services).await?;
+    Ok(Sealer::new(
+        Arc::clone(&services.store),
+        Arc::clone(&services.clock),
+        Arc::clone(&services.random),
+        signer,
+        SealPolicy::default(),
+    ))
+}
+
+/// The audit checkpoints' signing key as the configuration names it (the admin function
+/// reads its public key to verify a tenant's log).
+#[cfg_attr(not(feature = "embedded"), allow(unused_variables))]
+pub async fn signer(config: &Config, services: &Services) -> Result<Arc<dyn Signer>, StartupError> {
+    Ok(match &config.signing {
         #[cfg(feature = "embedded")]
         SigningConfig::LocalFile { path } => Arc::new(
             LocalSigner::open(path, &*services.random).map_err(|e| StartupError(e.to_string()))?,
@@ -142,14 +156,7 @@ pub async fn sealer(config: &Config, services: &Services) -> Result<Sealer, Star
         )),
         #[cfg(not(feature = "kms"))]
         SigningConfig::Kms { .. } => lacking("KMS signer", "kms")?,
-    };
-    Ok(Sealer::new(
-        Arc::clone(&services.store),
-        Arc::clone(&services.clock),
-        Arc::clone(&services.random),
-        signer,
-        SealPolicy::default(),
-    ))
+    })
 }
 
 /// [`services`], with the embedded store's change feed.

@@ -246,12 +246,15 @@ impl Setup {
         };
         let tenant = self.tenant.map(|(id, _)| id).unwrap_or_default();
         let (key_id, key) = keys.get(&tenant).cloned().unwrap_or_default();
-        let app = latchkey_local::gateway(services.clone(), HttpSettings::default());
+        let signer: Arc<dyn latchkey::ports::signer::Signer> =
+            Arc::new(LocalSigner::ephemeral(&OsRandom).unwrap());
+        let app =
+            latchkey_local::gateway(services.clone(), signer.clone(), HttpSettings::default());
         let sealer = Sealer::new(
             services.store.clone(),
             services.clock.clone(),
             services.random.clone(),
-            Arc::new(LocalSigner::ephemeral(&OsRandom).unwrap()),
+            signer,
             SealPolicy::default(),
         );
         World {

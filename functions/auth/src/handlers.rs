@@ -146,26 +146,7 @@ async fn user_body(
     p: &latchkey::domain::tenants::Principal,
     user_id: &str,
 ) -> Result<Value> {
-    users::check_user_id(user_id)?;
-    let user = users::get_user(s, &p.tenant, user_id).await?;
-    let enrolled = authenticators::enrolled_methods(s, &p.tenant, user_id).await?;
-    let mut body = match user {
-        Some(u) => serde_json::to_value(&u.attributes).unwrap_or_else(|_| json!({})),
-        None => json!({ "emailVerified": false, "phoneNumberVerified": false }),
-    };
-    if let Value::Object(map) = &mut body {
-        map.insert("userId".into(), json!(user_id));
-        map.insert("isEnrolled".into(), json!(!enrolled.is_empty()));
-        if let Some(first) = enrolled.first() {
-            map.insert("defaultVerificationMethod".into(), json!(first));
-        }
-        map.insert("enrolledVerificationMethods".into(), json!(enrolled));
-        map.insert(
-            "allowedVerificationMethods".into(),
-            json!(p.tenant.settings.methods()),
-        );
-    }
-    Ok(body)
+    Ok(users::profile(s, &p.tenant, user_id).await?)
 }
 
 pub async fn get_user(
@@ -242,60 +223,12 @@ pub async fn query_users(
             .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 100."))?,
     };
     let after = q.last_evaluated_user_id.unwrap_or_default();
-    let (page, more) = if filters.is_empty() {
-        // No filter: the tenant's user list, a page at a time.
-        let after = (!after.is_empty()).then_some(after.as_str());
-        users::list_user_ids(&s, &p.tenant, limit, after).await?
-    } else {
-        matching(&s, &p.tenant, filters, limit, &after).await?
-    };
-    let mut found = Vec::new();
-    for id in &page {
-        if let Some(u) = users::get_user(&s, &p.tenant, id).await? {
-            let a = u.attributes;
-            found.push(json!({
-                "userId": id,
-                "email": a.email,
-                "emailVerified": a.email_verified,
-                "phoneNumber": a.phone_number,
-                "phoneNumberVerified": a.phone_number_verified,
-                "username": a.username,
-            }));
-        }
-    }
+    let (found, last) = users::search(&s, &p.tenant, filters, limit, &after).await?;
     let mut answer = json!({ "users": found });
-    if more && let Some(last) = page.last() {
+    if let Some(last) = last {
         answer["lastEvaluatedUserId"] = json!(last);
     }
     Ok(Json(answer))
-}
-
-/// The ids matching every filter, in id order, `limit` after `after`; and whether more follow.
-async fn matching(
-    s: &latchkey::Services,
-    tenant: &latchkey::domain::tenants::Tenant,
-    filters: Vec<(users::Lookup, &str)>,
-    limit: usize,
-    after: &str,
-) -> std::result::Result<(Vec<String>, bool), latchkey::domain::Error> {
-    let mut ids: Option<std::collections::BTreeSet<String>> = None;
-    for (lookup, value) in filters {
-        let matched: std::collections::BTreeSet<String> = users::find_by(s, tenant, lookup, value)
-            .await?
-            .into_iter()
-            .collect();
-        ids = Some(match ids {
-            None => matched,
-            Some(so_far) => so_far.intersection(&matched).cloned().collect(),
-        });
-    }
-    let mut rest = ids
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|id| after.is_empty() || id.as_str() > after);
-    let page: Vec<String> = rest.by_ref().take(limit).collect();
-    let more = rest.next().is_some();
-    Ok((page, more))
 }
 
 pub async fn list_authenticators(

@@ -60,6 +60,45 @@ pub enum Command {
     /// A tenant's end users.
     #[command(subcommand)]
     User(UserCommand),
+    /// The management console's own tenant (its admins' and operators' passkeys).
+    #[command(subcommand)]
+    Console(ConsoleCommand),
+    /// One-time invites to the management plane: a tenant's first owner, or an operator.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Creates the console tenant (passkeys only; RP id the first origin's host), or sets the
+    /// origins of the one there is.
+    Init {
+        /// The console tenant's id (on first run).
+        #[arg(long, default_value = "latchkey-console")]
+        tenant_id: String,
+        /// Origins the console is served from, e.g. https://admin.example.com (repeatable).
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InviteCommand {
+    /// Prints a one-time invite (single use, expiring) for a tenant member or an operator.
+    Create {
+        /// The tenant the invite is to (omit with --operator).
+        #[arg(long, required_unless_present = "operator")]
+        tenant: Option<String>,
+        /// owner, admin or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// An operator of the platform instead of a tenant member.
+        #[arg(long, conflicts_with = "tenant")]
+        operator: bool,
+        /// Hours until it expires (1-72).
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -522,6 +561,42 @@ pub async fn run(
             let (id, token) = create_operator(services, &ctx, &name).await.map_err(err)?;
             Ok(format!(
                 "operator id: {id}\ntoken:       {token}  (shown once; send as Authorization: Bearer)"
+            ))
+        }
+        Command::Console(ConsoleCommand::Init { tenant_id, origins }) => {
+            let tenant = latchkey::domain::admin::accounts::init_console(
+                services, &ctx, &tenant_id, origins,
+            )
+            .await
+            .map_err(err)?;
+            Ok(format!(
+                "console tenant: {}\nrp id:          {}\norigins:        {}",
+                tenant.id,
+                tenant.settings.rp_id,
+                tenant.settings.allowed_origins.join(", ")
+            ))
+        }
+        Command::Invite(InviteCommand::Create {
+            tenant,
+            role,
+            operator,
+            hours,
+        }) => {
+            use latchkey::domain::admin::{Role, accounts};
+            let invitee = match (tenant, operator) {
+                (_, true) => accounts::Invitee::Operator,
+                (Some(tenant_id), false) => accounts::Invitee::Member {
+                    tenant_id,
+                    role: Role::parse(&role).map_err(err)?,
+                },
+                (None, false) => return Err("--tenant or --operator is required".into()),
+            };
+            let (info, token) = accounts::create_invite(services, &ctx, invitee, hours)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "invite:  {token}  (shown once; single use)\nrole:    {}\nexpires: {}\naccept:  POST /v1/admin/invites/accept {{\"invite\": \"...\"}}, register a passkey, then POST /v1/admin/session",
+                info.role, info.expires_at
             ))
         }
         Command::Operator(OperatorCommand::Revoke { id }) => {

@@ -6,33 +6,46 @@ use latchkey::config::Config;
 use latchkey::domain::status::disclosure::SecurityTxt;
 use latchkey::domain::tenants::{DevTenant, TenantSettings, ensure_dev_tenant};
 use latchkey::http::HttpSettings;
+use latchkey::ports::signer::Signer;
 use std::sync::Arc;
 
 pub mod demo;
 
 pub const NAME: &str = "latchkey-local";
 
-/// The routes of every HTTP function, behind the shared layers.
-pub fn gateway(services: Arc<Services>, settings: HttpSettings) -> Router {
-    latchkey::http::service(function_routes(&services, None), &services, settings, NAME)
+/// The routes of every HTTP function, behind the shared layers. `signer` is the audit
+/// checkpoints' key, whose public key the management API verifies tenants' logs with.
+pub fn gateway(services: Arc<Services>, signer: Arc<dyn Signer>, settings: HttpSettings) -> Router {
+    latchkey::http::service(
+        function_routes(&services, signer, None),
+        &services,
+        settings,
+        NAME,
+    )
 }
 
 /// [`gateway`] plus the configured `/.well-known/security.txt` and the demo page for the
 /// development tenant: what `latchkey-local` serves.
 pub fn gateway_with_demo(
     services: Arc<Services>,
+    signer: Arc<dyn Signer>,
     settings: HttpSettings,
     security_txt: Option<SecurityTxt>,
     dev_tenant_id: String,
 ) -> Router {
-    let routes = function_routes(&services, security_txt)
+    let routes = function_routes(&services, signer, security_txt)
         .merge(demo::routes(Arc::clone(&services), dev_tenant_id));
     latchkey::http::service(routes, &services, settings, NAME)
 }
 
-fn function_routes(services: &Arc<Services>, security_txt: Option<SecurityTxt>) -> Router {
+fn function_routes(
+    services: &Arc<Services>,
+    signer: Arc<dyn Signer>,
+    security_txt: Option<SecurityTxt>,
+) -> Router {
     Router::new()
         .merge(latchkey_auth::routes(services))
+        .merge(latchkey_admin_api::routes(services, signer))
         .merge(latchkey_client::routes(services))
         .merge(latchkey_status::routes_configured(services, security_txt))
 }

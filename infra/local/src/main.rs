@@ -14,8 +14,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::time::Duration::from_secs(60),
         );
     }
+    let signer = wiring::signer(&config, &services).await?;
     if let Some(feed) = built.feed {
-        let sealer = wiring::sealer(&config, &services).await?;
+        let sealer = latchkey::domain::audit::seal::Sealer::new(
+            services.store.clone(),
+            services.clock.clone(),
+            services.random.clone(),
+            signer.clone(),
+            latchkey::domain::audit::seal::SealPolicy::default(),
+        );
         latchkey_local::spawn_sealer(feed, sealer, std::time::Duration::from_secs(1));
     }
     let dev = latchkey_local::bootstrap(&services, &config).await?;
@@ -43,6 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let app = latchkey_local::gateway_with_demo(
         services,
+        signer,
         settings,
         config.security_txt.clone(),
         dev.tenant_id.clone(),

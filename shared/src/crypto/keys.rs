@@ -28,6 +28,9 @@ pub enum Purpose {
     OperatorTokenPepper,
     /// Seals the keyring (the older root generations kept for keyed hashes made under them).
     KeyringSeal,
+    /// Keys the hash of the management plane's credentials: session cookies (`lks_…`),
+    /// invites (`lki_…`) and management keys (`lkm_…`).
+    AdminCredentialPepper,
 }
 
 impl Purpose {
@@ -39,6 +42,7 @@ impl Purpose {
             Purpose::OtpPepper => b"latchkey/v1/otp-pepper",
             Purpose::OperatorTokenPepper => b"latchkey/v1/operator-token-pepper",
             Purpose::KeyringSeal => b"latchkey/v1/keyring-seal",
+            Purpose::AdminCredentialPepper => b"latchkey/v1/admin-credential-pepper",
         }
     }
 
@@ -52,6 +56,7 @@ impl Purpose {
                 | Purpose::BlindIndex
                 | Purpose::OtpPepper
                 | Purpose::OperatorTokenPepper
+                | Purpose::AdminCredentialPepper
         )
     }
 }

@@ -2,6 +2,7 @@
 //! `lambda_http`.
 pub mod aaguid;
 pub mod actions;
+pub mod admin;
 pub mod audit;
 pub mod authenticators;
 pub mod authz;

@@ -657,3 +657,96 @@ pub async fn delete_user(
     }
     Ok(())
 }
+
+/// One page of a tenant's users as the Server API's `queryUsers` answers it: those matching
+/// every filter (each through its blind index), or with none every user of the tenant, in
+/// user-id order, `limit` after `after`; with the last id when more follow.
+pub async fn search(
+    services: &Services,
+    tenant: &Tenant,
+    filters: Vec<(Lookup, &str)>,
+    limit: usize,
+    after: &str,
+) -> Result<(Vec<Value>, Option<String>), Error> {
+    let (page, more) = if filters.is_empty() {
+        list_user_ids(
+            services,
+            tenant,
+            limit,
+            (!after.is_empty()).then_some(after),
+        )
+        .await?
+    } else {
+        matching(services, tenant, filters, limit, after).await?
+    };
+    let mut found = Vec::new();
+    for id in &page {
+        if let Some(u) = get_user(services, tenant, id).await? {
+            let a = u.attributes;
+            found.push(json!({
+                "userId": id,
+                "email": a.email,
+                "emailVerified": a.email_verified,
+                "phoneNumber": a.phone_number,
+                "phoneNumberVerified": a.phone_number_verified,
+                "username": a.username,
+            }));
+        }
+    }
+    let last = if more { page.last().cloned() } else { None };
+    Ok((found, last))
+}
+
+/// The ids matching every filter, in id order, `limit` after `after`; and whether more follow.
+async fn matching(
+    services: &Services,
+    tenant: &Tenant,
+    filters: Vec<(Lookup, &str)>,
+    limit: usize,
+    after: &str,
+) -> Result<(Vec<String>, bool), Error> {
+    let mut ids: Option<std::collections::BTreeSet<String>> = None;
+    for (lookup, value) in filters {
+        let matched: std::collections::BTreeSet<String> = find_by(services, tenant, lookup, value)
+            .await?
+            .into_iter()
+            .collect();
+        ids = Some(match ids {
+            None => matched,
+            Some(so_far) => so_far.intersection(&matched).cloned().collect(),
+        });
+    }
+    let mut rest = ids
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|id| after.is_empty() || id.as_str() > after);
+    let page: Vec<String> = rest.by_ref().take(limit).collect();
+    let more = rest.next().is_some();
+    Ok((page, more))
+}
+
+/// A user as the Server API's `getUser` answers it: attributes (or the empty defaults of a
+/// user never stored), enrollment state and the tenant's allowed methods.
+pub async fn profile(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Value, Error> {
+    check_user_id(user_id)?;
+    let user = get_user(services, tenant, user_id).await?;
+    let enrolled =
+        crate::domain::authenticators::enrolled_methods(services, tenant, user_id).await?;
+    let mut body = match user {
+        Some(u) => serde_json::to_value(&u.attributes).unwrap_or_else(|_| json!({})),
+        None => json!({ "emailVerified": false, "phoneNumberVerified": false }),
+    };
+    if let Value::Object(map) = &mut body {
+        map.insert("userId".into(), json!(user_id));
+        map.insert("isEnrolled".into(), json!(!enrolled.is_empty()));
+        if let Some(first) = enrolled.first() {
+            map.insert("defaultVerificationMethod".into(), json!(first));
+        }
+        map.insert("enrolledVerificationMethods".into(), json!(enrolled));
+        map.insert(
+            "allowedVerificationMethods".into(),
+            json!(tenant.settings.methods()),
+        );
+    }
+    Ok(body)
+}

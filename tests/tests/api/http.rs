@@ -216,7 +216,7 @@ async fn logs_of_a_request_carry_neither_email_nor_secret_key() {
     let captured = latchkey_tests::logs::capture();
 
     let app = echo_app(services.clone());
-    let gateway = latchkey_local::gateway(services, Default::default());
+    let gateway = latchkey_local::gateway(services.clone(), signer(), Default::default());
     let requests = [
         (app.clone(), format!(r#"{{"email":"{email}"}}"#)),
         (app.clone(), r#"{"email":""}"#.to_owned()),
@@ -276,6 +276,7 @@ async fn public_urls_come_from_configuration_not_from_the_host_header() {
     let base = "https://latchkey.example.net";
     let app = latchkey_local::gateway(
         w.services.clone(),
+        signer(),
         latchkey::http::HttpSettings {
             public_base: latchkey::http::PublicBase::parse(base).unwrap(),
             ..latchkey::http::HttpSettings::default()
@@ -361,7 +362,11 @@ async fn a_hung_dynamodb_answers_503_in_the_wire_format_within_seconds() {
         },
         latchkey::domain::limits::AnonymousLimits::default(),
     ));
-    let app = latchkey_local::gateway(services, latchkey::http::HttpSettings::default());
+    let app = latchkey_local::gateway(
+        services.clone(),
+        signer(),
+        latchkey::http::HttpSettings::default(),
+    );
     let req = Request::post("/v1/users/u1/actions/signIn")
         .header(header::AUTHORIZATION, w.server())
         .header(header::CONTENT_TYPE, "application/json")
@@ -382,7 +387,7 @@ async fn a_hung_dynamodb_answers_503_in_the_wire_format_within_seconds() {
 #[tokio::test]
 async fn health_checks_the_store_the_keys_and_the_secrets() {
     let w = world().await;
-    let app = latchkey_local::gateway(w.services.clone(), Default::default());
+    let app = latchkey_local::gateway(w.services.clone(), signer(), Default::default());
     let (status, headers, body) = send(app, get("/health")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
@@ -422,7 +427,7 @@ async fn a_malformed_secret_is_reported_as_misconfiguration_in_health_and_the_lo
         latchkey::domain::limits::AnonymousLimits::default(),
     ));
     let captured = latchkey_tests::logs::capture();
-    let app = latchkey_local::gateway(services, Default::default());
+    let app = latchkey_local::gateway(services.clone(), signer(), Default::default());
 
     let (status, _, body) = send(app.clone(), get("/health")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -457,7 +462,7 @@ async fn a_malformed_secret_is_reported_as_misconfiguration_in_health_and_the_lo
 #[tokio::test]
 async fn health_checks_run_at_most_every_ten_seconds() {
     let w = World::setup().no_tenant().record_port_calls().build().await;
-    let app = latchkey_local::gateway(w.services.clone(), Default::default());
+    let app = latchkey_local::gateway(w.services.clone(), signer(), Default::default());
     let probes = |w: &World| {
         w.port_calls
             .as_ref()
@@ -476,4 +481,13 @@ async fn health_checks_run_at_most_every_ten_seconds() {
     w.clock.advance(time::Duration::seconds(11));
     send(app, get("/health")).await;
     assert_eq!(probes(&w), 1, "checked again once the 10 s have passed");
+}
+
+fn signer() -> std::sync::Arc<dyn latchkey::ports::signer::Signer> {
+    std::sync::Arc::new(
+        latchkey::adapters::local_signer::LocalSigner::ephemeral(
+            &latchkey::ports::random::OsRandom,
+        )
+        .unwrap(),
+    )
 }

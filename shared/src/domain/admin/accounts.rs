@@ -1,0 +1,803 @@
+//! Accounts of the management plane, their invites and their sessions.
+//!
+//! **No password path.** An account is a user of the *console tenant*, an ordinary Latchkey
+//! tenant the deployment creates for its own staff and customers' admins (`latchkey-admin
+//! console init`): its passkeys are registered and checked by Latchkey's own Client API
+//! ceremonies (user verification required), exactly as a customer's users' are. The admin
+//! function is that tenant's backend: it tracks the console's actions ([`SIGN_IN`], [`ENROLL`],
+//! [`REAUTH`]) and validates the tokens those ceremonies return, in process.
+//!
+//! **Invites.** An invite (`lki_…`, single use, at most [`MAX_INVITE_HOURS`]) names a tenant and
+//! a role, or the operator role on the platform. Accepting one gives a fresh account id and a
+//! Client API token to register a passkey with; the account (with its membership) is created
+//! only when a passkey ceremony on that token succeeded, in the same transaction that spends the
+//! invite and opens the session. A signed-in person accepting an invite gains the membership at
+//! once.
+//!
+//! **Sessions.** A cookie value `lks_…` (256 random bits, stored as a keyed hash), idle expiry
+//! [`IDLE_MINUTES`], absolute expiry [`ABSOLUTE_HOURS`], revocable server-side (sign-out, or the
+//! account's removal). The cookie's attributes are the admin function's business.
+//!
+//! Items: `PLATFORM#CONSOLE` / `CONSOLE` (the console tenant's id); `ADMIN#ACCOUNT#{id}` /
+//! `ACCOUNT` (operator flag, memberships); `T#{tenant}#MEMBERS` / `M#{account}` (the tenant's
+//! member list); `ADMIN#INVITE#{id}` / `INVITE`; `ADMIN#SESSION#{id}` / `SESSION`.
+use super::Role;
+use super::credential::{self, INVITE, SESSION};
+use crate::domain::Error;
+use crate::domain::Services;
+use crate::domain::actions::{self, TrackAttributes};
+use crate::domain::audit::Change;
+use crate::domain::audit::{AuditContext, CommitError, PLATFORM_JOURNAL};
+use crate::domain::tenants::{self, Tenant, TenantSettings};
+use crate::domain::timestamps::Timestamp as _;
+use crate::ports::random::RandomExt as _;
+use crate::ports::store::{Condition, Item, Query, WriteOp};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The console's usernameless sign-in.
+pub const SIGN_IN: &str = "admin-sign-in";
+/// Registering an invited person's first passkey.
+pub const ENROLL: &str = "admin-enroll";
+/// A fresh passkey check before a grave step (deleting a tenant), or before adding another
+/// passkey (the Client API lets a fresh proof enroll).
+pub const REAUTH: &str = "admin-reauth";
+
+pub const IDLE_MINUTES: i64 = 30;
+pub const ABSOLUTE_HOURS: i64 = 12;
+pub const MAX_INVITE_HOURS: i64 = 72;
+/// A session's last-seen time is written at most this often (not on every request).
+const TOUCH_SECONDS: i64 = 60;
+/// How long a passkey check counts for a grave step.
+pub const REAUTH_SECONDS: i64 = 5 * 60;
+
+const CONSOLE_PK: &str = "PLATFORM#CONSOLE";
+
+fn account_pk(id: &str) -> String {
+    format!("ADMIN#ACCOUNT#{id}")
+}
+
+fn invite_pk(id: &str) -> String {
+    format!("ADMIN#INVITE#{id}")
+}
+
+fn session_pk(id: &str) -> String {
+    format!("ADMIN#SESSION#{id}")
+}
+
+pub fn members_pk(tenant_id: &str) -> String {
+    format!("T#{tenant_id}#MEMBERS")
+}
+
+/// A person of the management plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: String,
+    pub operator: bool,
+    pub memberships: BTreeMap<String, Role>,
+    #[serde(skip)]
+    pub version: u64,
+}
+
+impl Account {
+    fn from_item(item: &Item) -> Option<Account> {
+        let id = item.pk.strip_prefix("ADMIN#ACCOUNT#")?.to_owned();
+        let memberships = item
+            .attrs
+            .get("memberships")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(t, r)| Some((t.clone(), Role::parse(r.as_str()?).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Account {
+            id,
+            operator: item.attrs.get("operator").and_then(Value::as_bool) == Some(true),
+            memberships,
+            version: item.version,
+        })
+    }
+
+    fn item(&self, created_at: &str) -> Item {
+        let memberships: serde_json::Map<String, Value> = self
+            .memberships
+            .iter()
+            .map(|(t, r)| (t.clone(), json!(r.as_str())))
+            .collect();
+        Item::new(account_pk(&self.id), "ACCOUNT")
+            .with("operator", self.operator)
+            .with("memberships", Value::Object(memberships))
+            .with("createdAt", created_at)
+    }
+}
+
+/// A signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    #[serde(skip)]
+    pub id: String,
+    pub account: Account,
+    /// When the session ends whatever happens (RFC 3339).
+    pub expires_at: String,
+    /// When it ends if unused.
+    pub idle_expires_at: String,
+}
+
+/// What an invite is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invitee {
+    Member { tenant_id: String, role: Role },
+    Operator,
+}
+
+/// An invite that is live.
+#[derive(Debug, Clone)]
+struct Invite {
+    id: String,
+    for_: Invitee,
+    item: Item,
+}
+
+/// An invite as its maker sees it (the token is shown once, at creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteInfo {
+    pub invite_id: String,
+    pub tenant_id: Option<String>,
+    pub role: String,
+    pub expires_at: String,
+}
+
+/// The console tenant.
+pub async fn console(services: &Services) -> Result<Tenant, Error> {
+    let item = services
+        .store
+        .get(CONSOLE_PK, "CONSOLE")
+        .await?
+        .ok_or_else(|| {
+            Error::Misconfigured(
+                "no console tenant: run `latchkey-admin console init --origin <console origin>`"
+                    .into(),
+            )
+        })?;
+    let id = item
+        .str("tenantId")
+        .ok_or_else(|| Error::Internal("console record".into()))?;
+    tenants::get_tenant(services, id)
+        .await?
+        .ok_or_else(|| Error::Misconfigured("the console tenant is gone".into()))
+}
+
+/// The console's tenant id, if the console was set up.
+pub async fn console_id(services: &Services) -> Result<Option<String>, Error> {
+    Ok(services
+        .store
+        .get(CONSOLE_PK, "CONSOLE")
+        .await?
+        .and_then(|i| i.str("tenantId").map(str::to_owned)))
+}
+
+/// Sets up the console tenant (passkeys only, RP id the host of the first origin) and records
+/// it, or, when there is one, sets its origins. Returns the tenant.
+pub async fn init_console(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    origins: Vec<String>,
+) -> Result<Tenant, Error> {
+    let first = origins
+        .first()
+        .ok_or_else(|| Error::Invalid("the console needs at least one origin".into()))?;
+    tenants::validate_origins(&origins).map_err(Error::Invalid)?;
+    let rp_id = first
+        .split_once("://")
+        .map(|(_, host)| host.split(':').next().unwrap_or(host).to_owned())
+        .ok_or_else(|| Error::Invalid("origin must be scheme://host".into()))?;
+    if let Some(existing) = console_id(services).await? {
+        let change = tenants::SettingsChange {
+            rp_id: Some(rp_id),
+            allowed_origins: Some(origins),
+            ..Default::default()
+        };
+        tenants::update_settings(services, ctx, &existing, change).await?;
+        return tenants::get_tenant(services, &existing)
+            .await?
+            .ok_or(Error::NotFound("tenant"));
+    }
+    let settings = TenantSettings {
+        name: "Latchkey console".into(),
+        rp_id,
+        allowed_origins: origins,
+        actions: BTreeMap::new(),
+        allowed_methods: vec!["PASSKEY".into()],
+    };
+    let marker = Item::new(CONSOLE_PK, "CONSOLE").with("tenantId", tenant_id);
+    tenants::create_tenant(
+        services,
+        ctx,
+        tenant_id,
+        settings,
+        vec![WriteOp::Put {
+            item: marker,
+            condition: Condition::Absent,
+        }],
+    )
+    .await
+}
+
+pub async fn get_account(services: &Services, id: &str) -> Result<Option<Account>, Error> {
+    Ok(services
+        .store
+        .get(&account_pk(id), "ACCOUNT")
+        .await?
+        .as_ref()
+        .and_then(Account::from_item))
+}
+
+/// Makes an invite; returns it and its token (shown once). Member invites are audited in the
+/// tenant's log, operator invites in the platform's.
+pub async fn create_invite(
+    services: &Services,
+    ctx: &AuditContext,
+    invitee: Invitee,
+    hours: i64,
+) -> Result<(InviteInfo, String), Error> {
+    if !(1..=MAX_INVITE_HOURS).contains(&hours) {
+        return Err(Error::Invalid(format!(
+            "hours must be from 1 to {MAX_INVITE_HOURS}"
+        )));
+    }
+    let (journal, tenant_id, role) = match &invitee {
+        Invitee::Member { tenant_id, role } => {
+            if tenants::get_tenant(services, tenant_id).await?.is_none() {
+                return Err(Error::NotFound("tenant"));
+            }
+            (tenant_id.clone(), Some(tenant_id.clone()), role.as_str())
+        }
+        Invitee::Operator => (PLATFORM_JOURNAL.to_owned(), None, "operator"),
+    };
+    let minted = credential::mint(services, INVITE).await?;
+    let now = services.clock.now();
+    let expires = now + time::Duration::hours(hours);
+    let mut item = Item::new(invite_pk(&minted.id), "INVITE")
+        .with("role", role)
+        .with("hash", minted.hash)
+        .with("gen", minted.generation)
+        .with("createdBy", ctx.actor.clone())
+        .with("createdAt", now.rfc3339()?)
+        .with("expiresAt", expires.rfc3339()?)
+        .with("expiresEpoch", expires.unix_timestamp())
+        .with_ttl(expires.unix_timestamp());
+    if let Some(t) = &tenant_id {
+        item = item.with("tenantId", t.clone());
+    }
+    let change = Change {
+        action: "admin.invite",
+        target: format!("invite:{}", minted.id),
+        summary: json!({ "role": role, "hours": hours }),
+        ops: vec![WriteOp::Put {
+            item,
+            condition: Condition::Absent,
+        }],
+    };
+    services.journal.commit(&journal, ctx, change).await?;
+    Ok((
+        InviteInfo {
+            invite_id: minted.id,
+            tenant_id,
+            role: role.to_owned(),
+            expires_at: expires.rfc3339()?,
+        },
+        minted.token,
+    ))
+}
+
+/// A live invite, or `Unauthorized` (unknown, spent, expired, or not this token).
+async fn live_invite(services: &Services, token: &str) -> Result<Invite, Error> {
+    let id = credential::id_of(INVITE, token).ok_or(Error::Unauthorized)?;
+    let item = services
+        .store
+        .get(&invite_pk(id), "INVITE")
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let now = services.clock.now().unix_timestamp();
+    let live = item
+        .attrs
+        .get("expiresEpoch")
+        .and_then(Value::as_i64)
+        .is_some_and(|at| at > now);
+    if !live || !credential::matches(services, &item, token).await? {
+        return Err(Error::Unauthorized);
+    }
+    let for_ = match (item.str("role"), item.str("tenantId")) {
+        (Some("operator"), None) => Invitee::Operator,
+        (Some(role), Some(tenant_id)) => Invitee::Member {
+            tenant_id: tenant_id.to_owned(),
+            role: Role::parse(role)?,
+        },
+        _ => return Err(Error::Unauthorized),
+    };
+    Ok(Invite {
+        id: id.to_owned(),
+        for_,
+        item,
+    })
+}
+
+/// What accepting an invite gives someone not signed in: the account id their passkey will be
+/// registered for, and a console token (Client API, `Bearer`) to register it with.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrollment {
+    pub account_id: String,
+    pub console_tenant_id: String,
+    pub token: String,
+}
+
+/// Starts accepting an invite: checks it is live, and tracks [`ENROLL`] for a new account id
+/// on the console tenant. The invite is spent only by [`sign_in`] with the token that
+/// ceremony returns.
+pub async fn begin_enrollment(services: &Services, invite: &str) -> Result<Enrollment, Error> {
+    live_invite(services, invite).await?;
+    let console = console(services).await?;
+    let account_id = format!("acct_{}", services.random.hex_id(12));
+    let ctx = AuditContext::system("console", format!("enroll-{account_id}"));
+    let tracked = actions::track(
+        services,
+        &console,
+        &ctx,
+        &account_id,
+        ENROLL,
+        TrackAttributes::default(),
+    )
+    .await?;
+    Ok(Enrollment {
+        account_id,
+        console_tenant_id: console.id,
+        token: tracked.token,
+    })
+}
+
+/// A console token for a signed-in account's fresh passkey check ([`REAUTH`]).
+pub async fn begin_reauth(services: &Services, session: &Session) -> Result<String, Error> {
+    let console = console(services).await?;
+    let ctx = AuditContext::system("console", format!("reauth-{}", session.id));
+    Ok(actions::track(
+        services,
+        &console,
+        &ctx,
+        &session.account.id,
+        REAUTH,
+        TrackAttributes::default(),
+    )
+    .await?
+    .token)
+}
+
+/// Validates a console token in process (spending it, as a backend's validate does): it must
+/// be for `action`, valid, and proven by a passkey. Returns the account id (the token's user).
+async fn passkey_proof(
+    services: &Services,
+    ctx: &AuditContext,
+    token: &str,
+    action: &str,
+    max_age: Option<i64>,
+) -> Result<String, Error> {
+    let console = console(services).await?;
+    let ctx = AuditContext {
+        actor: "system:console".into(),
+        ..ctx.clone()
+    };
+    let v = actions::validate(services, &console, &ctx, token, None, Some(action))
+        .await
+        .map_err(|e| match e {
+            Error::Invalid(_) => Error::Unauthorized,
+            other => other,
+        })?;
+    let proven = v.is_valid
+        && v.state.as_deref() == Some("CHALLENGE_SUCCEEDED")
+        && v.verification_method.as_deref() == Some("PASSKEY");
+    let fresh = match (max_age, v.state_updated_at.as_deref()) {
+        (None, _) => true,
+        (Some(max), Some(at)) => {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| (services.clock.now() - t).whole_seconds() <= max)
+        }
+        (Some(_), None) => false,
+    };
+    match (proven && fresh, v.user_id) {
+        (true, Some(user)) => Ok(user),
+        _ => Err(Error::Unauthorized),
+    }
+}
+
+/// Checks a fresh passkey proof ([`REAUTH`], at most [`REAUTH_SECONDS`] old) of the session's
+/// own account, for a grave step.
+pub async fn check_reauth(
+    services: &Services,
+    ctx: &AuditContext,
+    session: &Session,
+    token: &str,
+) -> Result<(), Error> {
+    let who = passkey_proof(services, ctx, token, REAUTH, Some(REAUTH_SECONDS))
+        .await
+        .map_err(|_| {
+            Error::Refused("a fresh passkey check of your own account is required".into())
+        })?;
+    if who != session.account.id {
+        return Err(Error::Refused(
+            "a fresh passkey check of your own account is required".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn membership_entry(tenant_id: &str, account: &str, role: Role, since: &str) -> Item {
+    Item::new(members_pk(tenant_id), format!("M#{account}"))
+        .with("role", role.as_str())
+        .with("since", since)
+}
+
+/// Signs in with a console token whose passkey ceremony succeeded: [`SIGN_IN`] for an existing
+/// account, or [`ENROLL`] with the invite it was begun for (which this spends, creating the
+/// account and its membership). Returns the session and its cookie value (shown once).
+pub async fn sign_in(
+    services: &Services,
+    ctx: &AuditContext,
+    token: &str,
+    invite: Option<&str>,
+) -> Result<(Session, String), Error> {
+    let action = if invite.is_some() { ENROLL } else { SIGN_IN };
+    // The invite is checked before the token is spent, so a wrong invite costs no ceremony.
+    let invite = match invite {
+        Some(t) => Some(live_invite(services, t).await?),
+        None => None,
+    };
+    let account_id = passkey_proof(services, ctx, token, action, None).await?;
+    let existing = get_account(services, &account_id).await?;
+    let now = services.clock.now();
+    let now_text = now.rfc3339()?;
+    let mut ops = Vec::new();
+    let (account, journal, change_action, summary, target) = match invite {
+        None => {
+            let account = existing.ok_or(Error::Unauthorized)?;
+            (
+                account,
+                PLATFORM_JOURNAL.to_owned(),
+                "admin.sign_in",
+                json!({}),
+                String::new(),
+            )
+        }
+        Some(invite) => {
+            let mut account = existing.clone().unwrap_or(Account {
+                id: account_id.clone(),
+                operator: false,
+                memberships: BTreeMap::new(),
+                version: 0,
+            });
+            let journal = accept_into(&mut account, &invite, &now_text, &mut ops);
+            let summary = json!({ "role": invite.item.str("role") });
+            ops.push(WriteOp::Delete {
+                pk: invite.item.pk.clone(),
+                sk: invite.item.sk.clone(),
+                condition: Condition::Version(invite.item.version),
+            });
+            (
+                account,
+                journal,
+                "admin.join",
+                summary,
+                format!("invite:{}", invite.id),
+            )
+        }
+    };
+    let minted = credential::mint(services, SESSION).await?;
+    let absolute = now + time::Duration::hours(ABSOLUTE_HOURS);
+    let idle = now + time::Duration::minutes(IDLE_MINUTES);
+    let session_item = Item::new(session_pk(&minted.id), "SESSION")
+        .with("accountId", account.id.clone())
+        .with("hash", minted.hash)
+        .with("gen", minted.generation)
+        .with("createdAt", now_text.clone())
+        .with("expiresEpoch", absolute.unix_timestamp())
+        .with("lastSeenEpoch", now.unix_timestamp())
+        .with_ttl(absolute.unix_timestamp());
+    ops.push(WriteOp::Put {
+        item: session_item,
+        condition: Condition::Absent,
+    });
+    let target = if target.is_empty() {
+        format!("account:{}", account.id)
+    } else {
+        target
+    };
+    let change = Change {
+        action: change_action,
+        target,
+        summary: json!({ "account": account.id, "detail": summary }),
+        ops,
+    };
+    match services.journal.commit(&journal, ctx, change).await {
+        Ok(_) => {}
+        Err(CommitError::Condition { .. }) => {
+            return Err(Error::Conflict(
+                "the invite or account changed; sign in again",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The account as written (its version moved on if it was).
+    let account = get_account(services, &account.id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    Ok((
+        Session {
+            id: minted.id,
+            account,
+            expires_at: absolute.rfc3339()?,
+            idle_expires_at: idle.rfc3339()?,
+        },
+        minted.token,
+    ))
+}
+
+/// Adds what `invite` gives to `account` as write operations (the account record under its
+/// version, the tenant's member entry), and returns the journal the change belongs to.
+fn accept_into(
+    account: &mut Account,
+    invite: &Invite,
+    now: &str,
+    ops: &mut Vec<WriteOp>,
+) -> String {
+    let journal = match &invite.for_ {
+        Invitee::Operator => {
+            account.operator = true;
+            PLATFORM_JOURNAL.to_owned()
+        }
+        Invitee::Member { tenant_id, role } => {
+            account.memberships.insert(tenant_id.clone(), *role);
+            ops.push(WriteOp::Put {
+                item: membership_entry(tenant_id, &account.id, *role, now),
+                condition: Condition::None,
+            });
+            tenant_id.clone()
+        }
+    };
+    let condition = if account.version == 0 {
+        Condition::Absent
+    } else {
+        Condition::Version(account.version)
+    };
+    ops.push(WriteOp::Put {
+        item: account.item(now).with_version(account.version + 1),
+        condition,
+    });
+    journal
+}
+
+/// A signed-in person accepts another invite: the membership (or operator role) is theirs at
+/// once, and the invite is spent.
+pub async fn accept_signed_in(
+    services: &Services,
+    ctx: &AuditContext,
+    session: &Session,
+    invite: &str,
+) -> Result<Account, Error> {
+    let invite = live_invite(services, invite).await?;
+    let mut account = session.account.clone();
+    let now = services.clock.now().rfc3339()?;
+    let mut ops = Vec::new();
+    let journal = accept_into(&mut account, &invite, &now, &mut ops);
+    ops.push(WriteOp::Delete {
+        pk: invite.item.pk.clone(),
+        sk: invite.item.sk.clone(),
+        condition: Condition::Version(invite.item.version),
+    });
+    let change = Change {
+        action: "admin.join",
+        target: format!("invite:{}", invite.id),
+        summary: json!({ "account": account.id, "detail": { "role": invite.item.str("role") } }),
+        ops,
+    };
+    match services.journal.commit(&journal, ctx, change).await {
+        Ok(_) => {}
+        Err(CommitError::Condition { .. }) => {
+            return Err(Error::Conflict("the invite or account changed; try again"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    get_account(services, &account.id)
+        .await?
+        .ok_or(Error::Unauthorized)
+}
+
+/// Checks a session cookie value: one read of the session and one of its account; refuses an
+/// unknown, revoked, idle or expired session alike. Records use at most every
+/// [`TOUCH_SECONDS`] (the idle clock), with a conditional write that is not audited: it
+/// changes no one's data, only when the session would lapse.
+pub async fn authenticate(services: &Services, token: &str) -> Result<Session, Error> {
+    let id = credential::id_of(SESSION, token).ok_or(Error::Unauthorized)?;
+    let item = services
+        .store
+        .get(&session_pk(id), "SESSION")
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let now = services.clock.now();
+    let at = now.unix_timestamp();
+    let absolute = item
+        .attrs
+        .get("expiresEpoch")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let last_seen = item
+        .attrs
+        .get("lastSeenEpoch")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if item.str("revokedAt").is_some()
+        || absolute <= at
+        || last_seen + IDLE_MINUTES * 60 <= at
+        || !credential::matches(services, &item, token).await?
+    {
+        return Err(Error::Unauthorized);
+    }
+    let account_id = item.str("accountId").ok_or(Error::Unauthorized)?;
+    let account = get_account(services, account_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if at - last_seen >= TOUCH_SECONDS {
+        let version = item.version;
+        let touched = item
+            .clone()
+            .with("lastSeenEpoch", at)
+            .with_version(version + 1);
+        // A concurrent request touched it first: as good.
+        let _ = services
+            .store
+            .put(touched, Condition::Version(version))
+            .await;
+    }
+    let last = if at - last_seen >= TOUCH_SECONDS {
+        at
+    } else {
+        last_seen
+    };
+    Ok(Session {
+        id: id.to_owned(),
+        account,
+        expires_at: time::OffsetDateTime::from_unix_timestamp(absolute)
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .rfc3339()?,
+        idle_expires_at: time::OffsetDateTime::from_unix_timestamp(last + IDLE_MINUTES * 60)
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .rfc3339()?,
+    })
+}
+
+/// Ends a session server-side: its cookie is refused from now on.
+pub async fn sign_out(
+    services: &Services,
+    ctx: &AuditContext,
+    session: &Session,
+) -> Result<(), Error> {
+    let change = Change {
+        action: "admin.sign_out",
+        target: format!("account:{}", session.account.id),
+        summary: json!({}),
+        ops: vec![WriteOp::Delete {
+            pk: session_pk(&session.id),
+            sk: "SESSION".into(),
+            condition: Condition::None,
+        }],
+    };
+    services
+        .journal
+        .commit(PLATFORM_JOURNAL, ctx, change)
+        .await?;
+    Ok(())
+}
+
+/// One member of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub account_id: String,
+    pub role: Role,
+    pub since: String,
+}
+
+/// The tenant's members.
+pub async fn members(services: &Services, tenant_id: &str) -> Result<Vec<Member>, Error> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = services
+            .store
+            .query(
+                Query::partition(members_pk(tenant_id))
+                    .prefix("M#")
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        out.extend(page.items.iter().filter_map(|i| {
+            Some(Member {
+                account_id: i.sk.strip_prefix("M#")?.to_owned(),
+                role: Role::parse(i.str("role")?).ok()?,
+                since: i.str("since").unwrap_or_default().to_owned(),
+            })
+        }));
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Removes a member from a tenant (their account keeps its other memberships). The last
+/// owner cannot be removed: a tenant always has someone who can recover it.
+pub async fn remove_member(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    account_id: &str,
+) -> Result<(), Error> {
+    let mut account = get_account(services, account_id)
+        .await?
+        .ok_or(Error::NotFound("member"))?;
+    let Some(role) = account.memberships.remove(tenant_id) else {
+        return Err(Error::NotFound("member"));
+    };
+    if role == Role::Owner {
+        let owners = members(services, tenant_id)
+            .await?
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        if owners <= 1 {
+            return Err(Error::Invalid(
+                "the tenant's last owner cannot be removed".into(),
+            ));
+        }
+    }
+    let now = services.clock.now().rfc3339()?;
+    let version = account.version;
+    let change = Change {
+        action: "admin.remove",
+        target: format!("account:{account_id}"),
+        summary: json!({ "role": role }),
+        ops: vec![
+            WriteOp::Put {
+                item: account.item(&now).with_version(version + 1),
+                condition: Condition::Version(version),
+            },
+            WriteOp::Delete {
+                pk: members_pk(tenant_id),
+                sk: format!("M#{account_id}"),
+                condition: Condition::Exists,
+            },
+        ],
+    };
+    services.journal.commit(tenant_id, ctx, change).await?;
+    Ok(())
+}
+
+/// The role a member holds in a tenant, read afresh (for owner-only checks on a member).
+pub async fn role_of(
+    services: &Services,
+    tenant_id: &str,
+    account_id: &str,
+) -> Result<Option<Role>, Error> {
+    Ok(services
+        .store
+        .get(&members_pk(tenant_id), &format!("M#{account_id}"))
+        .await?
+        .and_then(|i| i.str("role").and_then(|r| Role::parse(r).ok())))
+}
