@@ -4,6 +4,8 @@
 //! unless `.ci/run` gives them a Python with `cryptography`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// The management API: its authorization matrix cell by cell, and the invite-to-grant flow.
+mod admin;
 /// `infra/audit/verify_export.py` against Rust's verifier, on intact and tampered exports.
 mod audit_export;
 /// The Client API's authorization matrix, cell by cell, and the regressions of issue #11.

@@ -22,8 +22,8 @@ async fn world() -> World {
         .await
 }
 
-/// The ceremonies, on the shared world.
-trait Passkeys {
+/// The ceremonies, on the shared world (the management API's tests sign in with them too).
+pub(crate) trait Passkeys {
     async fn register(&self, auth: &mut SoftPasskey, token: &str) -> (Value, String);
     async fn assertion(
         &self,
@@ -126,7 +126,7 @@ impl Passkeys for World {
 
 /// The software passkey keeps no resident keys: it is asked for a plain one, and the tests
 /// supply the user handle and credential id a browser's discoverable credential would.
-fn soft(options: &Value) -> CreationChallengeResponse {
+pub(crate) fn soft(options: &Value) -> CreationChallengeResponse {
     let mut options = options.clone();
     options["authenticatorSelection"]["residentKey"] = json!("discouraged");
     options["authenticatorSelection"]["requireResidentKey"] = json!(false);
@@ -134,14 +134,14 @@ fn soft(options: &Value) -> CreationChallengeResponse {
 }
 
 /// The credential id of a registration's answer.
-fn credential_id_of(registered: &Value) -> String {
+pub(crate) fn credential_id_of(registered: &Value) -> String {
     registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-fn with_user_handle(credential: &PublicKeyCredential, handle: &str) -> Value {
+pub(crate) fn with_user_handle(credential: &PublicKeyCredential, handle: &str) -> Value {
     let mut v = serde_json::to_value(credential).unwrap();
     v["response"]["userHandle"] = json!(handle);
     v

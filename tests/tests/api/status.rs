@@ -1242,6 +1242,7 @@ async fn security_txt_is_served_from_configuration() {
     let config = Config::from_vars(&vars).unwrap();
     let app = latchkey_local::gateway_with_demo(
         w.services.clone(),
+        w.sealer.signer().clone(),
         Default::default(),
         config.security_txt.clone(),
         w.tenant.clone(),

@@ -481,7 +481,7 @@ pub async fn sign_in(
                 memberships: BTreeMap::new(),
                 version: 0,
             });
-            let journal = accept_into(&mut account, &invite, &now_text, &mut ops);
+            let journal = accept_into(&mut account, &invite, &now_text, &mut ops)?;
             let summary = json!({ "role": invite.item.str("role") });
             ops.push(WriteOp::Delete {
                 pk: invite.item.pk.clone(),
@@ -548,19 +548,26 @@ pub async fn sign_in(
 }
 
 /// Adds what `invite` gives to `account` as write operations (the account record under its
-/// version, the tenant's member entry), and returns the journal the change belongs to.
+/// version, the tenant's member entry), and returns the journal the change belongs to. A
+/// person already in the tenant is refused: an invite never changes a role (a viewer's invite
+/// accepted by an owner would demote them).
 fn accept_into(
     account: &mut Account,
     invite: &Invite,
     now: &str,
     ops: &mut Vec<WriteOp>,
-) -> String {
+) -> Result<String, Error> {
     let journal = match &invite.for_ {
         Invitee::Operator => {
             account.operator = true;
             PLATFORM_JOURNAL.to_owned()
         }
         Invitee::Member { tenant_id, role } => {
+            if account.memberships.contains_key(tenant_id) {
+                return Err(Error::Invalid(
+                    "you are a member of this tenant already".into(),
+                ));
+            }
             account.memberships.insert(tenant_id.clone(), *role);
             ops.push(WriteOp::Put {
                 item: membership_entry(tenant_id, &account.id, *role, now),
@@ -578,7 +585,7 @@ fn accept_into(
         item: account.item(now).with_version(account.version + 1),
         condition,
     });
-    journal
+    Ok(journal)
 }
 
 /// A signed-in person accepts another invite: the membership (or operator role) is theirs at
@@ -593,7 +600,7 @@ pub async fn accept_signed_in(
     let mut account = session.account.clone();
     let now = services.clock.now().rfc3339()?;
     let mut ops = Vec::new();
-    let journal = accept_into(&mut account, &invite, &now, &mut ops);
+    let journal = accept_into(&mut account, &invite, &now, &mut ops)?;
     ops.push(WriteOp::Delete {
         pk: invite.item.pk.clone(),
         sk: invite.item.sk.clone(),
