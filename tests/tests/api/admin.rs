@@ -458,3 +458,316 @@ async fn every_route_and_principal_of_the_management_api() {
     }
     assert_eq!(problems, Vec::<String>::new(), "{} cells", cell);
 }
+
+/// Issue #15's flow on the embedded store: invite → the owner registers a passkey → signs out
+/// and in again without a name → makes a secret key → changes a rule → a track with the new
+/// key shows it → the audit log lists each change and verifies → the owner grants read access
+/// → an operator reads users under it → the grant expires → the operator is refused.
+#[tokio::test]
+async fn invite_sign_in_configure_audit_and_support_access_end_to_end() {
+    let w = world().await;
+    // `latchkey-admin invite create --tenant t-a --role owner`.
+    let first = invite(
+        &w,
+        Invitee::Member {
+            tenant_id: A.into(),
+            role: Role::Owner,
+        },
+    )
+    .await;
+    let mut owner = join(&w, &first).await;
+    // The invite is spent.
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/invites/accept",
+        &Cred::None,
+        Some(json!({ "invite": first })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let me = Cred::Cookie(owner.cookie.clone());
+    let (s, _) = call(&w, Method::DELETE, "/v1/admin/session", &me, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&w, Method::GET, "/v1/admin/session", &me, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "signed out server-side");
+    sign_in(&w, &mut owner).await;
+    let me = Cred::Cookie(owner.cookie.clone());
+    let (s, mine) = call(&w, Method::GET, "/v1/admin/tenants", &me, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        mine["tenants"],
+        json!([{ "tenantId": A, "name": "A", "role": "owner" }])
+    );
+
+    // A secret key, shown once, works with the Server API.
+    let (s, key) = call(
+        &w,
+        Method::POST,
+        &format!("/v1/admin/tenants/{A}/keys"),
+        &me,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{key}");
+    let secret = key["secret"].as_str().unwrap();
+    let server = latchkey_tests::client::basic(secret);
+
+    // A rule: withdrawals are blocked. The next track says so.
+    let (s, updated) = call(
+        &w,
+        Method::PATCH,
+        &format!("/v1/admin/tenants/{A}"),
+        &me,
+        Some(json!({ "actions": { "withdraw": { "defaultOutcome": "BLOCK" } } })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{updated}");
+    let (s, tracked) = w
+        .post(&server, "/v1/users/alice/actions/withdraw", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tracked}");
+    assert_eq!(tracked["state"], "BLOCK");
+
+    // The audit log lists each change, by the owner, and verifies once sealed.
+    w.audit(A).await;
+    let (s, log) = call(
+        &w,
+        Method::GET,
+        &format!("/v1/admin/tenants/{A}/audit?actor=admin:{}", owner.account),
+        &me,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let mut actions: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // (Both at one instant of the test's clock: in no particular order.)
+    actions.sort();
+    assert_eq!(actions, ["api_key.create", "tenant.settings.update"]);
+    let (s, verified) = call(
+        &w,
+        Method::GET,
+        &format!("/v1/admin/tenants/{A}/audit/verify"),
+        &me,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(verified["broken"], Value::Null, "{verified}");
+    assert!(
+        verified["signedThrough"].as_u64().unwrap() >= 3,
+        "{verified}"
+    );
+
+    // An operator, refused until the owner grants read access for two hours.
+    let operator = join(&w, &invite(&w, Invitee::Operator).await).await;
+    let op = Cred::Cookie(operator.cookie.clone());
+    let users = format!("/v1/admin/tenants/{A}/users");
+    let (s, _) = call(&w, Method::GET, &users, &op, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, grant) = call(
+        &w,
+        Method::POST,
+        &format!("/v1/admin/tenants/{A}/grants"),
+        &me,
+        Some(json!({ "scope": "read", "hours": 2, "reason": "ticket 42: sign-ins failing" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{grant}");
+    let (s, listed) = call(&w, Method::GET, &users, &op, None).await;
+    assert_eq!(s, StatusCode::OK, "{listed}");
+    assert_eq!(listed["users"][0]["userId"], "alice");
+    // Reads only: the grant's scope.
+    let (s, _) = call(
+        &w,
+        Method::PATCH,
+        &format!("/v1/admin/tenants/{A}"),
+        &op,
+        Some(json!({ "name": "taken over" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The read is in the tenant's own log, naming the grant.
+    let events = w.events(A).await;
+    let access: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "support.access")
+        .collect();
+    assert_eq!(access.len(), 1, "the read");
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "support.refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "the write the grant does not cover");
+    assert_eq!(refused[0].actor, format!("operator:{}", operator.account));
+    let grant_id = grant["id"].as_str().unwrap();
+    assert!(
+        access
+            .iter()
+            .all(|e| e.actor == format!("operator:{}/grant:{grant_id}", operator.account)),
+        "{access:?}"
+    );
+    // The grant expires (the clock moves on): the operator, signed in again, is refused.
+    w.clock.advance(time::Duration::minutes(121));
+    let mut operator = operator;
+    sign_in(&w, &mut operator).await;
+    let (s, _) = call(
+        &w,
+        Method::GET,
+        &users,
+        &Cred::Cookie(operator.cookie.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    w.audit(A).await;
+    assert_eq!(w.verify_log(A).await.broken, None);
+}
+
+/// Sessions: a state-changing request with the cookie needs the console's `Origin`; idle and
+/// absolute expiry end a session; cookies of another kind of credential are refused.
+#[tokio::test]
+async fn sessions_expire_when_idle_or_old_and_need_the_consoles_origin_to_change_anything() {
+    let w = world().await;
+    let mut owner = member(&w, A, Role::Owner).await;
+    let me = Cred::Cookie(owner.cookie.clone());
+    let patch = format!("/v1/admin/tenants/{A}");
+    let body = json!({ "name": "renamed" });
+    for origin in [None, Some("https://evil.example"), Some("null")] {
+        let (s, v, _) = call_with(&w, Method::PATCH, &patch, &me, Some(body.clone()), origin).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{origin:?}: {v}");
+    }
+    // Reads need no Origin.
+    let (s, _, _) = call_with(&w, Method::GET, &patch, &me, None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    // A management key is not a cookie: no Origin needed (no browser sends it).
+    let (_, admin_key) = keys::create(&w.services, &ctx(), A, Role::Admin, "ci", 1)
+        .await
+        .unwrap();
+    let (s, _, _) = call_with(
+        &w,
+        Method::PATCH,
+        &patch,
+        &Cred::Key(admin_key.clone()),
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Idle: used within 30 minutes it lives on; 30 minutes unused, it is gone.
+    for _ in 0..3 {
+        w.clock.advance(time::Duration::minutes(25));
+        let (s, _) = call(&w, Method::GET, "/v1/admin/session", &me, None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    w.clock.advance(time::Duration::minutes(31));
+    let (s, _) = call(&w, Method::GET, "/v1/admin/session", &me, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "idle");
+
+    // Absolute: 12 hours whatever the use.
+    sign_in(&w, &mut owner).await;
+    let me = Cred::Cookie(owner.cookie.clone());
+    for _ in 0..28 {
+        w.clock.advance(time::Duration::minutes(25));
+        let (s, _) = call(&w, Method::GET, "/v1/admin/session", &me, None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    w.clock.advance(time::Duration::minutes(25));
+    let (s, _) = call(&w, Method::GET, "/v1/admin/session", &me, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "past 12 hours");
+
+    // The management key expired after its one day; a tampered cookie is refused.
+    w.clock.advance(time::Duration::hours(11));
+    let (s, _) = call(&w, Method::GET, &patch, &Cred::Key(admin_key), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    sign_in(&w, &mut owner).await;
+    let mut forged = owner.cookie.clone();
+    forged.pop();
+    forged.push('x');
+    for cookie in [forged, owner.cookie.replace("lks_", "lki_")] {
+        let (s, _) = call(
+            &w,
+            Method::GET,
+            "/v1/admin/session",
+            &Cred::Cookie(cookie),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// A console token is spent by one sign-in, must come from a passkey ceremony on the console
+/// tenant, and an invite is single use and expires.
+#[tokio::test]
+async fn console_tokens_and_invites_open_one_session_each() {
+    let w = world().await;
+    let owner = member(&w, A, Role::Owner).await;
+    // A token from the console's track that no ceremony answered opens nothing.
+    let unproven = accounts::begin_reauth(
+        &w.services,
+        &accounts::authenticate(&w.services, &owner.cookie)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/session",
+        &Cred::None,
+        Some(json!({ "token": unproven })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A customer tenant's token (a user of t-a who passed a passkey check there) is no
+    // console token.
+    let tracked = w.track("u1", "signIn").await;
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/session",
+        &Cred::None,
+        Some(json!({ "token": tracked.token })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // An expired invite.
+    let late = invite(
+        &w,
+        Invitee::Member {
+            tenant_id: A.into(),
+            role: Role::Admin,
+        },
+    )
+    .await;
+    w.clock.advance(time::Duration::hours(25));
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/invites/accept",
+        &Cred::None,
+        Some(json!({ "invite": late })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Invites last at most 72 hours; management keys are never owners.
+    assert!(
+        accounts::create_invite(&w.services, &ctx(), Invitee::Operator, 73)
+            .await
+            .is_err()
+    );
+    assert!(
+        keys::create(&w.services, &ctx(), A, Role::Owner, "root", 1)
+            .await
+            .is_err()
+    );
+}

@@ -193,7 +193,7 @@ impl Basis {
 /// Decides whether `caller` may do `perm` on `tenant_id`, and on what basis. An operator's
 /// request under a grant is written to the tenant's own audit log (`support.access`, naming the
 /// grant and the route) before it runs, so the customer sees every read as well as every
-/// change; `route` is the route's pattern (`GET /v1/admin/tenants/{tenantId}/users`), never a
+/// change; one the live grants do not cover is written as `support.refused`; `route` is the route's pattern (`GET /v1/admin/tenants/{tenantId}/users`), never a
 /// value from the request.
 ///
 /// Refusals: [`Error::Forbidden`] when the caller has nothing to do with the tenant (another
@@ -255,6 +255,21 @@ pub async fn authorize(
                 .filter(|g| scope_allows(g.scope, perm))
                 .min_by_key(|g| (g.scope, std::cmp::Reverse(g.expires_epoch)));
             let Some(grant) = chosen else {
+                // Refused under the tenant's live grants: the customer sees the attempt too.
+                let attempt = AuditContext {
+                    actor: format!("operator:{}", account.id),
+                    ..ctx.clone()
+                };
+                let change = Change {
+                    action: "support.refused",
+                    target: format!("tenant:{tenant_id}"),
+                    summary: json!({
+                        "route": route,
+                        "grants": live.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
+                    }),
+                    ops: Vec::new(),
+                };
+                services.journal.commit(tenant_id, &attempt, change).await?;
                 return Err(Error::Refused(format!(
                     "no live support-access grant lets an operator {}",
                     perm.describe()
