@@ -17,7 +17,7 @@ use latchkey::domain::tenants::{self, Tenant};
 use latchkey::http::{ApiError, RequestMeta};
 
 /// The session cookie's name.
-pub const COOKIE: &str = "lk_session";
+pub const COOKIE: &str = accounts::SESSION_COOKIE;
 
 /// What the route's row allowed.
 pub struct Allowed {
@@ -91,17 +91,6 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Whether `origin` is one of the console tenant's (`http://localhost:*` allows any port).
-pub fn console_origin(console: &Tenant, origin: &str) -> bool {
-    console.settings.allowed_origins.iter().any(|o| {
-        o == origin
-            || (o == "http://localhost:*"
-                && origin
-                    .strip_prefix("http://localhost:")
-                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
-    })
-}
-
 /// Refuses a state-changing request authenticated by the cookie unless its `Origin` is the
 /// console's.
 async fn check_origin(state: &AdminState, parts: &Parts) -> Result<(), Error> {
@@ -116,7 +105,7 @@ async fn check_origin(state: &AdminState, parts: &Parts) -> Result<(), Error> {
             Error::Refused("a request that changes anything must carry Origin".into())
         })?;
     let console = accounts::console(&state.services).await?;
-    if console_origin(&console, origin) {
+    if accounts::console_allows(&console, origin) {
         Ok(())
     } else {
         Err(Error::Refused(

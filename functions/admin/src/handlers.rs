@@ -288,7 +288,7 @@ pub async fn list_users(
     if let Some(id) = q.user_id.filter(|v| !v.trim().is_empty()) {
         users::check_user_id(&id)?;
         let found = match users::get_user(&s.services, tenant, &id).await? {
-            Some(_) => vec![users::profile(&s.services, tenant, &id).await?],
+            Some(_) => vec![latchkey::domain::profile::profile(&s.services, tenant, &id).await?],
             None => Vec::new(),
         };
         return Ok(Json(json!({ "users": found })));
@@ -325,7 +325,7 @@ pub async fn get_user(
     {
         return Err(Error::NotFound("user").into());
     }
-    let profile = users::profile(&s.services, tenant, &user_id).await?;
+    let profile = latchkey::domain::profile::profile(&s.services, tenant, &user_id).await?;
     let authenticators = authenticators::list(&s.services, tenant, &user_id).await?;
     let mut recent = actions::query(&s.services, tenant, &user_id, None, &[], None).await?;
     recent.truncate(20);

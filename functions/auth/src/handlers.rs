@@ -146,7 +146,7 @@ async fn user_body(
     p: &latchkey::domain::tenants::Principal,
     user_id: &str,
 ) -> Result<Value> {
-    Ok(users::profile(s, &p.tenant, user_id).await?)
+    Ok(latchkey::domain::profile::profile(s, &p.tenant, user_id).await?)
 }
 
 pub async fn get_user(

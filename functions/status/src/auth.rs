@@ -4,10 +4,11 @@
 use crate::StatusState;
 use async_trait::async_trait;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use latchkey::Services;
 use latchkey::domain::Error;
+use latchkey::domain::admin::accounts;
 use latchkey::domain::status::operators::{self, Operator};
 use latchkey::http::ApiError;
 
@@ -36,6 +37,54 @@ impl OperatorAuth for BearerTokens {
             return Err(Error::Unauthorized);
         }
         operators::authenticate(services, token.trim()).await
+    }
+}
+
+/// How the status function recognises operators by default: a bearer token (automation), or
+/// the management plane's session cookie of an account with the operator role (a person who
+/// signed in with a passkey). A write made with the cookie must come from the console's
+/// `Origin`, as on `/v1/admin`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionsOrTokens;
+
+#[async_trait]
+impl OperatorAuth for SessionsOrTokens {
+    async fn authorize(&self, services: &Services, parts: &Parts) -> Result<Operator, Error> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return BearerTokens.authorize(services, parts).await;
+        }
+        let cookie = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == accounts::SESSION_COOKIE)
+            .map(|(_, v)| v.trim())
+            .ok_or(Error::Unauthorized)?;
+        let session = accounts::authenticate(services, cookie).await?;
+        if !session.account.operator {
+            return Err(Error::Forbidden);
+        }
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let origin = parts
+                .headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let console = accounts::console(services).await?;
+            if !accounts::console_allows(&console, origin) {
+                return Err(Error::Refused(
+                    "a write made with the session cookie must come from the console's Origin"
+                        .into(),
+                ));
+            }
+        }
+        Ok(Operator {
+            id: session.account.id.clone(),
+            name: "operator (passkey session)".into(),
+        })
     }
 }
 

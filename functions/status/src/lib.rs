@@ -19,7 +19,7 @@ pub mod mail;
 mod manage;
 mod public;
 
-pub use auth::{BearerTokens, OperatorAuth};
+pub use auth::{BearerTokens, OperatorAuth, SessionsOrTokens};
 
 use axum::Router;
 use axum::routing::{MethodRouter, get, patch, post};
@@ -138,15 +138,15 @@ pub struct StatusState {
 }
 
 /// This function's routes, without the shared layers (the local gateway merges them), with
-/// operators recognised by their bearer tokens.
+/// operators recognised by their bearer tokens or their passkey sessions.
 /// `/.well-known/security.txt` answers 404 here: see [`routes_configured`].
 pub fn routes(services: &Arc<Services>) -> Router {
-    routes_with_auth(services, Arc::new(BearerTokens), None)
+    routes_with_auth(services, Arc::new(SessionsOrTokens), None)
 }
 
 /// [`routes`] with the deployment's `/.well-known/security.txt` (`Config::security_txt`).
 pub fn routes_configured(services: &Arc<Services>, security_txt: Option<SecurityTxt>) -> Router {
-    routes_with_auth(services, Arc::new(BearerTokens), security_txt)
+    routes_with_auth(services, Arc::new(SessionsOrTokens), security_txt)
 }
 
 /// The same routes with another way to recognise operators (the admin plane's sign-in, or a

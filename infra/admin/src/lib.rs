@@ -264,10 +264,14 @@ pub enum BackupCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
-    /// Creates a status-page operator and prints its token (shown once).
+    /// Creates a status-page operator token for automation and prints it (shown once).
+    /// People sign in with a passkey instead (`invite create --operator`).
     Create {
         #[arg(long)]
         name: String,
+        /// Days until the token expires (1-365).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
     },
     /// Revokes a status-page operator.
     Revoke {
@@ -557,8 +561,10 @@ pub async fn run(
             };
             if ok { Ok(text) } else { Err(text) }
         }
-        Command::Operator(OperatorCommand::Create { name }) => {
-            let (id, token) = create_operator(services, &ctx, &name).await.map_err(err)?;
+        Command::Operator(OperatorCommand::Create { name, days }) => {
+            let (id, token) = create_operator(services, &ctx, &name, days)
+                .await
+                .map_err(err)?;
             Ok(format!(
                 "operator id: {id}\ntoken:       {token}  (shown once; send as Authorization: Bearer)"
             ))

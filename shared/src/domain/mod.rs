@@ -15,6 +15,7 @@ pub mod limits;
 pub mod machine;
 pub mod otp;
 pub mod passkeys;
+pub mod profile;
 pub mod rekey;
 pub mod retry;
 pub mod rules;

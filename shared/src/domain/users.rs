@@ -724,29 +724,3 @@ async fn matching(
     let more = rest.next().is_some();
     Ok((page, more))
 }
-
-/// A user as the Server API's `getUser` answers it: attributes (or the empty defaults of a
-/// user never stored), enrollment state and the tenant's allowed methods.
-pub async fn profile(services: &Services, tenant: &Tenant, user_id: &str) -> Result<Value, Error> {
-    check_user_id(user_id)?;
-    let user = get_user(services, tenant, user_id).await?;
-    let enrolled =
-        crate::domain::authenticators::enrolled_methods(services, tenant, user_id).await?;
-    let mut body = match user {
-        Some(u) => serde_json::to_value(&u.attributes).unwrap_or_else(|_| json!({})),
-        None => json!({ "emailVerified": false, "phoneNumberVerified": false }),
-    };
-    if let Value::Object(map) = &mut body {
-        map.insert("userId".into(), json!(user_id));
-        map.insert("isEnrolled".into(), json!(!enrolled.is_empty()));
-        if let Some(first) = enrolled.first() {
-            map.insert("defaultVerificationMethod".into(), json!(first));
-        }
-        map.insert("enrolledVerificationMethods".into(), json!(enrolled));
-        map.insert(
-            "allowedVerificationMethods".into(),
-            json!(tenant.settings.methods()),
-        );
-    }
-    Ok(body)
-}

@@ -771,3 +771,54 @@ async fn console_tokens_and_invites_open_one_session_each() {
             .is_err()
     );
 }
+
+/// The status page's write side takes an operator's passkey session (and its Origin check);
+/// a member who is no operator is refused, and operator tokens expire.
+#[tokio::test]
+async fn operators_write_the_status_page_with_their_passkey_session() {
+    let w = world().await;
+    let operator = join(&w, &invite(&w, Invitee::Operator).await).await;
+    let owner = member(&w, A, Role::Owner).await;
+    let incident = |cookie: &str, origin: Option<&str>| {
+        let mut req = Request::post("/status/manage/incidents")
+            .header("idempotency-key", format!("key-{}", &cookie[4..20]))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::COOKIE, format!("lk_session={cookie}"));
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        req.body(Body::from(
+            json!({ "name": "Elevated errors", "impact": "minor", "body": "Investigating." })
+                .to_string(),
+        ))
+        .unwrap()
+    };
+    let r = w.request(incident(&operator.cookie, None)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no Origin: {}", r.text());
+    let r = w.request(incident(&owner.cookie, Some(ORIGIN))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no operator: {}", r.text());
+    let r = w.request(incident(&operator.cookie, Some(ORIGIN))).await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.text());
+    let events = w.events(latchkey::domain::audit::PLATFORM_JOURNAL).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.actor == format!("operator:{}", operator.account)
+                && e.action.starts_with("status.")),
+        "{events:?}"
+    );
+
+    let (_, token) =
+        latchkey::domain::status::operators::create_operator(&w.services, &ctx(), "deploy bot", 1)
+            .await
+            .unwrap();
+    let whoami = || {
+        Request::get("/status/manage/whoami")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(w.request(whoami()).await.status, StatusCode::OK);
+    w.clock.advance(time::Duration::hours(25));
+    assert_eq!(w.request(whoami()).await.status, StatusCode::UNAUTHORIZED);
+}

@@ -458,7 +458,7 @@ async fn each_functions_iam_policy_is_what_its_code_calls() {
     // The status function: the public documents, and an operator's writes with an urgent
     // notice to the tenant whose data is affected.
     let ctx = AuditContext::system("test", "iam-operator");
-    let (_, operator) = create_operator(&t.w.services, &ctx, "on-call")
+    let (_, operator) = create_operator(&t.w.services, &ctx, "on-call", 30)
         .await
         .unwrap();
     t.w.store_calls.as_ref().unwrap().take();

@@ -110,7 +110,7 @@ async fn three_rotations_in_a_row_and_every_keyed_hash_still_works() {
     let (_, idle_key) = create_api_key(&w.services, &ctx, "t-rot", None)
         .await
         .unwrap();
-    let (_, idle_token) = create_operator(&w.services, &ctx, "idle operator")
+    let (_, idle_token) = create_operator(&w.services, &ctx, "idle operator", 30)
         .await
         .unwrap();
     let (status, users) = found_by_email(&w, &w.server()).await;

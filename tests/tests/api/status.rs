@@ -108,7 +108,9 @@ async fn world_with(failures: usize, rotating: bool) -> Status {
         .await
         .unwrap();
     }
-    let (_, token) = create_operator(services, &ctx, "on-call").await.unwrap();
+    let (_, token) = create_operator(services, &ctx, "on-call", 30)
+        .await
+        .unwrap();
     Status { world, token }
 }
 

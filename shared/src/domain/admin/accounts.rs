@@ -53,6 +53,8 @@ const TOUCH_SECONDS: i64 = 60;
 pub const REAUTH_SECONDS: i64 = 5 * 60;
 
 const CONSOLE_PK: &str = "PLATFORM#CONSOLE";
+/// The session cookie's name (the admin function sets it; the status function reads it too).
+pub const SESSION_COOKIE: &str = "lk_session";
 
 fn account_pk(id: &str) -> String {
     format!("ADMIN#ACCOUNT#{id}")
@@ -171,6 +173,18 @@ pub async fn console(services: &Services) -> Result<Tenant, Error> {
     tenants::get_tenant(services, id)
         .await?
         .ok_or_else(|| Error::Misconfigured("the console tenant is gone".into()))
+}
+
+/// Whether `origin` is one of the console tenant's (`http://localhost:*` allows any port): a
+/// state-changing request made with the session cookie must come from there.
+pub fn console_allows(console: &Tenant, origin: &str) -> bool {
+    console.settings.allowed_origins.iter().any(|o| {
+        o == origin
+            || (o == "http://localhost:*"
+                && origin
+                    .strip_prefix("http://localhost:")
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    })
 }
 
 /// The console's tenant id, if the console was set up.

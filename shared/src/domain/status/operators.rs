@@ -1,6 +1,7 @@
-//! Operator credentials for the status page's write side, until the admin plane brings
-//! operator sign-in with passkeys (the status function asks for an operator through a small
-//! trait, so this is the one implementation to replace).
+//! Operator tokens for the status page's write side, for automation: people sign in with a
+//! passkey on the management plane, whose session the status function accepts as well
+//! (`latchkey_status::SessionsOrTokens`). A token is scoped to the status page's writes (no
+//! other function accepts it) and expires ([`MAX_TOKEN_DAYS`] at most).
 //!
 //! A token reads `lko_{16 hex id}_{secret}`. The id makes lookup one read of `OP#{id}`; the
 //! store holds only HMAC-SHA256(operator-token pepper, whole token), compared in constant time
@@ -52,26 +53,40 @@ pub fn operator_id_of(token: &str) -> Option<&str> {
     (id_ok && secret.len() >= 32).then_some(id)
 }
 
-/// Mints an operator token; returns (id, token). The token is not recoverable afterwards.
+/// The longest an operator token lives: people sign in with passkeys (the management plane's
+/// sessions, which the status function accepts too); tokens are for automation, and expire.
+pub const MAX_TOKEN_DAYS: i64 = 365;
+
+/// Mints an operator token valid for `days`; returns (id, token). The token is not
+/// recoverable afterwards.
 pub async fn create_operator(
     services: &Services,
     ctx: &AuditContext,
     name: &str,
+    days: i64,
 ) -> Result<(String, String), Error> {
     if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(Error::Invalid(
             "operator name must be 1-100 characters".into(),
         ));
     }
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        return Err(Error::Invalid(format!(
+            "an operator token lives 1 to {MAX_TOKEN_DAYS} days"
+        )));
+    }
     let id = services.random.hex_id(ID_LEN / 2);
     let token = format!("{TOKEN_PREFIX}{id}_{}", services.random.token(32));
     let pepper = purpose_keys(services.secrets.as_ref(), Purpose::OperatorTokenPepper).await?;
-    let now = services.clock.now().rfc3339()?;
+    let now = services.clock.now();
+    let expires = now + time::Duration::days(days);
     let item = Item::new(operator_pk(&id), "OPERATOR")
         .with("name", name)
         .with("hash", hex(pepper.mac(token.as_bytes())))
         .with("gen", keyring::current_generation(services).await?)
-        .with("createdAt", now);
+        .with("createdAt", now.rfc3339()?)
+        .with("expiresAt", expires.rfc3339()?)
+        .with("expiresEpoch", expires.unix_timestamp());
     let change = Change {
         action: "operator.create",
         target: format!("operator:{id}"),
@@ -126,7 +141,12 @@ pub async fn authenticate(services: &Services, token: &str) -> Result<Operator, 
         .get(&operator_pk(id), "OPERATOR")
         .await?
         .ok_or(Error::Unauthorized)?;
-    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) {
+    let live = item
+        .attrs
+        .get("expiresEpoch")
+        .and_then(serde_json::Value::as_i64)
+        .is_some_and(|at| at > services.clock.now().unix_timestamp());
+    if item.attrs.get("revokedAt").is_some_and(|v| !v.is_null()) || !live {
         return Err(Error::Unauthorized);
     }
     let stored = item
