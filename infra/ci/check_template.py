@@ -48,6 +48,11 @@ SIX_HOURS = {"rate(6 hours)", "cron(0 */6 * * ? *)", "cron(0 0/6 * * ? *)"}
 BACKUP_INPUT = {"task": "backup"}
 DRILL_INPUT = {"task": "drill"}
 REKEY_INPUT = {"task": "rekey"}
+PURGE_INPUT = {"task": "purge"}
+# Tenants' own KMS keys (crypto-shredding): any key of the account, admitted only by the tag
+# naming this stack's data key (policy_ok checks the condition).
+TENANT_KEYS = "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
+TENANT_KEY_TAG = "aws:ResourceTag/latchkey:platform-key"
 # A weekly schedule: rate(7 days), or a cron naming one day of the week.
 WEEKLY = re.compile(r"^(rate\(7 days\)|cron\(\S+ \S+ \? \* (SUN|MON|TUE|WED|THU|FRI|SAT|[1-7]) \*\))$")
 
@@ -75,6 +80,7 @@ def backup_allowed(table: str, key: str) -> dict[str, set[str]]:
         "${%s.Arn}" % key: {
             "kms:creategrant", "kms:decrypt", "kms:describekey", "kms:generatedatakey"},
         "${Secret}": {"secretsmanager:getsecretvalue"},
+        TENANT_KEYS: {"kms:decrypt"},
     }
 RUNTIME = "provided.al2023"
 ARCHITECTURES = ["arm64"]
@@ -322,8 +328,11 @@ def main(argv: list[str]) -> int:
     rekeys = [s for s in schedules if s[1] == "rate(1 hour)" and s[2] and s[3] == REKEY_INPUT]
     r.check(f"{BACKUP_FUNCTION}: enabled hourly schedule with input {json.dumps(REKEY_INPUT)}",
             len(rekeys) == 1, f"schedules found: {schedules!r}")
-    r.check(f"{BACKUP_FUNCTION}: no schedules but the backup, the drill and the re-key",
-            len(schedules) == 3, f"schedules found: {schedules!r}")
+    purges = [s for s in schedules if s[1] == "rate(1 hour)" and s[2] and s[3] == PURGE_INPUT]
+    r.check(f"{BACKUP_FUNCTION}: enabled hourly schedule with input {json.dumps(PURGE_INPUT)}",
+            len(purges) == 1, f"schedules found: {schedules!r}")
+    r.check(f"{BACKUP_FUNCTION}: no schedules but the backup, the drill, the re-key and the purge",
+            len(schedules) == 4, f"schedules found: {schedules!r}")
     if len(tables) == 1 and len(keys) == 1:
         r.check(f"{BACKUP_FUNCTION}: policy grants exactly the backup and drill actions",
                 *backup_policy_exact(props(BACKUP_FUNCTION), next(iter(tables)), next(iter(keys))))
@@ -737,6 +746,12 @@ def policy_ok(fn_props: dict, owned: set[str],
             problems.append(f"{label}: no Resource")
         for res in resources:
             text = render(res)
+            if text == TENANT_KEYS:
+                tag = ((st.get("Condition") or {}).get("StringEquals") or {}).get(TENANT_KEY_TAG)
+                if not refs(tag) & owned:
+                    problems.append(f"{label}: {text} without the condition {TENANT_KEY_TAG} "
+                                    "naming this stack's key")
+                continue
             if text == "*":
                 lowered = {a.lower() for a in actions if isinstance(a, str)}
                 if not lowered or not lowered <= UNSCOPED_ACTIONS:

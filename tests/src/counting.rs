@@ -25,18 +25,32 @@ impl CountingVault {
 
 #[async_trait]
 impl KeyVault for CountingVault {
-    async fn generate_data_key(&self, context: &KeyContext) -> Result<DataKey, KeyError> {
+    async fn generate_data_key(
+        &self,
+        kek: Option<&str>,
+        context: &KeyContext,
+    ) -> Result<DataKey, KeyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.generate_data_key(context).await
+        self.inner.generate_data_key(kek, context).await
     }
 
     async fn decrypt_data_key(
         &self,
+        kek: Option<&str>,
         wrapped: &[u8],
         context: &KeyContext,
     ) -> Result<PlainKey, KeyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.decrypt_data_key(wrapped, context).await
+        self.inner.decrypt_data_key(kek, wrapped, context).await
+    }
+
+    /// Not counted (nor is destroying one): they touch no data key.
+    async fn create_tenant_kek(&self, tenant_id: &str) -> Result<String, KeyError> {
+        self.inner.create_tenant_kek(tenant_id).await
+    }
+
+    async fn destroy_tenant_kek(&self, kek: &str) -> Result<(), KeyError> {
+        self.inner.destroy_tenant_kek(kek).await
     }
 
     /// Not counted: it touches no data key.
@@ -170,18 +184,33 @@ pub struct RecordingVault {
 
 #[async_trait]
 impl KeyVault for RecordingVault {
-    async fn generate_data_key(&self, context: &KeyContext) -> Result<DataKey, KeyError> {
+    async fn generate_data_key(
+        &self,
+        kek: Option<&str>,
+        context: &KeyContext,
+    ) -> Result<DataKey, KeyError> {
         self.calls.note("vault.generate_data_key");
-        self.inner.generate_data_key(context).await
+        self.inner.generate_data_key(kek, context).await
     }
 
     async fn decrypt_data_key(
         &self,
+        kek: Option<&str>,
         wrapped: &[u8],
         context: &KeyContext,
     ) -> Result<PlainKey, KeyError> {
         self.calls.note("vault.decrypt_data_key");
-        self.inner.decrypt_data_key(wrapped, context).await
+        self.inner.decrypt_data_key(kek, wrapped, context).await
+    }
+
+    async fn create_tenant_kek(&self, tenant_id: &str) -> Result<String, KeyError> {
+        self.calls.note("vault.create_tenant_kek");
+        self.inner.create_tenant_kek(tenant_id).await
+    }
+
+    async fn destroy_tenant_kek(&self, kek: &str) -> Result<(), KeyError> {
+        self.calls.note("vault.destroy_tenant_kek");
+        self.inner.destroy_tenant_kek(kek).await
     }
 
     async fn probe(&self) -> Result<(), KeyError> {

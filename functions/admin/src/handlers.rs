@@ -196,6 +196,35 @@ pub async fn update_tenant(
     Ok(Json(body))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteTenantBody {
+    /// A console token of a fresh passkey check (`POST /v1/admin/session/reauth`, then the
+    /// Client API's passkey verify).
+    token: String,
+}
+
+/// `DELETE /v1/admin/tenants/{tenantId}`: an owner, after a fresh passkey check, deletes the
+/// tenant: its own key is destroyed first (every sealed field unreadable at once, in the table
+/// and in every backup), the record becomes a tombstone, and a job purges its items. 202 with
+/// the receipt (the platform journal's event).
+pub async fn delete_tenant(
+    State(s): St,
+    allowed: Allowed,
+    WireJson(body): WireJson<DeleteTenantBody>,
+) -> Result<Response> {
+    let (tenant, _) = allowed.tenant()?;
+    let session = allowed.session()?;
+    let ctx = allowed.ctx();
+    accounts::check_reauth(&s.services, &ctx, session, &body.token).await?;
+    let receipt = latchkey::domain::shred::delete_tenant(&s.services, &ctx, &tenant.id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::to_value(&receipt).unwrap_or(Value::Null)),
+    )
+        .into_response())
+}
+
 pub async fn list_keys(State(s): St, allowed: Allowed) -> Result<Json<Value>> {
     let (tenant, _) = allowed.tenant()?;
     Ok(Json(

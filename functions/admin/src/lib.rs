@@ -51,6 +51,7 @@ pub enum RouteId {
     MyTenants,
     GetTenant,
     UpdateTenant,
+    DeleteTenant,
     ListKeys,
     CreateKey,
     RotateKey,
@@ -76,7 +77,7 @@ pub enum RouteId {
 /// Every route this function serves, with what it needs: the one table the router is built
 /// from, that the authorization extractor reads, and that the tests walk cell by cell.
 #[rustfmt::skip]
-pub const TABLE: [(RouteId, &str, &str, Need); 30] = {
+pub const TABLE: [(RouteId, &str, &str, Need); 31] = {
     use Need::*;
     use RouteId::*;
     [
@@ -90,6 +91,7 @@ pub const TABLE: [(RouteId, &str, &str, Need); 30] = {
         (MyTenants,           "GET",    "/v1/admin/tenants",                                     Person),
         (GetTenant,           "GET",    "/v1/admin/tenants/{tenantId}",                          Tenant(Perm::Read)),
         (UpdateTenant,        "PATCH",  "/v1/admin/tenants/{tenantId}",                          Tenant(Perm::Configure)),
+        (DeleteTenant,        "DELETE", "/v1/admin/tenants/{tenantId}",                          Tenant(Perm::Own)),
         (ListKeys,            "GET",    "/v1/admin/tenants/{tenantId}/keys",                     Tenant(Perm::Read)),
         (CreateKey,           "POST",   "/v1/admin/tenants/{tenantId}/keys",                     Tenant(Perm::Keys)),
         (RotateKey,           "POST",   "/v1/admin/tenants/{tenantId}/keys/{keyId}/rotate",      Tenant(Perm::Keys)),
@@ -148,6 +150,7 @@ fn handler(id: RouteId) -> MethodRouter<AdminState> {
         MyTenants => get(my_tenants),
         GetTenant => get(get_tenant),
         UpdateTenant => patch(update_tenant),
+        DeleteTenant => delete(delete_tenant),
         ListKeys => get(list_keys),
         CreateKey => post(create_key),
         RotateKey => post(rotate_key),

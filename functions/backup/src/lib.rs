@@ -7,6 +7,8 @@
 //! - `{"task": "rekey"}` hourly: the re-key job after root-secret rotations
 //!   (`domain::rekey`: the previous root generation into the keyring, the email index under
 //!   the current key);
+//! - `{"task": "purge"}` hourly: deletes the items of deleted (crypto-shredded) tenants
+//!   (`domain::shred::purge`).
 //! - `{"task": "health"}`: the store answers.
 //!
 //! Each run and drill prints one CloudWatch Embedded Metric Format line (namespace `Latchkey`,
@@ -31,6 +33,7 @@ pub enum Task {
     Backup,
     Drill,
     Rekey,
+    Purge,
 }
 
 /// What backups are made of and kept by; built once at cold start.
@@ -186,6 +189,23 @@ pub async fn handle(
                     Err(TaskError::Rekey(e.to_string(), retryable))
                 }
             }
+        }
+        Task::Purge => {
+            let ctx = latchkey::domain::audit::AuditContext::system("purge", "scheduled");
+            let r = latchkey::domain::shred::purge(services, &ctx)
+                .await
+                .map_err(|e| TaskError::Unavailable(e.to_string()))?;
+            tracing::info!(
+                task = "purge",
+                tenants = r.tenants.len(),
+                items = r.items,
+                "purged deleted tenants"
+            );
+            Ok(Report {
+                task: "purge",
+                status: "ok",
+                detail: Some(json!({ "tenants": r.tenants, "items": r.items })),
+            })
         }
         Task::Drill => {
             let report = run_drill(services, backups.target.as_ref(), &backups.policy).await;

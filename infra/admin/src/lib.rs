@@ -177,6 +177,14 @@ pub enum TenantCommand {
         #[arg(long)]
         company: String,
     },
+    /// Deletes the items of deleted tenants (an operator's run of the hourly purge job).
+    Purge,
+    /// Deletes a tenant by crypto-shredding: its own key is destroyed first, the record
+    /// becomes a tombstone, and the purge job deletes its items.
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -568,6 +576,22 @@ pub async fn run(
             Ok(format!(
                 "operator id: {id}\ntoken:       {token}  (shown once; send as Authorization: Bearer)"
             ))
+        }
+        Command::Tenant(TenantCommand::Purge) => {
+            let r = latchkey::domain::shred::purge(services, &ctx)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "purged {} items of {} deleted tenants",
+                r.items,
+                r.tenants.len()
+            ))
+        }
+        Command::Tenant(TenantCommand::Delete { id }) => {
+            let receipt = latchkey::domain::shred::delete_tenant(services, &ctx, &id)
+                .await
+                .map_err(err)?;
+            pretty(&receipt)
         }
         Command::Console(ConsoleCommand::Init { tenant_id, origins }) => {
             let tenant = latchkey::domain::admin::accounts::init_console(

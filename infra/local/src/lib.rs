@@ -94,6 +94,21 @@ where
     })
 }
 
+/// Purges deleted tenants' items every `every` (`latchkey::domain::shred::purge`), as the
+/// backup function's hourly `purge` task does on AWS.
+pub fn spawn_purger(
+    services: Arc<Services>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    spawn_every(every, "purge of deleted tenants", move || {
+        let services = Arc::clone(&services);
+        async move {
+            let ctx = latchkey::domain::audit::AuditContext::system("purge", "local");
+            latchkey::domain::shred::purge(&services, &ctx).await
+        }
+    })
+}
+
 /// The embedded store's audit sealer: every `every`, seals what the store's feed delivered and
 /// signs the tails that are due (`latchkey::domain::audit::seal::drain`), as the sealer function
 /// does on AWS from the table's stream. The feed keeps what a failed pass did not acknowledge.

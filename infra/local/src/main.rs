@@ -25,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         latchkey_local::spawn_sealer(feed, sealer, std::time::Duration::from_secs(1));
     }
+    latchkey_local::spawn_purger(services.clone(), std::time::Duration::from_secs(60));
     let dev = latchkey_local::bootstrap(&services, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.local.listen).await?;
     // What this development server serves on, printed for the person running it.

@@ -27,6 +27,9 @@ const AAD_LABEL: &[u8] = b"latchkey/field/v1";
 pub struct WrappedKey {
     pub tenant_id: String,
     pub bytes: Vec<u8>,
+    /// The tenant's own key-encryption key it is wrapped under (`None`: the platform key, for
+    /// tenants made before tenants had their own).
+    pub kek: Option<String>,
 }
 
 impl std::fmt::Debug for WrappedKey {
@@ -45,12 +48,13 @@ impl WrappedKey {
         URL_SAFE_NO_PAD.encode(&self.bytes)
     }
 
-    pub fn decode(tenant_id: &str, encoded: &str) -> Result<Self, KeyError> {
+    pub fn decode(tenant_id: &str, encoded: &str, kek: Option<&str>) -> Result<Self, KeyError> {
         Ok(Self {
             tenant_id: tenant_id.to_owned(),
             bytes: URL_SAFE_NO_PAD
                 .decode(encoded)
                 .map_err(|_| KeyError::Malformed)?,
+            kek: kek.map(str::to_owned),
         })
     }
 }
@@ -93,6 +97,11 @@ impl KeyCache {
             .get(id)
             .filter(|e| now - e.loaded_at < self.ttl)
             .map(|e| e.key.clone())
+    }
+
+    fn remove(&self, id: &[u8; 32]) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.remove(id);
     }
 
     fn insert(&self, id: [u8; 32], key: PlainKey, now: OffsetDateTime) {
@@ -159,15 +168,31 @@ impl Envelope {
         }
     }
 
+    /// Destroys the tenant's own key-encryption key and drops the data key from this process's
+    /// cache: nothing sealed under `wrapped` opens again here, and nowhere once other
+    /// processes' caches (at most the cache's time to live) have let it go.
+    pub async fn shred(&self, wrapped: &WrappedKey) -> Result<bool, SealError> {
+        self.cache.remove(&cache_id(wrapped));
+        match &wrapped.kek {
+            Some(kek) => {
+                self.vault.destroy_tenant_kek(kek).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// A new data key for `tenant_id`, wrapped for storage (and cached unwrapped).
     pub async fn new_tenant_key(&self, tenant_id: &str) -> Result<WrappedKey, SealError> {
+        let kek = self.vault.create_tenant_kek(tenant_id).await?;
         let key = self
             .vault
-            .generate_data_key(&KeyContext::tenant(tenant_id))
+            .generate_data_key(Some(&kek), &KeyContext::tenant(tenant_id))
             .await?;
         let wrapped = WrappedKey {
             tenant_id: tenant_id.to_owned(),
             bytes: key.wrapped,
+            kek: Some(kek),
         };
         self.cache
             .insert(cache_id(&wrapped), key.plaintext, self.clock.now());
@@ -182,7 +207,11 @@ impl Envelope {
         }
         let key = self
             .vault
-            .decrypt_data_key(&wrapped.bytes, &KeyContext::tenant(&wrapped.tenant_id))
+            .decrypt_data_key(
+                wrapped.kek.as_deref(),
+                &wrapped.bytes,
+                &KeyContext::tenant(&wrapped.tenant_id),
+            )
             .await?;
         self.cache.insert(id, key.clone(), now);
         Ok(key)

@@ -20,6 +20,7 @@ pub mod rekey;
 pub mod retry;
 pub mod rules;
 pub mod services;
+pub mod shred;
 pub mod status;
 pub mod tenants;
 pub mod timestamps;

@@ -222,6 +222,8 @@ async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option
 /// The tenant, as read at most [`RECORD_CACHE_SECONDS`](crate::domain::services::RECORD_CACHE_SECONDS) ago.
 pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<Tenant>, Error> {
     match cached_record(services, &tenant_pk(tenant_id), "TENANT").await? {
+        // A deleted tenant leaves a tombstone (its id is never reused): no tenant.
+        Some(item) if item.attrs.contains_key("deletedAt") => Ok(None),
         Some(item) => tenant_from_item(tenant_id, &item).map(Some),
         None => Ok(None),
     }
@@ -229,7 +231,11 @@ pub async fn get_tenant(services: &Services, tenant_id: &str) -> Result<Option<T
 
 /// The tenant a tenant record describes.
 fn tenant_from_item(tenant_id: &str, item: &Item) -> Result<Tenant, Error> {
-    let data_key = WrappedKey::decode(tenant_id, item.str("dataKey").unwrap_or_default())?;
+    let data_key = WrappedKey::decode(
+        tenant_id,
+        item.str("dataKey").unwrap_or_default(),
+        item.str("dataKeyKek"),
+    )?;
     let allowed_origins = item
         .attrs
         .get("allowedOrigins")
@@ -300,6 +306,7 @@ pub async fn create_tenant(
             serde_json::to_value(&settings.actions).map_err(|e| Error::Internal(e.to_string()))?,
         )
         .with("dataKey", data_key.encoded())
+        .with("dataKeyKek", data_key.kek.clone())
         .with("createdAt", now);
     let mut ops = vec![WriteOp::Put {
         item,

@@ -56,14 +56,29 @@ pub enum KeyError {
     Misconfigured(String),
 }
 
+/// A key vault: a platform key-encryption key, and one key-encryption key per tenant made on
+/// the tenant's creation ([`KeyVault::create_tenant_kek`]) so that destroying it
+/// ([`KeyVault::destroy_tenant_kek`]) shreds the tenant: its wrapped data key, wherever a copy
+/// of it lies (a backup, an export), never opens again. `kek: None` is the platform key.
 #[async_trait]
 pub trait KeyVault: Send + Sync {
-    async fn generate_data_key(&self, context: &KeyContext) -> Result<DataKey, KeyError>;
+    async fn generate_data_key(
+        &self,
+        kek: Option<&str>,
+        context: &KeyContext,
+    ) -> Result<DataKey, KeyError>;
     async fn decrypt_data_key(
         &self,
+        kek: Option<&str>,
         wrapped: &[u8],
         context: &KeyContext,
     ) -> Result<PlainKey, KeyError>;
+    /// Makes a key-encryption key for one tenant; returns its name (a KMS key ARN, or
+    /// `local:…`), stored beside the tenant's wrapped data key.
+    async fn create_tenant_kek(&self, tenant_id: &str) -> Result<String, KeyError>;
+    /// Destroys a tenant's key-encryption key: nothing wrapped under it unwraps from now on
+    /// (KMS: disabled at once, deleted after KMS's shortest waiting period, 7 days).
+    async fn destroy_tenant_kek(&self, kek: &str) -> Result<(), KeyError>;
     /// Checks, without using a key, that the vault's key exists and may be used: for the
     /// health check.
     async fn probe(&self) -> Result<(), KeyError>;

@@ -67,7 +67,7 @@ pub async fn refuses_the_wrong_tenant_field_or_context(vault: Arc<dyn KeyVault>)
     // A tenant's wrapped key presented as another tenant's: the vault refuses the context.
     assert_eq!(
         vault
-            .decrypt_data_key(&key.bytes, &KeyContext::tenant("t-b"))
+            .decrypt_data_key(key.kek.as_deref(), &key.bytes, &KeyContext::tenant("t-b"))
             .await
             .map(|_| ()),
         Err(KeyError::Refused)
@@ -145,6 +145,52 @@ pub async fn warm_cache_makes_no_vault_calls(vault: Arc<dyn KeyVault>) {
     assert_eq!(counting.calls(), 3, "an expired entry is unwrapped again");
 }
 
+/// Crypto-shredding: once a tenant's own key is destroyed, its wrapped data key opens neither
+/// in the envelope that destroyed it nor in a cold one (another process, a restored backup),
+/// while another tenant's keys go on working; destroying it again is harmless.
+pub async fn a_destroyed_tenant_key_opens_nothing(vault: Arc<dyn KeyVault>) {
+    let env = envelope(Arc::clone(&vault), crate::test_clock());
+    let doomed = env.new_tenant_key("t-doomed").await.unwrap();
+    let kept = env.new_tenant_key("t-kept").await.unwrap();
+    assert!(doomed.kek.is_some(), "a new tenant has a key of its own");
+    assert_ne!(doomed.kek, kept.kek);
+    let sealed = env
+        .seal(&doomed, at("t-doomed", "U#1", "email"), b"jane@example.com")
+        .await
+        .unwrap();
+    let other = env
+        .seal(&kept, at("t-kept", "U#1", "email"), b"joe@example.com")
+        .await
+        .unwrap();
+    assert!(env.shred(&doomed).await.unwrap());
+    let cold = envelope(Arc::clone(&vault), crate::test_clock());
+    for e in [&env, &cold] {
+        assert!(
+            e.open(&doomed, at("t-doomed", "U#1", "email"), &sealed)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            e.open(&kept, at("t-kept", "U#1", "email"), &other)
+                .await
+                .unwrap(),
+            b"joe@example.com"
+        );
+    }
+    assert_eq!(
+        vault
+            .decrypt_data_key(
+                doomed.kek.as_deref(),
+                &doomed.bytes,
+                &KeyContext::tenant("t-doomed")
+            )
+            .await
+            .map(|_| ()),
+        Err(KeyError::Refused)
+    );
+    assert!(env.shred(&doomed).await.unwrap(), "again: as good");
+}
+
 /// Runs every key-vault contract, each on a fresh vault from `fresh` (an async fn returning a
 /// [`crate::Fresh`]`<Arc<dyn KeyVault>>`), with the given attributes on every test.
 #[macro_export]
@@ -158,6 +204,8 @@ macro_rules! key_contract_tests {
             async fn round_trips_and_never_repeats_a_ciphertext() { let fresh = $fresh().await; c::round_trips_and_never_repeats_a_ciphertext(fresh.adapter()).await }
             #[tokio::test] $(#[$attr])*
             async fn refuses_the_wrong_tenant_field_or_context() { let fresh = $fresh().await; c::refuses_the_wrong_tenant_field_or_context(fresh.adapter()).await }
+            #[tokio::test] $(#[$attr])*
+            async fn a_destroyed_tenant_key_opens_nothing() { let fresh = $fresh().await; c::a_destroyed_tenant_key_opens_nothing(fresh.adapter()).await }
             #[tokio::test] $(#[$attr])*
             async fn warm_cache_makes_no_vault_calls() { let fresh = $fresh().await; c::warm_cache_makes_no_vault_calls(fresh.adapter()).await }
         }

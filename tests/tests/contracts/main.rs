@@ -83,13 +83,13 @@ async fn key_file_is_created_owner_only_and_reused() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let key = first
-        .generate_data_key(&KeyContext::tenant("t"))
+        .generate_data_key(None, &KeyContext::tenant("t"))
         .await
         .unwrap();
     // A restart opens the same file and unwraps what the first process wrapped.
     let second = LocalKeyVault::open(&path, Arc::new(OsRandom)).unwrap();
     let plain = second
-        .decrypt_data_key(&key.wrapped, &KeyContext::tenant("t"))
+        .decrypt_data_key(None, &key.wrapped, &KeyContext::tenant("t"))
         .await
         .unwrap();
     assert_eq!(plain, key.plaintext);
@@ -97,7 +97,7 @@ async fn key_file_is_created_owner_only_and_reused() {
     let other = LocalKeyVault::open(&dir.path().join("other.key"), Arc::new(OsRandom)).unwrap();
     assert!(
         other
-            .decrypt_data_key(&key.wrapped, &KeyContext::tenant("t"))
+            .decrypt_data_key(None, &key.wrapped, &KeyContext::tenant("t"))
             .await
             .is_err()
     );

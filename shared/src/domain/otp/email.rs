@@ -352,6 +352,7 @@ mod tests {
             data_key: crate::crypto::WrappedKey {
                 tenant_id: "t".into(),
                 bytes: Vec::new(),
+                kek: None,
             },
         };
         let (subject, text, html) = message(&tenant, "123456");
