@@ -53,6 +53,7 @@ check auth GET /lambda-url/latchkey-auth/openapi.json
 check client GET /lambda-url/latchkey-client/health
 check status GET /lambda-url/latchkey-status/status/api/v2/status.json
 check status GET /lambda-url/latchkey-status/status
+check admin GET /lambda-url/latchkey-admin-api/v1/admin/openapi.json
 if cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" latchkey-backup \
   --data-ascii '{"task":"health"}' >"$root/target/lambda-watch-backup.json" 2>&1; then
   printf '%-8s %-7s %-60s %s\n' backup invoke '{"task":"health"}' ok

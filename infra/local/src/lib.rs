@@ -70,6 +70,35 @@ pub async fn bootstrap(
     .await
 }
 
+/// The console tenant (passkeys for the management API) on first start, for any localhost
+/// origin; and, when the development tenant was made on this start, a one-time invite for its
+/// first owner. Returns the invite's token, if one was made.
+pub async fn bootstrap_console(
+    services: &Services,
+    dev: &DevTenant,
+) -> Result<Option<String>, latchkey::domain::Error> {
+    use latchkey::domain::admin::{Role, accounts};
+    let ctx = latchkey::domain::audit::AuditContext::system("latchkey-local", "bootstrap");
+    if accounts::console_id(services).await?.is_none() {
+        accounts::init_console(
+            services,
+            &ctx,
+            "latchkey-console",
+            vec!["http://localhost:*".to_owned()],
+        )
+        .await?;
+    }
+    if dev.new_secret_key.is_none() {
+        return Ok(None);
+    }
+    let invitee = accounts::Invitee::Member {
+        tenant_id: dev.tenant_id.clone(),
+        role: Role::Owner,
+    };
+    let (_, token) = accounts::create_invite(services, &ctx, invitee, 72).await?;
+    Ok(Some(token))
+}
+
 /// Runs `pass` every `every` (a missed tick waits, never bursts) for as long as the process
 /// lives; a failed pass is logged as `what` and tried again at the next tick.
 fn spawn_every<F, Fut, T, E>(

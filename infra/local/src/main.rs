@@ -27,6 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     latchkey_local::spawn_purger(services.clone(), std::time::Duration::from_secs(60));
     let dev = latchkey_local::bootstrap(&services, &config).await?;
+    let invite = latchkey_local::bootstrap_console(&services, &dev).await?;
     let listener = tokio::net::TcpListener::bind(config.local.listen).await?;
     // What this development server serves on, printed for the person running it.
     let base = format!("http://{}", listener.local_addr()?); // plain-http: our own listener, not outbound
@@ -43,6 +44,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  demo page:  http://localhost:{}/demo",
         listener.local_addr()?.port()
     );
+    if let Some(invite) = &invite {
+        println!(
+            "  console owner invite: {invite}  (shown once, 72 h; POST {base}/v1/admin/invites/accept)"
+        );
+    }
     let mut settings = wiring::http_settings(&config);
     settings.request_timeout = Some(config.local.request_timeout);
     if config.public_url.is_none() {

@@ -172,7 +172,13 @@ impl KeyVault for LocalKeyVault {
         match &self.tenant_keys {
             TenantKeys::Dir(dir) => {
                 let io = |e: std::io::Error| KeyError::Unavailable(format!("tenant key file: {e}"));
-                std::fs::create_dir_all(dir).map_err(io)?;
+                if !dir.exists() {
+                    let mut builder = std::fs::DirBuilder::new();
+                    builder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                    builder.create(dir).map_err(io)?;
+                }
                 create_private_file(&dir.join(&id), key.as_slice()).map_err(io)?;
             }
             TenantKeys::Memory(keys) => {
