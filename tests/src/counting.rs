@@ -171,7 +171,8 @@ impl PortCalls {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
 
-    fn note(&self, call: &'static str) {
+    /// Notes one call (for recorders outside this module, such as a signer's).
+    pub fn note(&self, call: &'static str) {
         self.calls.lock().unwrap().push(call);
     }
 }

@@ -1,6 +1,7 @@
 //! Each HTTP function's IAM policy in `template.yaml` is what its code calls (issue #14): a
-//! tour drives every route of the Server API, the Client API's ceremonies and the status
-//! function's reads and writes, each through that function's own router on cold services (a
+//! tour drives every route of the Server API, the Client API's ceremonies, the status
+//! function's reads and writes, and the management API's routes (people signed in with a
+//! passkey, an operator under a grant, a management key, a tenant's crypto-shredding), each through that function's own router on cold services (a
 //! fresh process, as a Lambda instance is), records every store, key-vault, secrets and mail
 //! call, turns them into the IAM actions the AWS adapters make for them, and compares the set
 //! with the actions the function's policy grants: nothing the code calls may be missing (the
@@ -10,11 +11,15 @@
 //! `infra/ci/check_template.py` (`backup_allowed`, the sealer's stream and signing rules).
 use axum::Router;
 use http::{Method, StatusCode};
+use latchkey::domain::admin::Role;
+use latchkey::domain::admin::accounts::{self, Invitee};
 use latchkey::domain::audit::AuditContext;
 use latchkey::domain::status::operators::create_operator;
+use latchkey::domain::tenants;
 use latchkey::domain::tenants::{AdminContact, add_admin_contact};
 use latchkey::domain::{CachePolicy, Services};
 use latchkey::http::HttpSettings;
+use latchkey::ports::signer::Signer;
 use latchkey_tests::{Client, ORIGIN, TENANT, World};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,15 +61,40 @@ fn dynamodb_actions(call: &str) -> Vec<&'static str> {
     }
 }
 
-/// The IAM action of a key-vault or secrets call, as the KMS and Secrets Manager adapters
-/// make it.
-fn port_action(call: &str) -> &'static str {
+/// The IAM actions of a key-vault, secrets or signer call, as the KMS and Secrets Manager
+/// adapters make it.
+fn port_actions(call: &str) -> Vec<&'static str> {
     match call {
-        "vault.decrypt_data_key" => "kms:Decrypt",
-        "vault.generate_data_key" => "kms:GenerateDataKey",
-        "vault.probe" => "kms:DescribeKey",
-        "secrets.get" => "secretsmanager:GetSecretValue",
+        "vault.decrypt_data_key" => vec!["kms:Decrypt"],
+        "vault.generate_data_key" => vec!["kms:GenerateDataKey"],
+        "vault.probe" => vec!["kms:DescribeKey"],
+        // CreateKey with tags needs TagResource as well.
+        "vault.create_tenant_kek" => vec!["kms:CreateKey", "kms:TagResource"],
+        "vault.destroy_tenant_kek" => vec!["kms:DisableKey", "kms:ScheduleKeyDeletion"],
+        "secrets.get" => vec!["secretsmanager:GetSecretValue"],
+        "signer.public_key" => vec!["kms:GetPublicKey"],
         other => panic!("a port call this test does not know: {other}"),
+    }
+}
+
+/// The audit signing key, noting when its public key is read (`kms:GetPublicKey` on AWS).
+struct RecordingSigner {
+    inner: Arc<dyn Signer>,
+    calls: Arc<latchkey_tests::counting::PortCalls>,
+}
+
+#[async_trait::async_trait]
+impl Signer for RecordingSigner {
+    fn key_id(&self) -> &str {
+        self.inner.key_id()
+    }
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, latchkey::ports::signer::SignerError> {
+        self.calls.note("signer.sign");
+        self.inner.sign(message).await
+    }
+    async fn public_key(&self) -> Result<Vec<u8>, latchkey::ports::signer::SignerError> {
+        self.calls.note("signer.public_key");
+        self.inner.public_key().await
     }
 }
 
@@ -142,7 +172,15 @@ impl Tour {
             ))
         };
         let settings = HttpSettings::default;
-        let apps: [(&'static str, Router); 3] = [
+        let signer: Arc<dyn Signer> = Arc::new(RecordingSigner {
+            inner: w.sealer.signer().clone(),
+            calls: w.port_calls.clone().unwrap(),
+        });
+        let apps: [(&'static str, Router); 4] = [
+            (
+                "AdminFunction",
+                latchkey_admin_api::app(cold(&w), signer, settings()),
+            ),
             ("AuthFunction", latchkey_auth::app(cold(&w), settings())),
             ("ClientFunction", latchkey_client::app(cold(&w), settings())),
             (
@@ -215,7 +253,8 @@ impl Tour {
                 .extend(dynamodb_actions(&call).into_iter().map(str::to_owned));
         }
         for call in self.w.port_calls.as_ref().unwrap().take() {
-            f.used.insert(port_action(call).to_owned());
+            f.used
+                .extend(port_actions(call).into_iter().map(str::to_owned));
         }
         if self.w.outbox.sent().len() > mails {
             f.used.insert("ses:SendEmail".to_owned());
@@ -261,6 +300,117 @@ impl Tour {
             .unwrap()
             .generate(self.w.now())
             .to_string()
+    }
+
+    /// A request to the management API with the session cookie (and the console's Origin);
+    /// a success is expected unless `expect` says otherwise.
+    async fn admin(
+        &mut self,
+        method: Method,
+        uri: &str,
+        cookie: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, http::HeaderMap) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::ORIGIN, ORIGIN)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(c) = cookie {
+            req = req.header(http::header::COOKIE, format!("lk_session={c}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let f = self.functions.get_mut("AdminFunction").unwrap();
+        let r = f
+            .client
+            .request(req.body(axum::body::Body::from(body)).unwrap())
+            .await;
+        for call in self.w.store_calls.as_ref().unwrap().take() {
+            f.used
+                .extend(dynamodb_actions(&call).into_iter().map(str::to_owned));
+        }
+        for call in self.w.port_calls.as_ref().unwrap().take() {
+            f.used
+                .extend(port_actions(call).into_iter().map(str::to_owned));
+        }
+        (r.status, r.json(), r.headers)
+    }
+
+    async fn admin_ok(
+        &mut self,
+        method: Method,
+        uri: &str,
+        cookie: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, v, _) = self.admin(method.clone(), uri, Some(cookie), body).await;
+        assert!(status.is_success(), "{method} {uri}: {status} {v}");
+        v
+    }
+
+    /// Accepts an invite: the management API's accept, a passkey registered through the
+    /// Client API on the console tenant, then the session. Returns the cookie value, the
+    /// passkey and its credential id.
+    async fn person(&mut self, invite: &str) -> (String, SoftPasskey, String) {
+        let (status, e, _) = self
+            .admin(
+                Method::POST,
+                "/v1/admin/invites/accept",
+                None,
+                Some(json!({ "invite": invite })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{e}");
+        let bearer = format!("Bearer {}", e["token"].as_str().unwrap());
+        let mut passkey = SoftPasskey::new(true);
+        let o = self
+            .ok(
+                "ClientFunction",
+                Method::POST,
+                Some(&bearer),
+                "/v1/client/user-authenticators/passkey/registration-options",
+                Some(json!({})),
+            )
+            .await;
+        let mut options = o["options"].clone();
+        options["authenticatorSelection"]["residentKey"] = json!("discouraged");
+        options["authenticatorSelection"]["requireResidentKey"] = json!(false);
+        let ccr: CreationChallengeResponse =
+            serde_json::from_value(json!({ "publicKey": options })).unwrap();
+        let credential = passkey
+            .do_registration(Url::parse(ORIGIN).unwrap(), ccr)
+            .unwrap();
+        let registered = self
+            .ok(
+                "ClientFunction",
+                Method::POST,
+                Some(&bearer),
+                "/v1/client/user-authenticators/passkey",
+                Some(json!({ "challengeId": o["challengeId"], "registrationCredential": credential })),
+            )
+            .await;
+        let (status, v, headers) = self
+            .admin(
+                Method::POST,
+                "/v1/admin/session",
+                None,
+                Some(json!({ "token": e["token"], "invite": invite })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let cookie = headers[http::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("lk_session=")
+            .to_owned();
+        let id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (cookie, passkey, id)
     }
 
     /// Tracks `action` and passes its challenge with the authenticator app.
@@ -520,6 +670,186 @@ async fn each_functions_iam_policy_is_what_its_code_calls() {
         .call_keyed("StatusFunction", M::POST, op, &uri, Some(body), key)
         .await;
     assert!(status.is_success(), "{status} {v}");
+
+    // The management API: people sign in with a passkey on the console tenant (the ceremonies
+    // are the Client API's), then every kind of route, an operator under a grant, a management
+    // key, and last the tenant's deletion.
+    let ctx = AuditContext::system("test", "iam-admin");
+    accounts::init_console(&t.w.services, &ctx, "console", vec![ORIGIN.to_owned()])
+        .await
+        .unwrap();
+    let other = "t-iam-other";
+    tenants::create_tenant(
+        &t.w.services,
+        &ctx,
+        other,
+        latchkey_tests::example_settings("O"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let owner_invite = |tenant: &str| Invitee::Member {
+        tenant_id: tenant.to_owned(),
+        role: Role::Owner,
+    };
+    let (_, invite) = accounts::create_invite(&t.w.services, &ctx, owner_invite(TENANT), 24)
+        .await
+        .unwrap();
+    let (_, join) = accounts::create_invite(&t.w.services, &ctx, owner_invite(other), 24)
+        .await
+        .unwrap();
+    let (_, op_invite) = accounts::create_invite(&t.w.services, &ctx, Invitee::Operator, 24)
+        .await
+        .unwrap();
+    t.w.store_calls.as_ref().unwrap().take();
+    t.w.port_calls.as_ref().unwrap().take();
+    t.track("adminTour").await;
+    let body = json!({ "email": "iam@example.com" });
+    t.ok("AuthFunction", M::PATCH, auth, &user, Some(body))
+        .await;
+    let (me, mut passkey, credential_id) = t.person(&invite).await;
+    let me = me.as_str();
+    let a = format!("/v1/admin/tenants/{TENANT}");
+    t.admin_ok(M::GET, "/v1/admin/openapi.json", me, None).await;
+    t.admin_ok(M::GET, "/v1/admin/session", me, None).await;
+    t.admin_ok(M::GET, "/v1/admin/tenants", me, None).await;
+    t.admin_ok(
+        M::POST,
+        "/v1/admin/session/invites",
+        me,
+        Some(json!({ "invite": join })),
+    )
+    .await;
+    t.admin_ok(M::GET, &a, me, None).await;
+    let body =
+        json!({ "name": "Renamed", "actions": { "withdraw": { "defaultOutcome": "BLOCK" } } });
+    t.admin_ok(M::PATCH, &a, me, Some(body)).await;
+    t.admin_ok(M::GET, &format!("{a}/keys"), me, None).await;
+    let k = t
+        .admin_ok(M::POST, &format!("{a}/keys"), me, Some(json!({})))
+        .await;
+    let uri = format!("{a}/keys/{}/rotate", k["keyId"].as_str().unwrap());
+    let r = t
+        .admin_ok(M::POST, &uri, me, Some(json!({ "overlapHours": 1 })))
+        .await;
+    let uri = format!("{a}/keys/{}", r["keyId"].as_str().unwrap());
+    t.admin_ok(M::DELETE, &uri, me, None).await;
+    t.admin_ok(M::GET, &format!("{a}/users"), me, None).await;
+    t.admin_ok(
+        M::GET,
+        &format!("{a}/users?email=iam%40example.com"),
+        me,
+        None,
+    )
+    .await;
+    t.admin_ok(M::GET, &format!("{a}/users?userId={USER}"), me, None)
+        .await;
+    t.admin_ok(M::GET, &format!("{a}/users/{USER}"), me, None)
+        .await;
+    t.admin_ok(
+        M::POST,
+        &format!("{a}/users/{USER}/export"),
+        me,
+        Some(json!({})),
+    )
+    .await;
+    t.admin_ok(M::DELETE, &format!("{a}/users/{USER}"), me, None)
+        .await;
+    t.admin_ok(M::GET, &format!("{a}/audit?action=tenant."), me, None)
+        .await;
+    t.admin_ok(M::GET, &format!("{a}/audit/verify"), me, None)
+        .await;
+    let (status, _, _) = t
+        .admin(M::GET, &format!("{a}/audit/export"), Some(me), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let g = t
+        .admin_ok(
+            M::POST,
+            &format!("{a}/grants"),
+            me,
+            Some(json!({ "scope": "read", "hours": 2, "reason": "iam tour" })),
+        )
+        .await;
+    t.admin_ok(M::GET, &format!("{a}/grants"), me, None).await;
+    t.admin_ok(M::GET, &format!("{a}/members"), me, None).await;
+    t.admin_ok(
+        M::POST,
+        &format!("{a}/invites"),
+        me,
+        Some(json!({ "role": "viewer" })),
+    )
+    .await;
+    let (status, _, _) = t
+        .admin(
+            M::DELETE,
+            &format!("{a}/members/acct_nobody"),
+            Some(me),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let m = t
+        .admin_ok(
+            M::POST,
+            &format!("{a}/management-keys"),
+            me,
+            Some(json!({ "role": "viewer", "name": "iam" })),
+        )
+        .await;
+    t.admin_ok(M::GET, &format!("{a}/management-keys"), me, None)
+        .await;
+    // The key at work, then revoked.
+    let key = format!("Bearer {}", m["secret"].as_str().unwrap());
+    let (status, v) = t.call("AdminFunction", M::GET, Some(&key), &a, None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let uri = format!("{a}/management-keys/{}", m["keyId"].as_str().unwrap());
+    t.admin_ok(M::DELETE, &uri, me, None).await;
+    // An operator reads under the grant; the grant is revoked; the operator signs out.
+    let (op, _, _) = t.person(&op_invite).await;
+    t.admin_ok(M::GET, &format!("{a}/users"), &op, None).await;
+    let uri = format!("{a}/grants/{}", g["id"].as_str().unwrap());
+    t.admin_ok(M::DELETE, &uri, me, None).await;
+    t.admin_ok(M::DELETE, "/v1/admin/session", &op, None).await;
+    // The owner's fresh passkey check, then the tenant's deletion.
+    let re = t
+        .admin_ok(M::POST, "/v1/admin/session/reauth", me, None)
+        .await;
+    let bearer = format!("Bearer {}", re["token"].as_str().unwrap());
+    let o = t
+        .ok(
+            "ClientFunction",
+            M::POST,
+            Some(&bearer),
+            "/v1/client/user-authenticators/passkey/authentication-options",
+            Some(json!({})),
+        )
+        .await;
+    let mut options = o["options"].clone();
+    options["allowCredentials"] = json!([{ "type": "public-key", "id": credential_id }]);
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).unwrap();
+    let assertion = passkey
+        .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+        .unwrap();
+    let body = json!({ "challengeId": o["challengeId"], "authenticationCredential": assertion });
+    t.ok(
+        "ClientFunction",
+        M::POST,
+        Some(&bearer),
+        "/v1/client/verify/passkey",
+        Some(body),
+    )
+    .await;
+    let (status, v, _) = t
+        .admin(
+            M::DELETE,
+            &a,
+            Some(me),
+            Some(json!({ "token": re["token"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
 
     let mut wrong = Vec::new();
     for (name, f) in &t.functions {
