@@ -163,6 +163,9 @@ impl KeyVault for KmsKeyVault {
     /// `DisableKey` (nothing decrypts under it from now on), then `ScheduleKeyDeletion` with
     /// KMS's shortest waiting period. An already disabled or scheduled key is as good.
     async fn destroy_tenant_kek(&self, kek: &str) -> Result<(), KeyError> {
+        // The key id (the ARN's last part): KMS takes either for a key of this account, moto
+        // only the id for these two calls.
+        let kek = kek.rsplit('/').next().unwrap_or(kek);
         match self.client.disable_key().key_id(kek).send().await {
             Ok(_) => {}
             Err(e) if gone(&e) => {}

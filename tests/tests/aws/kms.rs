@@ -52,7 +52,8 @@ async fn warm_cache_sends_kms_no_requests() {
         10,
     );
     let key = envelope.new_tenant_key("t-wire").await.unwrap();
-    assert_eq!(sent.load(Ordering::SeqCst), 1);
+    // The tenant's own key (CreateKey), then its data key (GenerateDataKey).
+    assert_eq!(sent.load(Ordering::SeqCst), 2);
     for i in 0..50 {
         let item = format!("U#{i}");
         let at = FieldContext {
@@ -68,7 +69,7 @@ async fn warm_cache_sends_kms_no_requests() {
     }
     assert_eq!(
         sent.load(Ordering::SeqCst),
-        1,
+        2,
         "warm cache must send KMS nothing"
     );
     clock.advance(Duration::minutes(10));
@@ -80,7 +81,71 @@ async fn warm_cache_sends_kms_no_requests() {
     envelope.seal(&key, at, b"x").await.unwrap();
     assert_eq!(
         sent.load(Ordering::SeqCst),
-        2,
+        3,
         "after the TTL one Decrypt unwraps again"
     );
+}
+
+/// A tenant's own key on KMS: tagged with the platform key (the functions' IAM policies admit
+/// tenant keys by that tag), wraps the tenant's data key, and once destroyed is disabled and
+/// scheduled for deletion after 7 days. (moto decrypts under a disabled key; real KMS answers
+/// `DisabledException` / `KMSInvalidStateException`, which the adapter reports as refused.)
+#[tokio::test]
+#[ignore = "needs moto or AWS at AWS_ENDPOINT_URL; run by .ci/run"]
+async fn a_tenant_key_is_tagged_then_disabled_and_scheduled_for_deletion() {
+    use latchkey::ports::KeyVault as _;
+    use latchkey::ports::keys::KeyContext;
+    let config = aws().await;
+    let client = aws_sdk_kms::Client::new(&config);
+    let (platform, _cleanup) = new_kms_key(&client).await;
+    let vault = KmsKeyVault::new(client.clone(), platform.clone());
+    let kek = vault.create_tenant_kek("t-kms").await.unwrap();
+    assert!(kek.starts_with("arn:"), "{kek}");
+    let tags = client
+        .list_resource_tags()
+        .key_id(kek.rsplit('/').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str| {
+        tags.tags()
+            .iter()
+            .find(|t| t.tag_key() == k)
+            .map(|t| t.tag_value().to_owned())
+    };
+    assert_eq!(
+        tag(latchkey::adapters::kms::TENANT_KEY_TAG),
+        Some(platform.clone())
+    );
+    assert_eq!(tag("latchkey:tenant").as_deref(), Some("t-kms"));
+    let context = KeyContext::tenant("t-kms");
+    let key = vault.generate_data_key(Some(&kek), &context).await.unwrap();
+    let plain = vault
+        .decrypt_data_key(Some(&kek), &key.wrapped, &context)
+        .await
+        .unwrap();
+    assert_eq!(plain, key.plaintext);
+    // Wrapped under the tenant's key, not the platform's.
+    assert!(
+        vault
+            .decrypt_data_key(None, &key.wrapped, &context)
+            .await
+            .is_err()
+    );
+    vault.destroy_tenant_kek(&kek).await.unwrap();
+    let described = client
+        .describe_key()
+        .key_id(kek.rsplit('/').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let meta = described.key_metadata().unwrap();
+    assert!(!meta.enabled());
+    assert_eq!(
+        meta.key_state(),
+        Some(&aws_sdk_kms::types::KeyState::PendingDeletion)
+    );
+    assert!(meta.deletion_date().is_some());
+    // Destroying again is as good.
+    vault.destroy_tenant_kek(&kek).await.unwrap();
 }

@@ -35,6 +35,40 @@ async fn fresh_local_vault() -> Fresh<Arc<dyn KeyVault>> {
 
 latchkey_tests::store_contract_tests!(fresh_sqlite);
 latchkey_tests::key_contract_tests!(fresh_local_vault);
+
+/// Crypto-shredding on the local key files, and on a vault held in memory; and the key file of
+/// a destroyed tenant key is gone from disk.
+#[tokio::test]
+async fn a_destroyed_local_tenant_key_opens_nothing() {
+    let fresh = fresh_local_vault().await;
+    latchkey_tests::contract::keys::a_destroyed_tenant_key_opens_nothing(fresh.adapter()).await;
+    let memory = LocalKeyVault::from_key(&[9u8; 32], Arc::new(OsRandom)).unwrap();
+    latchkey_tests::contract::keys::a_destroyed_tenant_key_opens_nothing(Arc::new(memory)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let vault = LocalKeyVault::open(&dir.path().join("master.key"), Arc::new(OsRandom)).unwrap();
+    let kek = vault.create_tenant_kek("t").await.unwrap();
+    let files = || {
+        std::fs::read_dir(dir.path().join("master.key.tenants"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(files(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("master.key.tenants")), 0o700);
+    }
+    vault.destroy_tenant_kek(&kek).await.unwrap();
+    assert_eq!(files(), 0);
+    assert!(
+        vault
+            .destroy_tenant_kek("local:../../etc/passwd")
+            .await
+            .is_err()
+    );
+}
 /// A store in a real file with its change feed on, and the feed.
 async fn fresh_audit_rig() -> Fresh<latchkey_tests::contract::audit::Rig> {
     use latchkey_tests::contract::audit::{FeedSource, Rig};
