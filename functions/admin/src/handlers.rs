@@ -409,8 +409,9 @@ fn instant(name: &str, v: Option<String>) -> Result<Option<time::OffsetDateTime>
         .transpose()
 }
 
-/// `GET /v1/admin/tenants/{tenantId}/audit`: the tenant's events in commit order, filtered by
-/// actor, action (a prefix: `user.` for every user event), target and time range.
+/// `GET /v1/admin/tenants/{tenantId}/audit`: the tenant's events, newest first, filtered by
+/// actor, action (exact, or a prefix ending in `.`: `user.` for every user event), target and
+/// time range.
 pub async fn list_audit(
     State(s): St,
     allowed: Allowed,

@@ -66,6 +66,26 @@ pub enum Command {
     /// One-time invites to the management plane: a tenant's first owner, or an operator.
     #[command(subcommand)]
     Invite(InviteCommand),
+    /// Management keys: `/v1/admin` for a tenant's automation (Bearer lkm_…).
+    #[command(subcommand)]
+    ManagementKey(ManagementKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManagementKeyCommand {
+    /// Mints a management key for one tenant and prints it (shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// admin or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (1-365).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -592,6 +612,23 @@ pub async fn run(
                 .await
                 .map_err(err)?;
             pretty(&receipt)
+        }
+        Command::ManagementKey(ManagementKeyCommand::Create {
+            tenant,
+            role,
+            name,
+            days,
+        }) => {
+            use latchkey::domain::admin::{Role, keys};
+            let role = Role::parse(&role).map_err(err)?;
+            let (info, secret) = keys::create(services, &ctx, &tenant, role, &name, days)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "management key: {secret}  (shown once; send as Authorization: Bearer)\nrole:           {}\nexpires:        {}",
+                info.role.as_str(),
+                info.expires_at
+            ))
         }
         Command::Console(ConsoleCommand::Init { tenant_id, origins }) => {
             let tenant = latchkey::domain::admin::accounts::init_console(

@@ -23,7 +23,18 @@ fi
 start_local_server "$port" LATCHKEY_DEV_TENANT_ID=sdk-tenant LATCHKEY_DEV_SECRET_KEY="$secret" \
   LATCHKEY_KEY_FAILURES_PER_CLIENT_PER_MINUTE=1000
 
+# A management key (admin role) for the tenant, minted with latchkey-admin on the same data
+# folder (one SQLite file in WAL mode: it may be written while the server runs).
+mkey=$(LATCHKEY_DATA_DIR="$work/data" cargo run -q -p latchkey-admin --locked -- \
+    management-key create --tenant sdk-tenant --role admin --name sdk-tests --days 1 |
+    sed -n 's/^management key: *\(lkm_[^ ]*\).*/\1/p')
+if [[ -z "$mkey" ]]; then
+    echo "run.sh: latchkey-admin did not print a management key" >&2
+    exit 1
+fi
+
 status=0
+LKCLI_MANAGEMENT_KEY="$mkey" \
 LKCLI_BASE_URL="http://127.0.0.1:$port/v1" \
 LKCLI_SECRET_KEY="$secret" \
 E2E_OUTBOX="$work/data/outbox" \
