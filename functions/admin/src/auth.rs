@@ -31,7 +31,7 @@ pub enum Who {
     Person(Session),
     /// A caller allowed on the tenant the path names.
     Tenant {
-        tenant: Tenant,
+        tenant: Box<Tenant>,
         basis: Basis,
         caller: Caller,
     },
@@ -180,7 +180,7 @@ impl FromRequestParts<AdminState> for Allowed {
                     .await?
                     .ok_or(Error::NotFound("tenant"))?;
                 Who::Tenant {
-                    tenant,
+                    tenant: Box::new(tenant),
                     basis,
                     caller,
                 }

@@ -404,7 +404,7 @@ fn instant(name: &str, v: Option<String>) -> Result<Option<time::OffsetDateTime>
     v.filter(|v| !v.is_empty())
         .map(|v| {
             time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| ApiError::invalid(&format!("{name} must be an RFC 3339 time.")))
+                .map_err(|_| ApiError::invalid(format!("{name} must be an RFC 3339 time.")))
         })
         .transpose()
 }

@@ -134,6 +134,37 @@ pub fn row(method: &str, path: &str) -> Option<(RouteId, Need)> {
         .map(|(id, _, _, need)| (*id, *need))
 }
 
+/// The route table as README's table of who may call each route (a test keeps them equal).
+pub fn markdown() -> String {
+    use latchkey::domain::admin::{Role, Scope, key_allows, role_allows, scope_allows};
+    let mut out = String::from(
+        "| route | needs | owner | admin | viewer | operator, read grant | operator, configuration grant | key (admin / viewer) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let mark = |b: bool| if b { "✓" } else { "" };
+    for (_, method, path, need) in TABLE {
+        let cells = match need {
+            Need::Public => "anyone | | | | | | ".to_owned(),
+            Need::Person => "a signed-in person | ✓ | ✓ | ✓ | ✓ | ✓ | ".to_owned(),
+            Need::Tenant(perm) => format!(
+                "{} | {} | {} | {} | {} | {} | {}",
+                perm.describe(),
+                mark(role_allows(Role::Owner, perm)),
+                mark(role_allows(Role::Admin, perm)),
+                mark(role_allows(Role::Viewer, perm)),
+                mark(scope_allows(Scope::Read, perm)),
+                mark(scope_allows(Scope::Configuration, perm)),
+                match (key_allows(Role::Admin, perm), key_allows(Role::Viewer, perm)) {
+                    (true, true) => "✓ / ✓",
+                    (true, false) => "✓ / —",
+                    _ => "",
+                }
+            ),
+        };
+        out.push_str(&format!("| `{method} {path}` | {cells} |\n"));
+    }
+    out
+}
+
 /// The handler of each route. The match is exhaustive: a route cannot be in the table
 /// without a handler. A test checks that each handler's method is the row's.
 fn handler(id: RouteId) -> MethodRouter<AdminState> {
@@ -232,6 +263,14 @@ mod tests {
                 "{id:?} {path}"
             );
         }
+    }
+
+    #[test]
+    fn the_readme_states_who_may_call_each_route_as_the_table_says() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("<!-- admin-matrix -->").expect("README marker") + 21;
+        let end = readme.find("<!-- /admin-matrix -->").expect("README end marker");
+        assert_eq!(readme[start..end].trim(), markdown().trim());
     }
 
     #[tokio::test]

@@ -96,7 +96,7 @@ pub enum ConsoleCommand {
         /// The console tenant's id (on first run).
         #[arg(long, default_value = "latchkey-console")]
         tenant_id: String,
-        /// Origins the console is served from, e.g. https://admin.example.com (repeatable).
+        /// Origins the console is served from, e.g. `https://admin.example.com` (repeatable).
         #[arg(long = "origin", required = true)]
         origins: Vec<String>,
     },

@@ -149,7 +149,7 @@ pub async fn warm_cache_makes_no_vault_calls(vault: Arc<dyn KeyVault>) {
 /// in the envelope that destroyed it nor in a cold one (another process, a restored backup),
 /// while another tenant's keys go on working; destroying it again is harmless.
 ///
-/// Not in [`key_contract_tests`]: moto's KMS decrypts under a disabled key (real KMS answers
+/// Not in [`crate::key_contract_tests`]: moto's KMS decrypts under a disabled key (real KMS answers
 /// `DisabledException`, `KMSInvalidStateException` once deletion is scheduled), so on moto
 /// `tests/tests/aws/kms.rs` checks the key's state instead.
 pub async fn a_destroyed_tenant_key_opens_nothing(vault: Arc<dyn KeyVault>) {

@@ -48,7 +48,7 @@ pub const IDLE_MINUTES: i64 = 30;
 pub const ABSOLUTE_HOURS: i64 = 12;
 pub const MAX_INVITE_HOURS: i64 = 72;
 /// A session's last-seen time is written at most this often (not on every request).
-const TOUCH_SECONDS: i64 = 60;
+pub const TOUCH_SECONDS: i64 = 60;
 /// How long a passkey check counts for a grave step.
 pub const REAUTH_SECONDS: i64 = 5 * 60;
 

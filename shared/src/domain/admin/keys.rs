@@ -1,6 +1,6 @@
 //! Management keys: `/v1/admin` for automation (`Authorization: Bearer lkm_…`). Each is scoped
 //! to one tenant and a role (viewer or admin; never owner), expires (at most
-//! [`MAX_KEY_DAYS`]), is shown once and stored as a keyed hash ([`super::credential`]).
+//! [`MAX_KEY_DAYS`]), is shown once and stored as a keyed hash (the `credential` module).
 //!
 //! Items: `ADMIN#MKEY#{id}` / `MKEY` (looked up by the token's id), and the tenant's list entry
 //! `T#{tenant}#MKEYS` / `K#{id}`, written and revoked in the same transaction.
