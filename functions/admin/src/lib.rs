@@ -153,7 +153,10 @@ pub fn markdown() -> String {
                 mark(role_allows(Role::Viewer, perm)),
                 mark(scope_allows(Scope::Read, perm)),
                 mark(scope_allows(Scope::Configuration, perm)),
-                match (key_allows(Role::Admin, perm), key_allows(Role::Viewer, perm)) {
+                match (
+                    key_allows(Role::Admin, perm),
+                    key_allows(Role::Viewer, perm)
+                ) {
                     (true, true) => "✓ / ✓",
                     (true, false) => "✓ / —",
                     _ => "",
@@ -269,7 +272,9 @@ mod tests {
     fn the_readme_states_who_may_call_each_route_as_the_table_says() {
         let readme = include_str!("../../../README.md");
         let start = readme.find("<!-- admin-matrix -->").expect("README marker") + 21;
-        let end = readme.find("<!-- /admin-matrix -->").expect("README end marker");
+        let end = readme
+            .find("<!-- /admin-matrix -->")
+            .expect("README end marker");
         assert_eq!(readme[start..end].trim(), markdown().trim());
     }
 
