@@ -537,7 +537,9 @@ fn may_handle(basis: &Basis, role: Role) -> Result<()> {
             .role()
             .is_some_and(|r| admin::role_allows(r, admin::Perm::Own))
     {
-        return Err(Error::Refused("only an owner may invite or remove an owner".into()).into());
+        return Err(
+            Error::Refused("only an owner may invite, remove or recover an owner".into()).into(),
+        );
     }
     Ok(())
 }
@@ -587,6 +589,30 @@ pub async fn remove_member(
     may_handle(basis, role)?;
     accounts::remove_member(&s.services, &allowed.ctx(), &tenant.id, &account_id).await?;
     Ok(Json(json!({})))
+}
+
+/// `POST /v1/admin/tenants/{tenantId}/members/{accountId}/recovery`: a one-time recovery invite
+/// for a member who lost their passkeys (the token, shown once, 24 hours). Accepting it signed
+/// out registers a new passkey for the same account and retires the old ones. Owners are
+/// recovered only by owners; an account that is also another tenant's is not recovered here.
+pub async fn recover_member(
+    State(s): St,
+    allowed: Allowed,
+    WirePath((_, account_id)): WirePath<(String, String)>,
+) -> Result<Json<Value>> {
+    let (tenant, basis) = allowed.tenant()?;
+    let role = accounts::role_of(&s.services, &tenant.id, &account_id)
+        .await?
+        .ok_or(Error::NotFound("member"))?;
+    may_handle(basis, role)?;
+    let invitee = Invitee::Recovery {
+        tenant_id: tenant.id.clone(),
+        account_id,
+    };
+    let (info, token) = accounts::create_invite(&s.services, &allowed.ctx(), invitee, 24).await?;
+    let mut out = serde_json::to_value(&info).unwrap_or(Value::Null);
+    out["invite"] = json!(token);
+    Ok(Json(out))
 }
 
 pub async fn list_management_keys(State(s): St, allowed: Allowed) -> Result<Json<Value>> {

@@ -69,6 +69,7 @@ pub enum RouteId {
     ListMembers,
     InviteMember,
     RemoveMember,
+    RecoverMember,
     ListManagementKeys,
     CreateManagementKey,
     RevokeManagementKey,
@@ -77,7 +78,7 @@ pub enum RouteId {
 /// Every route this function serves, with what it needs: the one table the router is built
 /// from, that the authorization extractor reads, and that the tests walk cell by cell.
 #[rustfmt::skip]
-pub const TABLE: [(RouteId, &str, &str, Need); 31] = {
+pub const TABLE: [(RouteId, &str, &str, Need); 32] = {
     use Need::*;
     use RouteId::*;
     [
@@ -109,6 +110,7 @@ pub const TABLE: [(RouteId, &str, &str, Need); 31] = {
         (ListMembers,         "GET",    "/v1/admin/tenants/{tenantId}/members",                  Tenant(Perm::Read)),
         (InviteMember,        "POST",   "/v1/admin/tenants/{tenantId}/invites",                  Tenant(Perm::Members)),
         (RemoveMember,        "DELETE", "/v1/admin/tenants/{tenantId}/members/{accountId}",      Tenant(Perm::Members)),
+        (RecoverMember,       "POST",   "/v1/admin/tenants/{tenantId}/members/{accountId}/recovery", Tenant(Perm::Recover)),
         (ListManagementKeys,  "GET",    "/v1/admin/tenants/{tenantId}/management-keys",          Tenant(Perm::Read)),
         (CreateManagementKey, "POST",   "/v1/admin/tenants/{tenantId}/management-keys",          Tenant(Perm::Members)),
         (RevokeManagementKey, "DELETE", "/v1/admin/tenants/{tenantId}/management-keys/{keyId}",  Tenant(Perm::Members)),
@@ -202,6 +204,7 @@ fn handler(id: RouteId) -> MethodRouter<AdminState> {
         ListMembers => get(list_members),
         InviteMember => post(invite_member),
         RemoveMember => delete(remove_member),
+        RecoverMember => post(recover_member),
         ListManagementKeys => get(list_management_keys),
         CreateManagementKey => post(create_management_key),
         RevokeManagementKey => delete(revoke_management_key),

@@ -225,7 +225,7 @@ const PRINCIPALS: [&str; 11] = [
 /// grant, `k` viewer key, `K` admin key. Written out here, not derived from the code's model:
 /// a change to who may do what must change this table.
 #[rustfmt::skip]
-const MATRIX: [(&str, &str, &str); 28] = [
+const MATRIX: [(&str, &str, &str); 29] = [
     ("GET",    "/v1/admin/session",                                    "vaoxprce"),
     ("POST",   "/v1/admin/session/reauth",                             "vaoxprce"),
     ("POST",   "/v1/admin/session/invites",                            "vaoxprce"),
@@ -250,6 +250,7 @@ const MATRIX: [(&str, &str, &str); 28] = [
     ("GET",    "/v1/admin/tenants/{tenantId}/members",                 "vaorckK"),
     ("POST",   "/v1/admin/tenants/{tenantId}/invites",                 "ao"),
     ("DELETE", "/v1/admin/tenants/{tenantId}/members/{accountId}",     "ao"),
+    ("POST",   "/v1/admin/tenants/{tenantId}/members/{accountId}/recovery", "aoc"),
     ("GET",    "/v1/admin/tenants/{tenantId}/management-keys",         "vaorckK"),
     ("POST",   "/v1/admin/tenants/{tenantId}/management-keys",         "ao"),
     ("DELETE", "/v1/admin/tenants/{tenantId}/management-keys/{keyId}", "ao"),
@@ -341,6 +342,11 @@ async fn request_for(
         "/v1/admin/tenants/{tenantId}/members/{accountId}" => {
             (t("/members/acct_nobody"), None, StatusCode::NOT_FOUND)
         }
+        "/v1/admin/tenants/{tenantId}/members/{accountId}/recovery" => (
+            t("/members/acct_nobody/recovery"),
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+        ),
         "/v1/admin/tenants/{tenantId}/management-keys" if method == Method::POST => (
             t("/management-keys"),
             Some(json!({ "role": "viewer", "name": format!("cell {cell}") })),
@@ -1000,4 +1006,171 @@ async fn deleting_a_tenant_shreds_its_key_first_and_the_purge_job_deletes_its_it
         .await
         .unwrap();
     assert_eq!(again.items, 0);
+}
+
+/// More passkeys, and recovery. A fresh passkey check lets the same console token enroll a
+/// second passkey, which then signs in. A member who lost their passkeys gets a recovery invite
+/// from an owner (or an operator under a configuration grant): it registers a new passkey for
+/// the same account and retires the old ones. Owners are recovered only by owners, and an
+/// account that is also another tenant's is never recovered from one tenant.
+#[tokio::test]
+async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
+    let w = world().await;
+    let mut owner = member(&w, A, Role::Owner).await;
+    let me = Cred::Cookie(owner.cookie.clone());
+
+    // A second passkey, on a fresh check.
+    let (_, re) = call(&w, Method::POST, "/v1/admin/session/reauth", &me, None).await;
+    let bearer = format!("Bearer {}", re["token"].as_str().unwrap());
+    let credential_id = owner.credential_id.clone();
+    let (challenge, credential) = w
+        .assertion(&bearer, json!({}), &mut owner.passkey, Some(&credential_id))
+        .await;
+    let (s, checked) = w
+        .verify(
+            &bearer,
+            &challenge,
+            &serde_json::to_value(&credential).unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // The token the check returned carries its fresh proof: it may enroll another passkey.
+    let mut spare = SoftPasskey::new(true);
+    let (registered, _) = w
+        .register(&mut spare, checked["accessToken"].as_str().unwrap())
+        .await;
+    let mut second = Person {
+        account: owner.account.clone(),
+        credential_id: credential_id_of(&registered),
+        handle: owner.handle.clone(),
+        passkey: spare,
+        cookie: String::new(),
+    };
+    sign_in(&w, &mut second).await;
+
+    // An admin of this tenant only, who loses their passkey.
+    let mut lost = member(&w, A, Role::Admin).await;
+    let recovery = format!("/v1/admin/tenants/{A}/members/{}/recovery", lost.account);
+    let (s, r) = call(&w, Method::POST, &recovery, &me, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let recovery_invite = r["invite"].as_str().unwrap().to_owned();
+    let (s, e) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/invites/accept",
+        &Cred::None,
+        Some(json!({ "invite": recovery_invite })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(e["accountId"], json!(lost.account), "the same account");
+    let token = e["token"].as_str().unwrap().to_owned();
+    let mut found = SoftPasskey::new(true);
+    let (registered, handle) = w.register(&mut found, &token).await;
+    let (s, session, _) = call_with(
+        &w,
+        Method::POST,
+        "/v1/admin/session",
+        &Cred::None,
+        Some(json!({ "token": token, "invite": recovery_invite })),
+        Some(ORIGIN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    assert_eq!(session["account"]["memberships"][A], "admin");
+    // The old passkey is retired: a usernameless sign-in with it fails at verify.
+    let basic = latchkey_tests::client::tenant_basic(CONSOLE);
+    let (_, c) = w
+        .post(
+            &basic,
+            "/v1/client/challenge",
+            json!({ "action": accounts::SIGN_IN }),
+        )
+        .await;
+    let old_id = lost.credential_id.clone();
+    let (challenge, credential) = w
+        .assertion(
+            &basic,
+            json!({ "challengeId": c["challengeId"] }),
+            &mut lost.passkey,
+            Some(&old_id),
+        )
+        .await;
+    let (s, _) = w
+        .verify(
+            &basic,
+            &challenge,
+            &with_user_handle(&credential, &lost.handle),
+        )
+        .await;
+    assert!(s.is_client_error(), "the lost passkey still signs in: {s}");
+    let mut recovered = Person {
+        account: lost.account.clone(),
+        credential_id: credential_id_of(&registered),
+        handle,
+        passkey: found,
+        cookie: String::new(),
+    };
+    sign_in(&w, &mut recovered).await;
+    // The recovery is in the tenant's log.
+    assert!(
+        w.events(A)
+            .await
+            .iter()
+            .any(|e| e.action == "admin.recover")
+    );
+
+    // An admin may not recover an owner; nobody recovers a two-tenant account from one tenant.
+    let admin = Cred::Cookie(recovered.cookie.clone());
+    let owners = format!("/v1/admin/tenants/{A}/members/{}/recovery", owner.account);
+    let (s, _) = call(&w, Method::POST, &owners, &admin, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let both = member(&w, A, Role::Viewer).await;
+    let join = invite(
+        &w,
+        Invitee::Member {
+            tenant_id: B.into(),
+            role: Role::Viewer,
+        },
+    )
+    .await;
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/session/invites",
+        &Cred::Cookie(both.cookie.clone()),
+        Some(json!({ "invite": join })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let uri = format!("/v1/admin/tenants/{A}/members/{}/recovery", both.account);
+    let (s, v) = call(&w, Method::POST, &uri, &me, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+
+    // An operator under a configuration grant recovers an admin, not an owner.
+    let operator = join_operator(&w).await;
+    grants::create(
+        &w.services,
+        &ctx(),
+        A,
+        Scope::Configuration,
+        2,
+        "locked out",
+    )
+    .await
+    .unwrap();
+    let op = Cred::Cookie(operator.cookie.clone());
+    let uri = format!(
+        "/v1/admin/tenants/{A}/members/{}/recovery",
+        recovered.account
+    );
+    let (s, v) = call(&w, Method::POST, &uri, &op, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = call(&w, Method::POST, &owners, &op, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+async fn join_operator(w: &World) -> Person {
+    let token = invite(w, Invitee::Operator).await;
+    join(w, &token).await
 }

@@ -133,8 +133,18 @@ pub struct Session {
 /// What an invite is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invitee {
-    Member { tenant_id: String, role: Role },
+    Member {
+        tenant_id: String,
+        role: Role,
+    },
     Operator,
+    /// A member who lost their passkeys: accepting retires the old ones and registers a new
+    /// one for the same account. Made by another owner or admin of the account's one tenant,
+    /// or by an operator under a configuration grant ([`create_invite`] says for whom).
+    Recovery {
+        tenant_id: String,
+        account_id: String,
+    },
 }
 
 /// An invite that is live.
@@ -274,6 +284,26 @@ pub async fn create_invite(
             (tenant_id.clone(), Some(tenant_id.clone()), role.as_str())
         }
         Invitee::Operator => (PLATFORM_JOURNAL.to_owned(), None, "operator"),
+        Invitee::Recovery {
+            tenant_id,
+            account_id,
+        } => {
+            // Only an account of this one tenant: recovering an account that is also another
+            // tenant's member (or an operator) from here would hand this tenant's admins the
+            // other tenant too.
+            let account = get_account(services, account_id)
+                .await?
+                .ok_or(Error::NotFound("member"))?;
+            let only_here = account.memberships.len() == 1
+                && account.memberships.contains_key(tenant_id)
+                && !account.operator;
+            if !only_here {
+                return Err(Error::Refused(
+                    "the account belongs to other tenants or is an operator: it is recovered by Latchkey's operators with each tenant's grant, not from one tenant".into(),
+                ));
+            }
+            (tenant_id.clone(), Some(tenant_id.clone()), "recovery")
+        }
     };
     let minted = credential::mint(services, INVITE).await?;
     let now = services.clock.now();
@@ -289,6 +319,9 @@ pub async fn create_invite(
         .with_ttl(expires.unix_timestamp());
     if let Some(t) = &tenant_id {
         item = item.with("tenantId", t.clone());
+    }
+    if let Invitee::Recovery { account_id, .. } = &invitee {
+        item = item.with("accountId", account_id.clone());
     }
     let change = Change {
         action: "admin.invite",
@@ -330,6 +363,10 @@ async fn live_invite(services: &Services, token: &str) -> Result<Invite, Error> 
     }
     let for_ = match (item.str("role"), item.str("tenantId")) {
         (Some("operator"), None) => Invitee::Operator,
+        (Some("recovery"), Some(tenant_id)) => Invitee::Recovery {
+            tenant_id: tenant_id.to_owned(),
+            account_id: item.str("accountId").ok_or(Error::Unauthorized)?.to_owned(),
+        },
         (Some(role), Some(tenant_id)) => Invitee::Member {
             tenant_id: tenant_id.to_owned(),
             role: Role::parse(role)?,
@@ -357,9 +394,19 @@ pub struct Enrollment {
 /// on the console tenant. The invite is spent only by [`sign_in`] with the token that
 /// ceremony returns.
 pub async fn begin_enrollment(services: &Services, invite: &str) -> Result<Enrollment, Error> {
-    live_invite(services, invite).await?;
+    let invite = live_invite(services, invite).await?;
     let console = console(services).await?;
-    let account_id = format!("acct_{}", services.random.hex_id(12));
+    // A recovery retires the account's lost passkeys first: the account then registers a new
+    // one exactly as a new account registers its first (the ceremony that settles the console
+    // action), and nothing lost or stolen signs in again.
+    let account_id = match &invite.for_ {
+        Invitee::Recovery { account_id, .. } => {
+            let ctx = AuditContext::system("console", format!("recover-{account_id}"));
+            retire_passkeys(services, &ctx, account_id).await?;
+            account_id.clone()
+        }
+        _ => format!("acct_{}", services.random.hex_id(12)),
+    };
     let ctx = AuditContext::system("console", format!("enroll-{account_id}"));
     let tracked = actions::track(
         services,
@@ -488,6 +535,31 @@ pub async fn sign_in(
                 String::new(),
             )
         }
+        Some(invite) if matches!(invite.for_, Invitee::Recovery { .. }) => {
+            let Invitee::Recovery {
+                tenant_id,
+                account_id: recovered,
+            } = &invite.for_
+            else {
+                return Err(Error::Unauthorized);
+            };
+            let account = existing
+                .clone()
+                .filter(|a| a.id == *recovered)
+                .ok_or(Error::Unauthorized)?;
+            ops.push(WriteOp::Delete {
+                pk: invite.item.pk.clone(),
+                sk: invite.item.sk.clone(),
+                condition: Condition::Version(invite.item.version),
+            });
+            (
+                account,
+                tenant_id.clone(),
+                "admin.recover",
+                json!({ "role": "recovery" }),
+                format!("invite:{}", invite.id),
+            )
+        }
         Some(invite) => {
             let mut account = existing.clone().unwrap_or(Account {
                 id: account_id.clone(),
@@ -561,6 +633,27 @@ pub async fn sign_in(
     ))
 }
 
+/// A recovery's first step: every passkey of the account is removed (lost, or in someone
+/// else's hands), each audited in the console tenant's log.
+async fn retire_passkeys(
+    services: &Services,
+    ctx: &AuditContext,
+    account_id: &str,
+) -> Result<(), Error> {
+    let console = console(services).await?;
+    for old in crate::domain::authenticators::list(services, &console, account_id).await? {
+        crate::domain::enrollment::delete(
+            services,
+            &console,
+            ctx,
+            account_id,
+            &old.user_authenticator_id,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Adds what `invite` gives to `account` as write operations (the account record under its
 /// version, the tenant's member entry), and returns the journal the change belongs to. A
 /// person already in the tenant is refused: an invite never changes a role (a viewer's invite
@@ -572,6 +665,11 @@ fn accept_into(
     ops: &mut Vec<WriteOp>,
 ) -> Result<String, Error> {
     let journal = match &invite.for_ {
+        Invitee::Recovery { .. } => {
+            return Err(Error::Invalid(
+                "a recovery invite is accepted signed out, with a new passkey".into(),
+            ));
+        }
         Invitee::Operator => {
             account.operator = true;
             PLATFORM_JOURNAL.to_owned()

@@ -15,9 +15,10 @@
 //! | `Users` (delete a user, export a user's data) | | ✓ | ✓ | | | — / ✓ |
 //! | `Support` (grant and revoke support access) | | ✓ | ✓ | | | |
 //! | `Members` (invite admins and viewers, remove them, mint management keys) | | ✓ | ✓ | | | |
+//! | `Recover` (a recovery invite for a member who lost their passkeys) | | ✓ | ✓ | | ✓ | |
 //! | `Own` (invite or remove owners, delete the tenant) | | | ✓ | | | |
 //!
-//! `Support`, `Members` and `Own` are for people only: a management key never holds them, so
+//! `Support`, `Members`, `Recover` and `Own` are for people only: a management key never holds them, so
 //! no automation can hand out support access, make itself more keys, or delete the tenant. An
 //! operator holds nothing of a tenant's without a live grant; an operator who is also a member
 //! of the tenant acts as that member.
@@ -73,23 +74,28 @@ pub enum Perm {
     Users,
     Support,
     Members,
+    Recover,
     Own,
 }
 
 impl Perm {
-    pub const ALL: [Perm; 7] = [
+    pub const ALL: [Perm; 8] = [
         Perm::Read,
         Perm::Configure,
         Perm::Keys,
         Perm::Users,
         Perm::Support,
         Perm::Members,
+        Perm::Recover,
         Perm::Own,
     ];
 
     /// Whether only a person (a passkey session) may hold it.
     pub fn people_only(self) -> bool {
-        matches!(self, Perm::Support | Perm::Members | Perm::Own)
+        matches!(
+            self,
+            Perm::Support | Perm::Members | Perm::Recover | Perm::Own
+        )
     }
 
     pub fn describe(self) -> &'static str {
@@ -100,6 +106,7 @@ impl Perm {
             Perm::Users => "delete or export users",
             Perm::Support => "grant support access",
             Perm::Members => "manage members and management keys",
+            Perm::Recover => "recover a member's account",
             Perm::Own => "manage owners or delete the tenant",
         }
     }
@@ -118,7 +125,9 @@ pub fn role_allows(role: Role, perm: Perm) -> bool {
 pub fn scope_allows(scope: Scope, perm: Perm) -> bool {
     match scope {
         Scope::Read => perm == Perm::Read,
-        Scope::Configuration => matches!(perm, Perm::Read | Perm::Configure),
+        // Recovering a member who lost their passkeys is the support a customer asks for
+        // most (never an owner's: see the admin function's `may_handle`).
+        Scope::Configuration => matches!(perm, Perm::Read | Perm::Configure | Perm::Recover),
     }
 }
 
