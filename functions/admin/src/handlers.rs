@@ -605,6 +605,15 @@ pub async fn recover_member(
         .await?
         .ok_or(Error::NotFound("member"))?;
     may_handle(basis, role)?;
+    // An operator hands the invite to whoever asked: never for an admin's account, whose
+    // rights (keys, members, support grants) go far beyond the operator's grant.
+    if matches!(basis, Basis::Support { .. }) && role != Role::Viewer {
+        return Err(Error::Refused(
+            "an operator may recover a viewer's account only; an owner or admin recovers others"
+                .into(),
+        )
+        .into());
+    }
     let invitee = Invitee::Recovery {
         tenant_id: tenant.id.clone(),
         account_id,

@@ -1054,6 +1054,9 @@ async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
     let (s, r) = call(&w, Method::POST, &recovery, &me, Some(json!({}))).await;
     assert_eq!(s, StatusCode::OK, "{r}");
     let recovery_invite = r["invite"].as_str().unwrap().to_owned();
+    // Whoever held the lost passkey keeps no session past the recovery.
+    let thief = Cred::Cookie(lost.cookie.clone());
+    w.clock.advance(time::Duration::seconds(1));
     let (s, e) = call(
         &w,
         Method::POST,
@@ -1064,6 +1067,19 @@ async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
     .await;
     assert_eq!(s, StatusCode::OK, "{e}");
     assert_eq!(e["accountId"], json!(lost.account), "the same account");
+    let (s, _) = call(&w, Method::GET, "/v1/admin/session", &thief, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the old session is cut off");
+    // The invite was spent by the claim: a second accept (that would wipe the new passkey)
+    // is refused.
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/invites/accept",
+        &Cred::None,
+        Some(json!({ "invite": recovery_invite })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     let token = e["token"].as_str().unwrap().to_owned();
     let mut found = SoftPasskey::new(true);
     let (registered, handle) = w.register(&mut found, &token).await;
@@ -1072,12 +1088,15 @@ async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
         Method::POST,
         "/v1/admin/session",
         &Cred::None,
-        Some(json!({ "token": token, "invite": recovery_invite })),
+        Some(json!({ "token": token })),
         Some(ORIGIN),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{session}");
     assert_eq!(session["account"]["memberships"][A], "admin");
+    // The claim is in the tenant's log, naming the account.
+    assert!(w.events(A).await.iter().any(|e| e.action == "admin.recover"
+        && e.target == format!("account:{}", lost.account)));
     // The old passkey is retired: a usernameless sign-in with it fails at verify.
     let basic = latchkey_tests::client::tenant_basic(CONSOLE);
     let (_, c) = w
@@ -1147,7 +1166,9 @@ async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
     let (s, v) = call(&w, Method::POST, &uri, &me, Some(json!({}))).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 
-    // An operator under a configuration grant recovers an admin, not an owner.
+    // An operator under a configuration grant recovers a viewer; never an admin or an owner
+    // (the invite goes to the operator, and an admin's rights exceed the grant).
+    let viewer = member(&w, A, Role::Viewer).await;
     let operator = join_operator(&w).await;
     grants::create(
         &w.services,
@@ -1160,13 +1181,55 @@ async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
     .await
     .unwrap();
     let op = Cred::Cookie(operator.cookie.clone());
+    let uri = format!("/v1/admin/tenants/{A}/members/{}/recovery", viewer.account);
+    let (s, v) = call(&w, Method::POST, &uri, &op, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let uri = format!(
         "/v1/admin/tenants/{A}/members/{}/recovery",
         recovered.account
     );
-    let (s, v) = call(&w, Method::POST, &uri, &op, Some(json!({}))).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = call(&w, Method::POST, &uri, &op, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an admin");
     let (s, _) = call(&w, Method::POST, &owners, &op, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // A recovery invite made while the account was this tenant's alone is refused once the
+    // account has joined another tenant (claiming it would hand that tenant over too).
+    let (s, r) = call(
+        &w,
+        Method::POST,
+        &format!("/v1/admin/tenants/{A}/members/{}/recovery", viewer.account),
+        &me,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let stale = r["invite"].as_str().unwrap().to_owned();
+    let join_b = invite(
+        &w,
+        Invitee::Member {
+            tenant_id: B.into(),
+            role: Role::Owner,
+        },
+    )
+    .await;
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/session/invites",
+        &Cred::Cookie(viewer.cookie.clone()),
+        Some(json!({ "invite": join_b })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/invites/accept",
+        &Cred::None,
+        Some(json!({ "invite": stale })),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 

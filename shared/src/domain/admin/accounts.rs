@@ -79,6 +79,10 @@ pub struct Account {
     pub id: String,
     pub operator: bool,
     pub memberships: BTreeMap<String, Role>,
+    /// Sessions opened before this instant (Unix ms) are refused: a recovery cuts off whoever
+    /// held the lost passkeys.
+    #[serde(skip)]
+    pub sessions_after: i64,
     #[serde(skip)]
     pub version: u64,
 }
@@ -100,6 +104,11 @@ impl Account {
             id,
             operator: item.attrs.get("operator").and_then(Value::as_bool) == Some(true),
             memberships,
+            sessions_after: item
+                .attrs
+                .get("sessionsAfter")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
             version: item.version,
         })
     }
@@ -113,6 +122,7 @@ impl Account {
         Item::new(account_pk(&self.id), "ACCOUNT")
             .with("operator", self.operator)
             .with("memberships", Value::Object(memberships))
+            .with("sessionsAfter", self.sessions_after)
             .with("createdAt", created_at)
     }
 }
@@ -294,10 +304,7 @@ pub async fn create_invite(
             let account = get_account(services, account_id)
                 .await?
                 .ok_or(Error::NotFound("member"))?;
-            let only_here = account.memberships.len() == 1
-                && account.memberships.contains_key(tenant_id)
-                && !account.operator;
-            if !only_here {
+            if !recoverable(&account, tenant_id, None) {
                 return Err(Error::Refused(
                     "the account belongs to other tenants or is an operator: it is recovered by Latchkey's operators with each tenant's grant, not from one tenant".into(),
                 ));
@@ -320,13 +327,25 @@ pub async fn create_invite(
     if let Some(t) = &tenant_id {
         item = item.with("tenantId", t.clone());
     }
-    if let Invitee::Recovery { account_id, .. } = &invitee {
-        item = item.with("accountId", account_id.clone());
+    let mut summary = json!({ "role": role, "hours": hours });
+    if let Invitee::Recovery {
+        account_id,
+        tenant_id,
+    } = &invitee
+    {
+        let held = get_account(services, account_id)
+            .await?
+            .and_then(|a| a.memberships.get(tenant_id).copied())
+            .ok_or(Error::NotFound("member"))?;
+        item = item
+            .with("accountId", account_id.clone())
+            .with("memberRole", held.as_str());
+        summary["account"] = json!(account_id);
     }
     let change = Change {
         action: "admin.invite",
         target: format!("invite:{}", minted.id),
-        summary: json!({ "role": role, "hours": hours }),
+        summary,
         ops: vec![WriteOp::Put {
             item,
             condition: Condition::Absent,
@@ -400,9 +419,11 @@ pub async fn begin_enrollment(services: &Services, invite: &str) -> Result<Enrol
     // one exactly as a new account registers its first (the ceremony that settles the console
     // action), and nothing lost or stolen signs in again.
     let account_id = match &invite.for_ {
-        Invitee::Recovery { account_id, .. } => {
-            let ctx = AuditContext::system("console", format!("recover-{account_id}"));
-            retire_passkeys(services, &ctx, account_id).await?;
+        Invitee::Recovery {
+            tenant_id,
+            account_id,
+        } => {
+            claim_recovery(services, &invite, tenant_id, account_id).await?;
             account_id.clone()
         }
         _ => format!("acct_{}", services.random.hex_id(12)),
@@ -446,7 +467,7 @@ async fn passkey_proof(
     services: &Services,
     ctx: &AuditContext,
     token: &str,
-    action: &str,
+    actions_allowed: &[&str],
     max_age: Option<i64>,
 ) -> Result<String, Error> {
     let console = console(services).await?;
@@ -454,13 +475,16 @@ async fn passkey_proof(
         actor: "system:console".into(),
         ..ctx.clone()
     };
-    let v = actions::validate(services, &console, &ctx, token, None, Some(action))
+    let v = actions::validate(services, &console, &ctx, token, None, None)
         .await
         .map_err(|e| match e {
             Error::Invalid(_) => Error::Unauthorized,
             other => other,
         })?;
     let proven = v.is_valid
+        && v.action
+            .as_deref()
+            .is_some_and(|a| actions_allowed.contains(&a))
         && v.state.as_deref() == Some("CHALLENGE_SUCCEEDED")
         && v.verification_method.as_deref() == Some("PASSKEY");
     let fresh = match (max_age, v.state_updated_at.as_deref()) {
@@ -485,7 +509,7 @@ pub async fn check_reauth(
     session: &Session,
     token: &str,
 ) -> Result<(), Error> {
-    let who = passkey_proof(services, ctx, token, REAUTH, Some(REAUTH_SECONDS))
+    let who = passkey_proof(services, ctx, token, &[REAUTH], Some(REAUTH_SECONDS))
         .await
         .map_err(|_| {
             Error::Refused("a fresh passkey check of your own account is required".into())
@@ -513,13 +537,20 @@ pub async fn sign_in(
     token: &str,
     invite: Option<&str>,
 ) -> Result<(Session, String), Error> {
-    let action = if invite.is_some() { ENROLL } else { SIGN_IN };
+    // With an invite: the passkey registered on accepting it. Without: a sign-in, or the
+    // passkey a recovery registered (an ENROLL token for an account that exists comes only
+    // from a claimed recovery: member invites always make new accounts).
+    let actions: &[&str] = if invite.is_some() {
+        &[ENROLL]
+    } else {
+        &[SIGN_IN, ENROLL]
+    };
     // The invite is checked before the token is spent, so a wrong invite costs no ceremony.
     let invite = match invite {
         Some(t) => Some(live_invite(services, t).await?),
         None => None,
     };
-    let account_id = passkey_proof(services, ctx, token, action, None).await?;
+    let account_id = passkey_proof(services, ctx, token, actions, None).await?;
     let existing = get_account(services, &account_id).await?;
     let now = services.clock.now();
     let now_text = now.rfc3339()?;
@@ -535,36 +566,12 @@ pub async fn sign_in(
                 String::new(),
             )
         }
-        Some(invite) if matches!(invite.for_, Invitee::Recovery { .. }) => {
-            let Invitee::Recovery {
-                tenant_id,
-                account_id: recovered,
-            } = &invite.for_
-            else {
-                return Err(Error::Unauthorized);
-            };
-            let account = existing
-                .clone()
-                .filter(|a| a.id == *recovered)
-                .ok_or(Error::Unauthorized)?;
-            ops.push(WriteOp::Delete {
-                pk: invite.item.pk.clone(),
-                sk: invite.item.sk.clone(),
-                condition: Condition::Version(invite.item.version),
-            });
-            (
-                account,
-                tenant_id.clone(),
-                "admin.recover",
-                json!({ "role": "recovery" }),
-                format!("invite:{}", invite.id),
-            )
-        }
         Some(invite) => {
             let mut account = existing.clone().unwrap_or(Account {
                 id: account_id.clone(),
                 operator: false,
                 memberships: BTreeMap::new(),
+                sessions_after: 0,
                 version: 0,
             });
             let journal = accept_into(&mut account, &invite, &now_text, &mut ops)?;
@@ -591,6 +598,10 @@ pub async fn sign_in(
         .with("hash", minted.hash)
         .with("gen", minted.generation)
         .with("createdAt", now_text.clone())
+        .with(
+            "createdMs",
+            i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        )
         .with("expiresEpoch", absolute.unix_timestamp())
         .with("lastSeenEpoch", now.unix_timestamp())
         .with_ttl(absolute.unix_timestamp());
@@ -631,6 +642,69 @@ pub async fn sign_in(
         },
         minted.token,
     ))
+}
+
+/// Whether `account` may be recovered from `tenant_id`: a member of that tenant alone (with the
+/// role the invite recorded, when given), and no operator. Checked when the invite is made and
+/// again, under the account's version, when it is claimed: an account that joined another
+/// tenant or became an operator meanwhile is not handed over by this tenant's people.
+fn recoverable(account: &Account, tenant_id: &str, role: Option<&str>) -> bool {
+    account.memberships.len() == 1
+        && account
+            .memberships
+            .get(tenant_id)
+            .is_some_and(|r| role.is_none_or(|want| r.as_str() == want))
+        && !account.operator
+}
+
+/// Claims a recovery invite, in one audited transaction in the tenant's log
+/// (`admin.recover`, naming the account): the invite is spent, and every session of the
+/// account opened before now is cut off, on condition that the account is unchanged since it
+/// was checked. Then the account's passkeys are retired (each audited in the console's log),
+/// and the claimer registers a new one with the console token [`begin_enrollment`] answers.
+async fn claim_recovery(
+    services: &Services,
+    invite: &Invite,
+    tenant_id: &str,
+    account_id: &str,
+) -> Result<(), Error> {
+    let ctx = AuditContext::system("console", format!("recover-{account_id}"));
+    let mut account = get_account(services, account_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if !recoverable(&account, tenant_id, invite.item.str("memberRole")) {
+        return Err(Error::Refused(
+            "the account changed since the recovery invite was made; ask for a new one".into(),
+        ));
+    }
+    let now = services.clock.now();
+    account.sessions_after = i64::try_from(now.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| Error::Internal("clock".into()))?;
+    let version = account.version;
+    let change = Change {
+        action: "admin.recover",
+        target: format!("account:{account_id}"),
+        summary: json!({ "invite": invite.id }),
+        ops: vec![
+            WriteOp::Delete {
+                pk: invite.item.pk.clone(),
+                sk: invite.item.sk.clone(),
+                condition: Condition::Version(invite.item.version),
+            },
+            WriteOp::Put {
+                item: account.item(&now.rfc3339()?).with_version(version + 1),
+                condition: Condition::Version(version),
+            },
+        ],
+    };
+    match services.journal.commit(tenant_id, &ctx, change).await {
+        Ok(_) => {}
+        Err(CommitError::Condition { .. }) => {
+            return Err(Error::Conflict("the invite or account changed; try again"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    retire_passkeys(services, &ctx, account_id).await
 }
 
 /// A recovery's first step: every passkey of the account is removed (lost, or in someone
@@ -770,6 +844,14 @@ pub async fn authenticate(services: &Services, token: &str) -> Result<Session, E
     let account = get_account(services, account_id)
         .await?
         .ok_or(Error::Unauthorized)?;
+    let created_ms = item
+        .attrs
+        .get("createdMs")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if created_ms < account.sessions_after {
+        return Err(Error::Unauthorized);
+    }
     if at - last_seen >= TOUCH_SECONDS {
         let version = item.version;
         let touched = item
