@@ -205,9 +205,10 @@ pub struct DeleteTenantBody {
 }
 
 /// `DELETE /v1/admin/tenants/{tenantId}`: an owner, after a fresh passkey check, deletes the
-/// tenant: its own key is destroyed first (every sealed field unreadable at once, in the table
-/// and in every backup), the record becomes a tombstone, and a job purges its items. 202 with
-/// the receipt (the platform journal's event).
+/// tenant: its own key is destroyed first (every sealed field unreadable, in the table and in
+/// every backup; a tenant made before tenants had their own key has none, which the receipt's
+/// `keyDestroyed: false` says), the record becomes a tombstone, and a job purges its items.
+/// 202 with the receipt (the platform journal's event).
 pub async fn delete_tenant(
     State(s): St,
     allowed: Allowed,

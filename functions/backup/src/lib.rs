@@ -337,6 +337,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_purge_task_deletes_a_deleted_tenants_items() {
+        use latchkey::domain::audit::AuditContext;
+        use latchkey::domain::tenants::{TenantSettings, create_tenant};
+        let dir = tempfile::tempdir().unwrap();
+        let (s, b) = services(dir.path());
+        let ctx = AuditContext::system("test", "purge");
+        let settings = TenantSettings {
+            name: "Gone".into(),
+            rp_id: "example.com".into(),
+            ..TenantSettings::default()
+        };
+        create_tenant(&s, &ctx, "t-gone", settings, vec![])
+            .await
+            .unwrap();
+        latchkey::domain::shred::delete_tenant(&s, &ctx, "t-gone")
+            .await
+            .unwrap();
+        let report = handle(&s, &b, json!({"task": "purge"})).await.unwrap();
+        assert_eq!((report.task, report.status), ("purge", "ok"));
+        let detail = report.detail.unwrap();
+        assert_eq!(detail["tenants"], json!(["t-gone"]));
+        assert!(detail["items"].as_u64().unwrap() >= 1, "{detail}");
+    }
+
+    #[tokio::test]
     async fn backup_then_drill_succeed_on_the_embedded_store_and_unknown_events_fail() {
         let dir = tempfile::tempdir().unwrap();
         let (s, b) = services(dir.path());

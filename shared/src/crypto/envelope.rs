@@ -172,14 +172,16 @@ impl Envelope {
     /// cache: nothing sealed under `wrapped` opens again here, and nowhere once other
     /// processes' caches (at most the cache's time to live) have let it go.
     pub async fn shred(&self, wrapped: &WrappedKey) -> Result<bool, SealError> {
-        self.cache.remove(&cache_id(wrapped));
-        match &wrapped.kek {
+        // Destroyed first, then forgotten: a request racing this one cannot cache it again.
+        let destroyed = match &wrapped.kek {
             Some(kek) => {
                 self.vault.destroy_tenant_kek(kek).await?;
-                Ok(true)
+                true
             }
-            None => Ok(false),
-        }
+            None => false,
+        };
+        self.cache.remove(&cache_id(wrapped));
+        Ok(destroyed)
     }
 
     /// A new data key for `tenant_id`, wrapped for storage (and cached unwrapped).

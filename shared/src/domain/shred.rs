@@ -54,10 +54,25 @@ pub async fn delete_tenant(
     let tenant = tenants::get_tenant(services, tenant_id)
         .await?
         .ok_or(Error::NotFound("tenant"))?;
-    // The key first: if anything after this fails, the data is unreadable already, and a
+    // Who asked, on the record before anything is destroyed: if the tombstone's write fails
+    // after the key is gone, the log still says who shredded the tenant.
+    let intent = Change {
+        action: "tenant.delete.begin",
+        target: format!("tenant:{tenant_id}"),
+        summary: json!({}),
+        ops: Vec::new(),
+    };
+    services
+        .journal
+        .commit(PLATFORM_JOURNAL, ctx, intent)
+        .await?;
+    // The key next: if anything after this fails, the data is unreadable already, and a
     // retry finds the key gone (as good) and writes the tombstone.
     let key_destroyed = services.envelope.shred(&tenant.data_key).await?;
     let now = services.clock.now().rfc3339()?;
+    // The record may have changed meanwhile (a settings update racing the deletion): the
+    // tombstone replaces whatever version is there.
+    let item = services.store.get(&pk, "TENANT").await?.unwrap_or(item);
     let tombstone = Item::new(&pk, "TENANT")
         .with("deletedAt", now.clone())
         .with("state", "deleted")
@@ -114,8 +129,14 @@ pub struct PurgeReport {
     pub items: u64,
 }
 
+/// How long after a deletion the purge marker stays, so that a run after every process's
+/// record cache (30 s) and data-key cache (300 s) expired scans once more for items written
+/// meanwhile.
+pub const PURGE_AGAIN_AFTER_SECONDS: i64 = 600;
+
 /// Deletes every item of each tenant awaiting its purge (see the module), one full scan per
-/// tenant, in audited batches. A run that stops half-way is taken up by the next.
+/// tenant, in audited batches. A run that stops half-way is taken up by the next; the marker
+/// goes only with a scan made [`PURGE_AGAIN_AFTER_SECONDS`] after the deletion.
 pub async fn purge(services: &Services, ctx: &AuditContext) -> Result<PurgeReport, Error> {
     let mut report = PurgeReport::default();
     let markers = services
@@ -156,6 +177,17 @@ pub async fn purge(services: &Services, ctx: &AuditContext) -> Result<PurgeRepor
                 None => break,
             }
         }
+        report.items += deleted;
+        report.tenants.push(tenant_id.clone());
+        let since = marker
+            .str("since")
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map_or(0, |t| t.unix_timestamp());
+        if services.clock.now().unix_timestamp() - since < PURGE_AGAIN_AFTER_SECONDS {
+            continue;
+        }
         let change = Change {
             action: "tenant.purged",
             target: format!("tenant:{tenant_id}"),
@@ -170,8 +202,6 @@ pub async fn purge(services: &Services, ctx: &AuditContext) -> Result<PurgeRepor
             .journal
             .commit(PLATFORM_JOURNAL, ctx, change)
             .await?;
-        report.items += deleted;
-        report.tenants.push(tenant_id);
     }
     Ok(report)
 }

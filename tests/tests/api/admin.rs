@@ -989,9 +989,25 @@ async fn deleting_a_tenant_shreds_its_key_first_and_the_purge_job_deletes_its_it
     assert!(tombstone.attrs.contains_key("deletedAt"));
     assert!(!tombstone.attrs.contains_key("dataKey"));
     let platform = w.events(latchkey::domain::audit::PLATFORM_JOURNAL).await;
+    assert!(platform.iter().any(|e| e.action == "tenant.delete.begin"));
     assert!(platform.iter().any(|e| e.action == "tenant.delete"
         && e.target == format!("tenant:{A}")
         && e.id == receipt["receiptEvent"].as_str().unwrap()));
+    // The marker stays for a scan after every process's caches expired (an item a stale
+    // process wrote meanwhile goes too); then it goes.
+    assert!(!platform.iter().any(|e| e.action == "tenant.purged"));
+    let late = latchkey::ports::store::Item::new(format!("T#{A}#U#late"), "USER");
+    w.services
+        .store
+        .put(late, latchkey::ports::store::Condition::None)
+        .await
+        .unwrap();
+    w.clock.advance(time::Duration::minutes(11));
+    let second = latchkey::domain::shred::purge(&w.services, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(second.items, 1, "{second:?}");
+    let platform = w.events(latchkey::domain::audit::PLATFORM_JOURNAL).await;
     assert!(platform.iter().any(|e| e.action == "tenant.purged"));
     // The other tenant is untouched; its data opens as before; the id is not reusable.
     let (s, bob) = w.get(&b_key, "/v1/users/bob").await;

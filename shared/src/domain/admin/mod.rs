@@ -257,6 +257,13 @@ pub async fn authorize(
             if live.is_empty() {
                 return Err(Error::Forbidden);
             }
+            // A deleted tenant's grants wait for the purge: nothing is logged or served.
+            if crate::domain::tenants::get_tenant(services, tenant_id)
+                .await?
+                .is_none()
+            {
+                return Err(Error::NotFound("tenant"));
+            }
             // The narrowest live grant that allows it (a read under a configuration grant
             // and a read grant names the read grant), the one expiring last among equals.
             let chosen = live
