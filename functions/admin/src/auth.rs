@@ -2,7 +2,8 @@
 //! takes ([`Allowed`]).
 //!
 //! **Credentials.** `Authorization: Bearer lkm_…` (a management key) or the session cookie
-//! [`COOKIE`] (`lks_…`, set by `POST /v1/admin/session`).
+//! (`__Host-lk_session`; `lk_session` on a localhost console; `lks_…`, set by
+//! `POST /v1/admin/session`).
 //!
 //! **Cross-site requests.** The cookie is `SameSite=Strict`; on top of that, a request that
 //! changes anything and is authenticated by the cookie must carry an `Origin` that is one of
@@ -15,9 +16,6 @@ use latchkey::domain::Error;
 use latchkey::domain::admin::{self, Basis, Caller, Session, accounts};
 use latchkey::domain::tenants::{self, Tenant};
 use latchkey::http::{ApiError, RequestMeta};
-
-/// The session cookie's name.
-pub const COOKIE: &str = accounts::SESSION_COOKIE;
 
 /// What the route's row allowed.
 pub struct Allowed {
@@ -72,17 +70,16 @@ impl Allowed {
     }
 }
 
-/// The session cookie's value, if the request carries one.
-pub fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.trim())
+/// The session cookie's value, if the request carries one under the console's cookie name.
+pub fn session_cookie<'a>(parts: &'a Parts, console: &Tenant) -> Option<&'a str> {
+    accounts::session_cookie(
+        console,
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -93,7 +90,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 
 /// Refuses a state-changing request authenticated by the cookie unless its `Origin` is the
 /// console's.
-async fn check_origin(state: &AdminState, parts: &Parts) -> Result<(), Error> {
+fn check_origin(console: &Tenant, parts: &Parts) -> Result<(), Error> {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
@@ -104,8 +101,27 @@ async fn check_origin(state: &AdminState, parts: &Parts) -> Result<(), Error> {
         .ok_or_else(|| {
             Error::Refused("a request that changes anything must carry Origin".into())
         })?;
+    if accounts::console_allows(console, origin) {
+        Ok(())
+    } else {
+        Err(Error::Refused(
+            "the request's Origin is not the console's".into(),
+        ))
+    }
+}
+
+/// A public request a browser makes (sign-in, accepting an invite) is refused when it comes
+/// from another site's page (login CSRF); a client that sends no `Origin` (no browser) is let
+/// through, its body being its proof.
+async fn check_public_origin(state: &AdminState, parts: &Parts) -> Result<(), Error> {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
     let console = accounts::console(&state.services).await?;
-    if accounts::console_allows(&console, origin) {
+    if accounts::console_allows(&console, origin.to_str().unwrap_or_default()) {
         Ok(())
     } else {
         Err(Error::Refused(
@@ -122,9 +138,10 @@ async fn caller(state: &AdminState, parts: &Parts) -> Result<Caller, Error> {
             .await
             .map(Caller::Key);
     }
-    let cookie = session_cookie(parts).ok_or(Error::Unauthorized)?;
+    let console = accounts::console(&state.services).await?;
+    let cookie = session_cookie(parts, &console).ok_or(Error::Unauthorized)?;
     let session = accounts::authenticate(&state.services, cookie).await?;
-    check_origin(state, parts).await?;
+    check_origin(&console, parts)?;
     Ok(Caller::Session(session))
 }
 
@@ -151,7 +168,10 @@ impl FromRequestParts<AdminState> for Allowed {
         let (_, need) = row(parts.method.as_str(), &matched)
             .ok_or_else(|| ApiError::from(Error::Internal(format!("no row for {matched}"))))?;
         let who = match need {
-            Need::Public => Who::Public,
+            Need::Public => {
+                check_public_origin(state, parts).await?;
+                Who::Public
+            }
             Need::Person => match caller(state, parts).await? {
                 Caller::Session(s) => Who::Person(s),
                 // A management key is no person.

@@ -1,7 +1,7 @@
 //! Handlers: parse the wire, call the domain, shape the response. Who may call each is the
 //! route table's business ([`crate::auth::Allowed`]); no handler checks a credential.
 use crate::AdminState;
-use crate::auth::{Allowed, COOKIE};
+use crate::auth::Allowed;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -64,8 +64,9 @@ fn cookie(console: &Tenant, value: &str, max_age: i64) -> Result<HeaderValue> {
     } else {
         "; Secure"
     };
+    let name = accounts::cookie_name(console);
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
     ))
     .map_err(|_| Error::Internal("cookie".into()).into())
 }

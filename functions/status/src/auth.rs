@@ -53,16 +53,19 @@ impl OperatorAuth for SessionsOrTokens {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             return BearerTokens.authorize(services, parts).await;
         }
-        let cookie = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == accounts::SESSION_COOKIE)
-            .map(|(_, v)| v.trim())
-            .ok_or(Error::Unauthorized)?;
+        // No console, no sessions: only tokens.
+        let console = accounts::console(services)
+            .await
+            .map_err(|_| Error::Unauthorized)?;
+        let cookie = accounts::session_cookie(
+            &console,
+            parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+        .ok_or(Error::Unauthorized)?;
         let session = accounts::authenticate(services, cookie).await?;
         if !session.account.operator {
             return Err(Error::Forbidden);
@@ -73,7 +76,6 @@ impl OperatorAuth for SessionsOrTokens {
                 .get(header::ORIGIN)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            let console = accounts::console(services).await?;
             if !accounts::console_allows(&console, origin) {
                 return Err(Error::Refused(
                     "a write made with the session cookie must come from the console's Origin"

@@ -332,6 +332,22 @@ pub async fn create_tenant(
     }
 }
 
+/// The console tenant's marker (`PLATFORM#CONSOLE` / `CONSOLE`, its `tenantId`): the tenant
+/// whose users are the management plane's accounts (`domain::admin::accounts`).
+pub const CONSOLE_PK: &str = "PLATFORM#CONSOLE";
+
+/// The console tenant has no secret key, member or management key: a Server API key there
+/// could track and update the console's own actions (the management plane's sign-in).
+pub async fn refuse_console(services: &Services, tenant_id: &str) -> Result<(), Error> {
+    let console = services.store.get(CONSOLE_PK, "CONSOLE").await?;
+    if console.as_ref().and_then(|i| i.str("tenantId")) == Some(tenant_id) {
+        return Err(Error::Refused(
+            "the console tenant takes no secret key, member or management key".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a secret key for `tenant_id` and returns it; it is not recoverable afterwards.
 /// `chosen` fixes the secret (it must have the shape `lk_{16 hex}_{22+ chars}`), for scripts.
 pub async fn create_api_key(
@@ -340,6 +356,7 @@ pub async fn create_api_key(
     tenant_id: &str,
     chosen: Option<&str>,
 ) -> Result<(String, String), Error> {
+    refuse_console(services, tenant_id).await?;
     let secret = match chosen {
         Some(s) => s.to_owned(),
         None => format!(

@@ -56,7 +56,8 @@ async fn call_with(
     }
     match cred {
         Cred::None => {}
-        Cred::Cookie(c) => req = req.header(header::COOKIE, format!("lk_session={c}")),
+        // The console is on https://example.com: the cookie has the `__Host-` prefix.
+        Cred::Cookie(c) => req = req.header(header::COOKIE, format!("__Host-lk_session={c}")),
         Cred::Key(k) => req = req.header(header::AUTHORIZATION, format!("Bearer {k}")),
     }
     let body = match body {
@@ -103,8 +104,8 @@ fn session_cookie(headers: &http::HeaderMap) -> String {
     set.split(';')
         .next()
         .unwrap()
-        .strip_prefix("lk_session=")
-        .unwrap()
+        .strip_prefix("__Host-lk_session=")
+        .unwrap_or_else(|| panic!("{set}"))
         .to_owned()
 }
 
@@ -795,7 +796,7 @@ async fn operators_write_the_status_page_with_their_passkey_session() {
         let mut req = Request::post("/status/manage/incidents")
             .header("idempotency-key", format!("key-{}", &cookie[4..20]))
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::COOKIE, format!("lk_session={cookie}"));
+            .header(header::COOKIE, format!("__Host-lk_session={cookie}"));
         if let Some(o) = origin {
             req = req.header(header::ORIGIN, o);
         }
@@ -1252,4 +1253,58 @@ async fn a_second_passkey_and_a_recovery_that_retires_the_lost_ones() {
 async fn join_operator(w: &World) -> Person {
     let token = invite(w, Invitee::Operator).await;
     join(w, &token).await
+}
+
+/// Review findings, each a test: a cookie without the `__Host-` prefix (as a sibling
+/// subdomain could plant) is ignored on an https console; a sign-in or invite accept posted
+/// from another site's page is refused (login CSRF); the console tenant takes no secret key,
+/// member or management key.
+#[tokio::test]
+async fn planted_cookies_cross_site_sign_ins_and_the_console_tenant_are_refused() {
+    let w = world().await;
+    let owner = member(&w, A, Role::Owner).await;
+    let plain = Request::get("/v1/admin/session")
+        .header(header::COOKIE, format!("lk_session={}", owner.cookie))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(w.request(plain).await.status, StatusCode::UNAUTHORIZED);
+    let invite_token = invite(
+        &w,
+        Invitee::Member {
+            tenant_id: A.into(),
+            role: Role::Viewer,
+        },
+    )
+    .await;
+    for path in ["/v1/admin/invites/accept", "/v1/admin/session"] {
+        let (s, v, _) = call_with(
+            &w,
+            Method::POST,
+            path,
+            &Cred::None,
+            Some(json!({ "invite": invite_token, "token": "x" })),
+            Some("https://evil.example"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+    assert!(
+        tenants::create_api_key(&w.services, &ctx(), CONSOLE, None)
+            .await
+            .is_err()
+    );
+    assert!(
+        keys::create(&w.services, &ctx(), CONSOLE, Role::Viewer, "x", 1)
+            .await
+            .is_err()
+    );
+    let console_member = Invitee::Member {
+        tenant_id: CONSOLE.into(),
+        role: Role::Owner,
+    };
+    assert!(
+        accounts::create_invite(&w.services, &ctx(), console_member, 1)
+            .await
+            .is_err()
+    );
 }

@@ -317,7 +317,7 @@ impl Tour {
             .header(http::header::ORIGIN, ORIGIN)
             .header(http::header::CONTENT_TYPE, "application/json");
         if let Some(c) = cookie {
-            req = req.header(http::header::COOKIE, format!("lk_session={c}"));
+            req = req.header(http::header::COOKIE, format!("__Host-lk_session={c}"));
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let f = self.functions.get_mut("AdminFunction").unwrap();
@@ -404,7 +404,7 @@ impl Tour {
             .split(';')
             .next()
             .unwrap()
-            .trim_start_matches("lk_session=")
+            .trim_start_matches("__Host-lk_session=")
             .to_owned();
         let id = registered["userAuthenticator"]["webauthnCredential"]["credentialId"]
             .as_str()

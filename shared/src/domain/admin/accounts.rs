@@ -52,9 +52,36 @@ pub const TOUCH_SECONDS: i64 = 60;
 /// How long a passkey check counts for a grave step.
 pub const REAUTH_SECONDS: i64 = 5 * 60;
 
-const CONSOLE_PK: &str = "PLATFORM#CONSOLE";
-/// The session cookie's name (the admin function sets it; the status function reads it too).
+use crate::domain::tenants::CONSOLE_PK;
+/// The session cookie's name on a localhost console (the admin function sets it; the status
+/// function reads it too). Elsewhere it is [`SESSION_COOKIE_HOST`].
 pub const SESSION_COOKIE: &str = "lk_session";
+/// The session cookie's name on an https console: the `__Host-` prefix makes the browser
+/// refuse it unless Secure, for `/`, without a Domain, so a sibling subdomain cannot plant one.
+pub const SESSION_COOKIE_HOST: &str = "__Host-lk_session";
+
+/// The cookie name for this console: `__Host-lk_session`, or `lk_session` when the console is
+/// on localhost (plain http, where no Secure cookie is kept).
+pub fn cookie_name(console: &Tenant) -> &'static str {
+    if console.settings.rp_id == "localhost" {
+        SESSION_COOKIE
+    } else {
+        SESSION_COOKIE_HOST
+    }
+}
+
+/// The session cookie's value among a request's `Cookie` headers, under the console's name.
+pub fn session_cookie<'a>(
+    console: &Tenant,
+    cookies: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let name = cookie_name(console);
+    cookies
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
 
 fn account_pk(id: &str) -> String {
     format!("ADMIN#ACCOUNT#{id}")
@@ -291,6 +318,7 @@ pub async fn create_invite(
             if tenants::get_tenant(services, tenant_id).await?.is_none() {
                 return Err(Error::NotFound("tenant"));
             }
+            tenants::refuse_console(services, tenant_id).await?;
             (tenant_id.clone(), Some(tenant_id.clone()), role.as_str())
         }
         Invitee::Operator => (PLATFORM_JOURNAL.to_owned(), None, "operator"),

@@ -69,6 +69,7 @@ pub async fn create(
             "a management key's role is admin or viewer".into(),
         ));
     }
+    crate::domain::tenants::refuse_console(services, tenant_id).await?;
     if !(1..=MAX_KEY_DAYS).contains(&days) {
         return Err(Error::Invalid(format!(
             "days must be from 1 to {MAX_KEY_DAYS}"
