@@ -579,6 +579,29 @@ pub async fn invite_member(
     Ok(Json(out))
 }
 
+pub async fn list_invites(State(s): St, allowed: Allowed) -> Result<Json<Value>> {
+    let (tenant, _) = allowed.tenant()?;
+    Ok(Json(
+        json!({ "invites": accounts::list_invites(&s.services, &tenant.id).await? }),
+    ))
+}
+
+/// `DELETE /v1/admin/tenants/{tenantId}/invites/{inviteId}`: an open invite stops working at
+/// once (an owner's invite only by an owner).
+pub async fn revoke_invite(
+    State(s): St,
+    allowed: Allowed,
+    WirePath((_, invite_id)): WirePath<(String, String)>,
+) -> Result<Json<Value>> {
+    let (tenant, basis) = allowed.tenant()?;
+    let role = accounts::invite_role(&s.services, &tenant.id, &invite_id).await?;
+    if role == "owner" {
+        may_handle(basis, Role::Owner)?;
+    }
+    accounts::revoke_invite(&s.services, &allowed.ctx(), &tenant.id, &invite_id).await?;
+    Ok(Json(json!({})))
+}
+
 pub async fn remove_member(
     State(s): St,
     allowed: Allowed,

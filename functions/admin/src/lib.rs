@@ -68,6 +68,8 @@ pub enum RouteId {
     RevokeGrant,
     ListMembers,
     InviteMember,
+    ListInvites,
+    RevokeInvite,
     RemoveMember,
     RecoverMember,
     ListManagementKeys,
@@ -78,7 +80,7 @@ pub enum RouteId {
 /// Every route this function serves, with what it needs: the one table the router is built
 /// from, that the authorization extractor reads, and that the tests walk cell by cell.
 #[rustfmt::skip]
-pub const TABLE: [(RouteId, &str, &str, Need); 32] = {
+pub const TABLE: [(RouteId, &str, &str, Need); 34] = {
     use Need::*;
     use RouteId::*;
     [
@@ -109,6 +111,8 @@ pub const TABLE: [(RouteId, &str, &str, Need); 32] = {
         (RevokeGrant,         "DELETE", "/v1/admin/tenants/{tenantId}/grants/{grantId}",         Tenant(Perm::Support)),
         (ListMembers,         "GET",    "/v1/admin/tenants/{tenantId}/members",                  Tenant(Perm::Read)),
         (InviteMember,        "POST",   "/v1/admin/tenants/{tenantId}/invites",                  Tenant(Perm::Members)),
+        (ListInvites,         "GET",    "/v1/admin/tenants/{tenantId}/invites",                  Tenant(Perm::Read)),
+        (RevokeInvite,        "DELETE", "/v1/admin/tenants/{tenantId}/invites/{inviteId}",       Tenant(Perm::Members)),
         (RemoveMember,        "DELETE", "/v1/admin/tenants/{tenantId}/members/{accountId}",      Tenant(Perm::Members)),
         (RecoverMember,       "POST",   "/v1/admin/tenants/{tenantId}/members/{accountId}/recovery", Tenant(Perm::Recover)),
         (ListManagementKeys,  "GET",    "/v1/admin/tenants/{tenantId}/management-keys",          Tenant(Perm::Read)),
@@ -203,6 +207,8 @@ fn handler(id: RouteId) -> MethodRouter<AdminState> {
         RevokeGrant => delete(revoke_grant),
         ListMembers => get(list_members),
         InviteMember => post(invite_member),
+        ListInvites => get(list_invites),
+        RevokeInvite => delete(revoke_invite),
         RemoveMember => delete(remove_member),
         RecoverMember => post(recover_member),
         ListManagementKeys => get(list_management_keys),

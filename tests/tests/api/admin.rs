@@ -226,7 +226,7 @@ const PRINCIPALS: [&str; 11] = [
 /// grant, `k` viewer key, `K` admin key. Written out here, not derived from the code's model:
 /// a change to who may do what must change this table.
 #[rustfmt::skip]
-const MATRIX: [(&str, &str, &str); 29] = [
+const MATRIX: [(&str, &str, &str); 31] = [
     ("GET",    "/v1/admin/session",                                    "vaoxprce"),
     ("POST",   "/v1/admin/session/reauth",                             "vaoxprce"),
     ("POST",   "/v1/admin/session/invites",                            "vaoxprce"),
@@ -250,6 +250,8 @@ const MATRIX: [(&str, &str, &str); 29] = [
     ("DELETE", "/v1/admin/tenants/{tenantId}/grants/{grantId}",        "ao"),
     ("GET",    "/v1/admin/tenants/{tenantId}/members",                 "vaorckK"),
     ("POST",   "/v1/admin/tenants/{tenantId}/invites",                 "ao"),
+    ("GET",    "/v1/admin/tenants/{tenantId}/invites",                 "vaorckK"),
+    ("DELETE", "/v1/admin/tenants/{tenantId}/invites/{inviteId}",      "ao"),
     ("DELETE", "/v1/admin/tenants/{tenantId}/members/{accountId}",     "ao"),
     ("POST",   "/v1/admin/tenants/{tenantId}/members/{accountId}/recovery", "aoc"),
     ("GET",    "/v1/admin/tenants/{tenantId}/management-keys",         "vaorckK"),
@@ -337,8 +339,24 @@ async fn request_for(
         "/v1/admin/tenants/{tenantId}/grants/{grantId}" => {
             (t("/grants/00000000deadbeef"), None, StatusCode::NOT_FOUND)
         }
-        "/v1/admin/tenants/{tenantId}/invites" => {
+        "/v1/admin/tenants/{tenantId}/invites" if method == Method::POST => {
             (t("/invites"), Some(json!({ "role": "viewer" })), ok)
+        }
+        "/v1/admin/tenants/{tenantId}/invites" => (t("/invites"), None, ok),
+        // A real open invite per cell: an allowed caller revokes it.
+        "/v1/admin/tenants/{tenantId}/invites/{inviteId}" => {
+            let (info, _) = accounts::create_invite(
+                &w.services,
+                &ctx(),
+                Invitee::Member {
+                    tenant_id: A.into(),
+                    role: Role::Viewer,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+            (t(&format!("/invites/{}", info.invite_id)), None, ok)
         }
         "/v1/admin/tenants/{tenantId}/members/{accountId}" => {
             (t("/members/acct_nobody"), None, StatusCode::NOT_FOUND)
@@ -723,6 +741,49 @@ async fn sessions_expire_when_idle_or_old_and_need_the_consoles_origin_to_change
 async fn console_tokens_and_invites_open_one_session_each() {
     let w = world().await;
     let owner = member(&w, A, Role::Owner).await;
+    // An open invite is listed (never its token) and, once revoked, opens nothing.
+    let me = Cred::Cookie(owner.cookie.clone());
+    let (info, revoked) = accounts::create_invite(
+        &w.services,
+        &ctx(),
+        Invitee::Member {
+            tenant_id: A.into(),
+            role: Role::Viewer,
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    let (s, listed) = call(
+        &w,
+        Method::GET,
+        &format!("/v1/admin/tenants/{A}/invites"),
+        &me,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        listed["invites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["inviteId"] == json!(info.invite_id)),
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains("lki_"), "no token in the list");
+    let uri = format!("/v1/admin/tenants/{A}/invites/{}", info.invite_id);
+    let (s, _) = call(&w, Method::DELETE, &uri, &me, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &w,
+        Method::POST,
+        "/v1/admin/invites/accept",
+        &Cred::None,
+        Some(json!({ "invite": revoked })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     // A token from the console's track that no ceremony answered opens nothing.
     let unproven = accounts::begin_reauth(
         &w.services,

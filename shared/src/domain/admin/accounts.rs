@@ -110,6 +110,9 @@ pub struct Account {
     /// held the lost passkeys.
     #[serde(skip)]
     pub sessions_after: i64,
+    /// When the account was made (kept by every later write of the record).
+    #[serde(skip)]
+    pub created_at: String,
     #[serde(skip)]
     pub version: u64,
 }
@@ -136,11 +139,18 @@ impl Account {
                 .get("sessionsAfter")
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
+            created_at: item.str("createdAt").unwrap_or_default().to_owned(),
             version: item.version,
         })
     }
 
-    fn item(&self, created_at: &str) -> Item {
+    /// The record; `now` is its creation time when it has none yet.
+    fn item(&self, now: &str) -> Item {
+        let created_at = if self.created_at.is_empty() {
+            now
+        } else {
+            self.created_at.as_str()
+        };
         let memberships: serde_json::Map<String, Value> = self
             .memberships
             .iter()
@@ -200,6 +210,120 @@ pub struct InviteInfo {
     pub tenant_id: Option<String>,
     pub role: String,
     pub expires_at: String,
+}
+
+/// A tenant's open invites: `T#{tenant}#INVITES` / `I#{invite id}`.
+pub fn invites_pk(tenant_id: &str) -> String {
+    format!("T#{tenant_id}#INVITES")
+}
+
+/// The writes that spend an invite: its record (on its version: spent once) and its entry on
+/// the tenant's list.
+fn spend(invite: &Invite) -> Vec<WriteOp> {
+    let mut ops = vec![WriteOp::Delete {
+        pk: invite.item.pk.clone(),
+        sk: invite.item.sk.clone(),
+        condition: Condition::Version(invite.item.version),
+    }];
+    if let Some(t) = invite.item.str("tenantId") {
+        ops.push(WriteOp::Delete {
+            pk: invites_pk(t),
+            sk: format!("I#{}", invite.id),
+            condition: Condition::None,
+        });
+    }
+    ops
+}
+
+/// One open invite as the tenant's people see it (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenInvite {
+    pub invite_id: String,
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    pub created_by: String,
+    pub expires_at: String,
+}
+
+/// The tenant's invites not yet accepted nor expired.
+pub async fn list_invites(services: &Services, tenant_id: &str) -> Result<Vec<OpenInvite>, Error> {
+    let now = services.clock.now().unix_timestamp();
+    let page = services
+        .store
+        .query(
+            Query::partition(invites_pk(tenant_id))
+                .prefix("I#")
+                .limit(1000),
+        )
+        .await?;
+    Ok(page
+        .items
+        .iter()
+        .filter(|i| i.ttl.is_none_or(|t| t > now))
+        .filter_map(|i| {
+            Some(OpenInvite {
+                invite_id: i.sk.strip_prefix("I#")?.to_owned(),
+                role: i.str("role")?.to_owned(),
+                account_id: i.str("accountId").map(str::to_owned),
+                created_by: i.str("createdBy").unwrap_or_default().to_owned(),
+                expires_at: i.str("expiresAt").unwrap_or_default().to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// Revokes an open invite of `tenant_id`; returns the role it was for (owner invites are the
+/// owners' to revoke: the caller checks).
+pub async fn invite_role(
+    services: &Services,
+    tenant_id: &str,
+    invite_id: &str,
+) -> Result<String, Error> {
+    services
+        .store
+        .get(&invites_pk(tenant_id), &format!("I#{invite_id}"))
+        .await?
+        .and_then(|i| i.str("role").map(str::to_owned))
+        .ok_or(Error::NotFound("invite"))
+}
+
+/// Revokes an open invite of `tenant_id`, in one audited transaction.
+pub async fn revoke_invite(
+    services: &Services,
+    ctx: &AuditContext,
+    tenant_id: &str,
+    invite_id: &str,
+) -> Result<(), Error> {
+    let record = services
+        .store
+        .get(&invite_pk(invite_id), "INVITE")
+        .await?
+        .filter(|i| i.str("tenantId") == Some(tenant_id))
+        .ok_or(Error::NotFound("invite"))?;
+    let change = Change {
+        action: "admin.invite.revoke",
+        target: format!("invite:{invite_id}"),
+        summary: json!({ "role": record.str("role") }),
+        ops: vec![
+            WriteOp::Delete {
+                pk: record.pk.clone(),
+                sk: record.sk.clone(),
+                condition: Condition::Version(record.version),
+            },
+            WriteOp::Delete {
+                pk: invites_pk(tenant_id),
+                sk: format!("I#{invite_id}"),
+                condition: Condition::None,
+            },
+        ],
+    };
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok(()),
+        Err(CommitError::Condition { .. }) => Err(Error::NotFound("invite")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The console tenant.
@@ -370,14 +494,32 @@ pub async fn create_invite(
             .with("memberRole", held.as_str());
         summary["account"] = json!(account_id);
     }
+    let mut ops = Vec::new();
+    if let Some(t) = &tenant_id {
+        // The tenant's list of open invites, for its people to see and revoke.
+        let entry = Item::new(invites_pk(t), format!("I#{}", minted.id))
+            .with("role", role)
+            .with("createdBy", ctx.actor.clone())
+            .with("expiresAt", expires.rfc3339()?)
+            .with_ttl(expires.unix_timestamp());
+        let entry = match &invitee {
+            Invitee::Recovery { account_id, .. } => entry.with("accountId", account_id.clone()),
+            _ => entry,
+        };
+        ops.push(WriteOp::Put {
+            item: entry,
+            condition: Condition::Absent,
+        });
+    }
+    ops.push(WriteOp::Put {
+        item,
+        condition: Condition::Absent,
+    });
     let change = Change {
         action: "admin.invite",
         target: format!("invite:{}", minted.id),
         summary,
-        ops: vec![WriteOp::Put {
-            item,
-            condition: Condition::Absent,
-        }],
+        ops,
     };
     services.journal.commit(&journal, ctx, change).await?;
     Ok((
@@ -600,15 +742,12 @@ pub async fn sign_in(
                 operator: false,
                 memberships: BTreeMap::new(),
                 sessions_after: 0,
+                created_at: String::new(),
                 version: 0,
             });
             let journal = accept_into(&mut account, &invite, &now_text, &mut ops)?;
             let summary = json!({ "role": invite.item.str("role") });
-            ops.push(WriteOp::Delete {
-                pk: invite.item.pk.clone(),
-                sk: invite.item.sk.clone(),
-                condition: Condition::Version(invite.item.version),
-            });
+            ops.extend(spend(&invite));
             (
                 account,
                 journal,
@@ -713,17 +852,13 @@ async fn claim_recovery(
         action: "admin.recover",
         target: format!("account:{account_id}"),
         summary: json!({ "invite": invite.id }),
-        ops: vec![
-            WriteOp::Delete {
-                pk: invite.item.pk.clone(),
-                sk: invite.item.sk.clone(),
-                condition: Condition::Version(invite.item.version),
-            },
-            WriteOp::Put {
+        ops: spend(invite)
+            .into_iter()
+            .chain([WriteOp::Put {
                 item: account.item(&now.rfc3339()?).with_version(version + 1),
                 condition: Condition::Version(version),
-            },
-        ],
+            }])
+            .collect(),
     };
     match services.journal.commit(tenant_id, &ctx, change).await {
         Ok(_) => {}
@@ -815,11 +950,7 @@ pub async fn accept_signed_in(
     let now = services.clock.now().rfc3339()?;
     let mut ops = Vec::new();
     let journal = accept_into(&mut account, &invite, &now, &mut ops)?;
-    ops.push(WriteOp::Delete {
-        pk: invite.item.pk.clone(),
-        sk: invite.item.sk.clone(),
-        condition: Condition::Version(invite.item.version),
-    });
+    ops.extend(spend(&invite));
     let change = Change {
         action: "admin.join",
         target: format!("invite:{}", invite.id),
