@@ -1369,3 +1369,32 @@ async fn planted_cookies_cross_site_sign_ins_and_the_console_tenant_are_refused(
             .is_err()
     );
 }
+
+/// Two owners removing each other through the API: one removal commits, the other is refused,
+/// and the tenant keeps an owner. (This does not force the two transactions to interleave; the
+/// case where both read two owners before either commits is what `remove_member`'s condition on
+/// the other owners' entries is for.)
+#[tokio::test]
+async fn two_owners_removing_each_other_at_once_leave_one_owner() {
+    let w = world().await;
+    let x = member(&w, A, Role::Owner).await;
+    let y = member(&w, A, Role::Owner).await;
+    let remove = |by: &Person, whom: &Person| {
+        let cred = Cred::Cookie(by.cookie.clone());
+        let uri = format!("/v1/admin/tenants/{A}/members/{}", whom.account);
+        let w = &w;
+        async move { call(w, Method::DELETE, &uri, &cred, None).await.0 }
+    };
+    let (a, b) = tokio::join!(remove(&x, &y), remove(&y, &x));
+    let mut statuses = [a, b];
+    statuses.sort();
+    assert_eq!(statuses[0], StatusCode::OK, "{statuses:?}");
+    assert_ne!(statuses[1], StatusCode::OK, "{statuses:?}");
+    let owners = accounts::members(&w.services, A)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.role == Role::Owner)
+        .count();
+    assert_eq!(owners, 1);
+}

@@ -1115,13 +1115,21 @@ pub async fn remove_member(
     let Some(role) = account.memberships.remove(tenant_id) else {
         return Err(Error::NotFound("member"));
     };
+    // Removing an owner: the other owners' entries must still be there when it commits, so two
+    // owners removing each other at once cannot leave the tenant without one.
+    let mut other_owners = Vec::new();
     if role == Role::Owner {
-        let owners = members(services, tenant_id)
+        other_owners = members(services, tenant_id)
             .await?
             .into_iter()
-            .filter(|m| m.role == Role::Owner)
-            .count();
-        if owners <= 1 {
+            .filter(|m| m.role == Role::Owner && m.account_id != account_id)
+            .map(|m| WriteOp::Check {
+                pk: members_pk(tenant_id),
+                sk: format!("M#{}", m.account_id),
+                condition: Condition::Exists,
+            })
+            .collect();
+        if other_owners.is_empty() {
             return Err(Error::Invalid(
                 "the tenant's last owner cannot be removed".into(),
             ));
@@ -1129,24 +1137,31 @@ pub async fn remove_member(
     }
     let now = services.clock.now().rfc3339()?;
     let version = account.version;
+    let mut ops = vec![
+        WriteOp::Put {
+            item: account.item(&now).with_version(version + 1),
+            condition: Condition::Version(version),
+        },
+        WriteOp::Delete {
+            pk: members_pk(tenant_id),
+            sk: format!("M#{account_id}"),
+            condition: Condition::Exists,
+        },
+    ];
+    ops.extend(other_owners);
     let change = Change {
         action: "admin.remove",
         target: format!("account:{account_id}"),
         summary: json!({ "role": role }),
-        ops: vec![
-            WriteOp::Put {
-                item: account.item(&now).with_version(version + 1),
-                condition: Condition::Version(version),
-            },
-            WriteOp::Delete {
-                pk: members_pk(tenant_id),
-                sk: format!("M#{account_id}"),
-                condition: Condition::Exists,
-            },
-        ],
+        ops,
     };
-    services.journal.commit(tenant_id, ctx, change).await?;
-    Ok(())
+    match services.journal.commit(tenant_id, ctx, change).await {
+        Ok(_) => Ok(()),
+        Err(CommitError::Condition { .. }) => Err(Error::Conflict(
+            "the tenant's members changed meanwhile; try again",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The role a member holds in a tenant, read afresh (for owner-only checks on a member).
