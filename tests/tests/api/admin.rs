@@ -1398,3 +1398,113 @@ async fn two_owners_removing_each_other_at_once_leave_one_owner() {
         .count();
     assert_eq!(owners, 1);
 }
+
+/// A store that, right after the first read of a tenant's member list, deletes one member's
+/// entry, as another owner's removal committing at that moment would.
+struct RemovedMeanwhile {
+    inner: std::sync::Arc<dyn latchkey::ports::Store>,
+    members_pk: String,
+    doomed_sk: String,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl latchkey::ports::Store for RemovedMeanwhile {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<latchkey::ports::store::Item>, latchkey::ports::store::StoreError> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(
+        &self,
+        item: latchkey::ports::store::Item,
+        condition: latchkey::ports::store::Condition,
+    ) -> Result<(), latchkey::ports::store::StoreError> {
+        self.inner.put(item, condition).await
+    }
+    async fn delete(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: latchkey::ports::store::Condition,
+    ) -> Result<Option<latchkey::ports::store::Item>, latchkey::ports::store::StoreError> {
+        self.inner.delete(pk, sk, condition).await
+    }
+    async fn query(
+        &self,
+        query: latchkey::ports::store::Query,
+    ) -> Result<latchkey::ports::store::Page, latchkey::ports::store::StoreError> {
+        let members = query.pk == self.members_pk;
+        let page = self.inner.query(query).await?;
+        if members && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner
+                .delete(
+                    &self.members_pk,
+                    &self.doomed_sk,
+                    latchkey::ports::store::Condition::None,
+                )
+                .await?;
+        }
+        Ok(page)
+    }
+    async fn scan(
+        &self,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<latchkey::ports::store::Page, latchkey::ports::store::StoreError> {
+        self.inner.scan(cursor, limit).await
+    }
+    async fn transact(
+        &self,
+        ops: Vec<latchkey::ports::store::WriteOp>,
+    ) -> Result<(), latchkey::ports::store::StoreError> {
+        self.inner.transact(ops).await
+    }
+}
+
+/// The interleaving itself: owner y's removal reads two owners, then owner x's entry goes (x
+/// removed by a concurrent request) before y's removal commits. The removal is refused, so the
+/// tenant keeps y as its owner; without the condition on the other owners' entries it would be
+/// left with none.
+#[tokio::test]
+async fn an_owners_removal_racing_another_owners_is_refused() {
+    let w = world().await;
+    let x = member(&w, A, Role::Owner).await;
+    let y = member(&w, A, Role::Owner).await;
+    let store = std::sync::Arc::new(RemovedMeanwhile {
+        inner: w.services.store.clone(),
+        members_pk: accounts::members_pk(A),
+        doomed_sk: format!("M#{}", x.account),
+        fired: std::sync::atomic::AtomicBool::new(false),
+    });
+    let services = latchkey::domain::Services::new(
+        latchkey::domain::Ports {
+            store,
+            vault: w.services.vault.clone(),
+            secrets: w.services.secrets.clone(),
+            clock: w.services.clock.clone(),
+            random: w.services.random.clone(),
+            mailer: w.services.mailer.clone(),
+        },
+        latchkey::domain::CachePolicy {
+            ttl: time::Duration::minutes(5),
+            capacity: 10,
+        },
+        latchkey::domain::limits::AnonymousLimits::default(),
+    );
+    let refused = accounts::remove_member(&services, &ctx(), A, &y.account).await;
+    assert!(
+        matches!(refused, Err(latchkey::domain::Error::Conflict(_))),
+        "{refused:?}"
+    );
+    let owners: Vec<_> = accounts::members(&w.services, A)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.role == Role::Owner)
+        .map(|m| m.account_id)
+        .collect();
+    assert_eq!(owners, vec![y.account.clone()]);
+}
