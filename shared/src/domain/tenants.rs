@@ -207,7 +207,11 @@ pub fn key_pk(key_id: &str) -> String {
 }
 
 /// A tenant record, from the cache while fresh, else from the store.
-async fn cached_record(services: &Services, pk: &str, sk: &str) -> Result<Option<Item>, Error> {
+pub(crate) async fn cached_record(
+    services: &Services,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<Item>, Error> {
     let now = services.clock.now().unix_timestamp();
     if let Some(item) = services.records.fresh(pk, sk, now) {
         return Ok(Some(item));

@@ -315,6 +315,21 @@ pub trait Store: Send + Sync {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 }
 
+/// Every item `query` matches, following its pages (for small partitions read whole: a
+/// tenant's grants, management keys, members).
+pub async fn query_all(store: &dyn Store, query: Query) -> Result<Vec<Item>, StoreError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.query(query.clone().after(cursor)).await?;
+        out.extend(page.items);
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// The cursor of a scan page that ended at this item's key (opaque to callers).
 pub fn scan_cursor(pk: &str, sk: &str) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::json!([pk, sk]).to_string())

@@ -328,9 +328,8 @@ pub async fn revoke_invite(
 
 /// The console tenant.
 pub async fn console(services: &Services) -> Result<Tenant, Error> {
-    let item = services
-        .store
-        .get(CONSOLE_PK, "CONSOLE")
+    // Read on every request with a session cookie: through the record cache.
+    let item = tenants::cached_record(services, CONSOLE_PK, "CONSOLE")
         .await?
         .ok_or_else(|| {
             Error::Misconfigured(
@@ -360,9 +359,7 @@ pub fn console_allows(console: &Tenant, origin: &str) -> bool {
 
 /// The console's tenant id, if the console was set up.
 pub async fn console_id(services: &Services) -> Result<Option<String>, Error> {
-    Ok(services
-        .store
-        .get(CONSOLE_PK, "CONSOLE")
+    Ok(tenants::cached_record(services, CONSOLE_PK, "CONSOLE")
         .await?
         .and_then(|i| i.str("tenantId").map(str::to_owned)))
 }
@@ -1074,31 +1071,23 @@ pub struct Member {
 
 /// The tenant's members.
 pub async fn members(services: &Services, tenant_id: &str) -> Result<Vec<Member>, Error> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = services
-            .store
-            .query(
-                Query::partition(members_pk(tenant_id))
-                    .prefix("M#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        out.extend(page.items.iter().filter_map(|i| {
+    let items = crate::ports::store::query_all(
+        &*services.store,
+        Query::partition(members_pk(tenant_id))
+            .prefix("M#")
+            .limit(100),
+    )
+    .await?;
+    Ok(items
+        .iter()
+        .filter_map(|i| {
             Some(Member {
                 account_id: i.sk.strip_prefix("M#")?.to_owned(),
                 role: Role::parse(i.str("role")?).ok()?,
                 since: i.str("since").unwrap_or_default().to_owned(),
             })
-        }));
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// Removes a member from a tenant (their account keeps its other memberships). The last

@@ -11,7 +11,7 @@ use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change};
 use crate::domain::timestamps::Timestamp as _;
 use crate::ports::random::RandomExt as _;
-use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::ports::store::{Condition, Item, Query, WriteOp, query_all};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -97,24 +97,14 @@ fn from_item(item: &Item, now: i64) -> Option<SupportGrant> {
 /// Every grant of the tenant still listed, newest first.
 pub async fn list(services: &Services, tenant_id: &str) -> Result<Vec<SupportGrant>, Error> {
     let now = services.clock.now().unix_timestamp();
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = services
-            .store
-            .query(
-                Query::partition(grants_pk(tenant_id))
-                    .prefix("G#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        out.extend(page.items.iter().filter_map(|i| from_item(i, now)));
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let items = query_all(
+        &*services.store,
+        Query::partition(grants_pk(tenant_id))
+            .prefix("G#")
+            .limit(100),
+    )
+    .await?;
+    let mut out: Vec<SupportGrant> = items.iter().filter_map(|i| from_item(i, now)).collect();
     out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Ok(out)
 }

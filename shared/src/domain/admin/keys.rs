@@ -10,7 +10,7 @@ use crate::domain::Error;
 use crate::domain::Services;
 use crate::domain::audit::{AuditContext, Change};
 use crate::domain::timestamps::Timestamp as _;
-use crate::ports::store::{Condition, Item, Query, WriteOp};
+use crate::ports::store::{Condition, Item, Query, WriteOp, query_all};
 use serde::Serialize;
 use serde_json::json;
 
@@ -141,24 +141,12 @@ fn info(entry: &Item, now: i64) -> Option<KeyInfo> {
 /// The tenant's management keys, newest first.
 pub async fn list(services: &Services, tenant_id: &str) -> Result<Vec<KeyInfo>, Error> {
     let now = services.clock.now().unix_timestamp();
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = services
-            .store
-            .query(
-                Query::partition(list_pk(tenant_id))
-                    .prefix("K#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        out.extend(page.items.iter().filter_map(|i| info(i, now)));
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let items = query_all(
+        &*services.store,
+        Query::partition(list_pk(tenant_id)).prefix("K#").limit(100),
+    )
+    .await?;
+    let mut out: Vec<KeyInfo> = items.iter().filter_map(|i| info(i, now)).collect();
     out.sort_by(|a, b| {
         b.created_at
             .cmp(&a.created_at)
