@@ -695,3 +695,65 @@ pub async fn revoke_management_key(
     admin::keys::revoke(&s.services, &allowed.ctx(), &tenant.id, &key_id).await?;
     Ok(Json(json!({})))
 }
+
+/// `GET /v1/admin/console`: what the console's sign-in page needs before anyone is signed in:
+/// the console tenant (whose Client API runs the passkey ceremonies) and its RP id.
+pub async fn console_info(State(s): St, _allowed: Allowed) -> Result<Json<Value>> {
+    let console = accounts::console(&s.services).await?;
+    Ok(Json(json!({
+        "consoleTenantId": console.id,
+        "rpId": console.settings.rp_id,
+        "signInAction": accounts::SIGN_IN,
+    })))
+}
+
+/// Counts stop here: the overview reads at most this many items per figure, and says when
+/// there are more (`usersMore`, `actionsMore`) rather than reading a large tenant whole.
+const OVERVIEW_CAP: usize = 10_000;
+
+/// `GET /v1/admin/tenants/{tenantId}/overview`: the tenant's settings, its number of users and
+/// of actions tracked in the last 24 hours (from the audit log's `action.track` events), each
+/// counted up to [`OVERVIEW_CAP`].
+pub async fn overview(State(s): St, allowed: Allowed) -> Result<Json<Value>> {
+    let (tenant, _) = allowed.tenant()?;
+    let mut users_count = 0usize;
+    let mut after: Option<String> = None;
+    let users_more = loop {
+        let (ids, more) =
+            users::list_user_ids(&s.services, tenant, 999, after.as_deref()).await?;
+        users_count += ids.len();
+        if !more {
+            break false;
+        }
+        if users_count >= OVERVIEW_CAP {
+            break true;
+        }
+        after = ids.last().cloned();
+    };
+    let now = s.services.clock.now();
+    let filter = audit_list::EventFilter {
+        actor: None,
+        action: Some("action.track".into()),
+        target: None,
+        since: Some(now - time::Duration::hours(24)),
+        until: None,
+    };
+    let mut actions_count = 0usize;
+    let mut cursor = None;
+    let actions_more = loop {
+        let (events, next) =
+            audit_list::list(&*s.services.store, &tenant.id, &filter, 1000, cursor).await?;
+        actions_count += events.len();
+        match next {
+            None => break false,
+            Some(_) if actions_count >= OVERVIEW_CAP => break true,
+            next => cursor = next,
+        }
+    };
+    let mut body = settings_json(tenant);
+    body["users"] = json!(users_count);
+    body["usersMore"] = json!(users_more);
+    body["actionsLast24h"] = json!(actions_count);
+    body["actionsMore"] = json!(actions_more);
+    Ok(Json(body))
+}

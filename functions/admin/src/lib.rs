@@ -10,6 +10,7 @@
 //! A library so that the local gateway and the tests mount the same routes the Lambda serves;
 //! `main.rs` only wires.
 pub mod auth;
+pub mod console;
 mod handlers;
 
 use axum::Router;
@@ -42,6 +43,10 @@ pub enum Need {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteId {
     OpenApi,
+    ConsolePage,
+    ConsoleScript,
+    ConsoleStyle,
+    ConsoleInfo,
     AcceptInvite,
     SignIn,
     WhoAmI,
@@ -50,6 +55,7 @@ pub enum RouteId {
     JoinSignedIn,
     MyTenants,
     GetTenant,
+    Overview,
     UpdateTenant,
     DeleteTenant,
     ListKeys,
@@ -80,11 +86,15 @@ pub enum RouteId {
 /// Every route this function serves, with what it needs: the one table the router is built
 /// from, that the authorization extractor reads, and that the tests walk cell by cell.
 #[rustfmt::skip]
-pub const TABLE: [(RouteId, &str, &str, Need); 34] = {
+pub const TABLE: [(RouteId, &str, &str, Need); 39] = {
     use Need::*;
     use RouteId::*;
     [
         (OpenApi,             "GET",    "/v1/admin/openapi.json",                                Public),
+        (ConsolePage,         "GET",    "/console",                                              Public),
+        (ConsoleScript,       "GET",    "/console/app.js",                                       Public),
+        (ConsoleStyle,        "GET",    "/console/app.css",                                      Public),
+        (ConsoleInfo,         "GET",    "/v1/admin/console",                                     Public),
         (AcceptInvite,        "POST",   "/v1/admin/invites/accept",                              Public),
         (SignIn,              "POST",   "/v1/admin/session",                                     Public),
         (WhoAmI,              "GET",    "/v1/admin/session",                                     Person),
@@ -93,6 +103,7 @@ pub const TABLE: [(RouteId, &str, &str, Need); 34] = {
         (JoinSignedIn,        "POST",   "/v1/admin/session/invites",                             Person),
         (MyTenants,           "GET",    "/v1/admin/tenants",                                     Person),
         (GetTenant,           "GET",    "/v1/admin/tenants/{tenantId}",                          Tenant(Perm::Read)),
+        (Overview,            "GET",    "/v1/admin/tenants/{tenantId}/overview",                 Tenant(Perm::Read)),
         (UpdateTenant,        "PATCH",  "/v1/admin/tenants/{tenantId}",                          Tenant(Perm::Configure)),
         (DeleteTenant,        "DELETE", "/v1/admin/tenants/{tenantId}",                          Tenant(Perm::Own)),
         (ListKeys,            "GET",    "/v1/admin/tenants/{tenantId}/keys",                     Tenant(Perm::Read)),
@@ -181,6 +192,10 @@ fn handler(id: RouteId) -> MethodRouter<AdminState> {
     use handlers::*;
     match id {
         OpenApi => get(openapi),
+        ConsolePage => get(crate::console::page),
+        ConsoleScript => get(crate::console::script),
+        ConsoleStyle => get(crate::console::style),
+        ConsoleInfo => get(console_info),
         AcceptInvite => post(accept_invite),
         SignIn => post(sign_in),
         WhoAmI => get(who_am_i),
@@ -189,6 +204,7 @@ fn handler(id: RouteId) -> MethodRouter<AdminState> {
         JoinSignedIn => post(join_signed_in),
         MyTenants => get(my_tenants),
         GetTenant => get(get_tenant),
+        Overview => get(overview),
         UpdateTenant => patch(update_tenant),
         DeleteTenant => delete(delete_tenant),
         ListKeys => get(list_keys),

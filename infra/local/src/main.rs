@@ -44,9 +44,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  demo page:  http://localhost:{}/demo",
         listener.local_addr()?.port()
     );
+    let port = listener.local_addr()?.port();
+    println!("  console:    http://localhost:{port}/console");
     if let Some(invite) = &invite {
+        // The invite rides in the fragment, which the browser never sends to a server (no
+        // access log, no Referer holds it).
         println!(
-            "  console owner invite: {invite}  (shown once, 72 h; POST {base}/v1/admin/invites/accept)"
+            "  console owner invite (one-time, 72 h; open it to register your passkey):\n    http://localhost:{port}/console#/accept/{invite}"
         );
     }
     let mut settings = wiring::http_settings(&config);
