@@ -74,12 +74,19 @@
       { class: "table-wrap" },
       h(
         "table",
-        {},
+        // Explicit roles: a phone's stylesheet lays rows out as cards, which would otherwise
+        // drop the table's semantics in some browsers.
+        { role: "table" },
         caption ? h("caption", { class: "hint" }, caption) : null,
-        h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t || h("span", { class: "sr-only" }, "Actions"))))),
-        h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))) : h("tr", {}, h("td", { colspan: headers.length }, "None."))),
+        h("thead", {}, h("tr", { role: "row" }, headers.map((t) => h("th", { scope: "col", role: "columnheader" }, t || h("span", { class: "sr-only" }, "Actions"))))),
+        h("tbody", {}, rows.length ? rows.map((r) => row(headers, r)) : h("tr", { role: "row" }, h("td", { role: "cell", colspan: headers.length }, "None."))),
       ),
     );
+  }
+
+  /** A table row whose cells carry their column's name (a phone shows each row as a card). */
+  function row(headers, cells) {
+    return h("tr", { role: "row" }, cells.map((c, i) => h("td", { role: "cell", "data-label": headers[i] || "" }, c)));
   }
 
   function facts(pairs) {
@@ -1034,7 +1041,7 @@
       ]);
       if (append) {
         const tbody = $("tbody", results);
-        if (tbody) for (const r of rows) tbody.append(h("tr", {}, r.map((c) => h("td", {}, c))));
+        if (tbody) for (const r of rows) tbody.append(row(["User id", "Email", "Username", "Phone"], r));
       } else {
         results.replaceChildren(table(["User id", "Email", "Username", "Phone"], rows, `${users.length} found`));
       }
@@ -1160,6 +1167,8 @@
     );
   }
 
+  const AUDIT_COLUMNS = ["When", "Action", "Actor", "Target", "Details"];
+
   async function auditPage(tid) {
     const err = alertBox();
     const stateArea = h("div", { id: "audit-verify" }, h("p", {}, "Checking the sealed chain…"));
@@ -1188,9 +1197,9 @@
       const r = await api("GET", `${T(tid)}/audit?${query(cursor)}`);
       if (cursor) {
         const tbody = $("tbody", results);
-        for (const row of rowsOf(r.events)) tbody.append(h("tr", {}, row.map((c) => h("td", {}, c))));
+        for (const cells of rowsOf(r.events)) tbody.append(row(AUDIT_COLUMNS, cells));
       } else {
-        results.replaceChildren(table(["When", "Action", "Actor", "Target", "Details"], rowsOf(r.events)));
+        results.replaceChildren(table(AUDIT_COLUMNS, rowsOf(r.events)));
       }
       more.replaceChildren();
       if (r.cursor) {

@@ -69,19 +69,40 @@ mod tests {
             let tag = &page[i..i + page[i..].find('>').unwrap()];
             assert!(tag.contains("src=\"/console/"), "{tag}");
         }
-        for needle in [" style=", "<style", " onclick=", " onload=", "http://", "https://"] {
+        for needle in [
+            " style=",
+            "<style",
+            " onclick=",
+            " onload=",
+            "http://",
+            "https://",
+        ] {
             assert!(!page.contains(needle), "the page contains {needle}");
         }
         // The script names other addresses only as examples in its messages; it never
         // builds markup from strings or evaluates text.
         let mut script = SCRIPT.to_ascii_lowercase();
-        for example in ["https://example.com", "https://app.example.com", "http://localhost"] {
+        for example in [
+            "https://example.com",
+            "https://app.example.com",
+            "http://localhost",
+        ] {
             script = script.replace(example, "");
         }
-        for needle in ["://", "eval(", "new function", "innerhtml", "outerhtml", "document.write"] {
+        for needle in [
+            "://",
+            "eval(",
+            "new function",
+            "innerhtml",
+            "outerhtml",
+            "document.write",
+        ] {
             assert!(!script.contains(needle), "app.js contains {needle}");
         }
-        assert!(!STYLE.contains("url(http"), "app.css loads something remote");
+        assert!(
+            !STYLE.contains("url(http"),
+            "app.css loads something remote"
+        );
         assert!(!STYLE.contains("@import"), "app.css imports something");
     }
 

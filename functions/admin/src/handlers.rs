@@ -719,8 +719,7 @@ pub async fn overview(State(s): St, allowed: Allowed) -> Result<Json<Value>> {
     let mut users_count = 0usize;
     let mut after: Option<String> = None;
     let users_more = loop {
-        let (ids, more) =
-            users::list_user_ids(&s.services, tenant, 999, after.as_deref()).await?;
+        let (ids, more) = users::list_user_ids(&s.services, tenant, 999, after.as_deref()).await?;
         users_count += ids.len();
         if !more {
             break false;

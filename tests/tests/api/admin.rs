@@ -226,12 +226,13 @@ const PRINCIPALS: [&str; 11] = [
 /// grant, `k` viewer key, `K` admin key. Written out here, not derived from the code's model:
 /// a change to who may do what must change this table.
 #[rustfmt::skip]
-const MATRIX: [(&str, &str, &str); 31] = [
+const MATRIX: [(&str, &str, &str); 32] = [
     ("GET",    "/v1/admin/session",                                    "vaoxprce"),
     ("POST",   "/v1/admin/session/reauth",                             "vaoxprce"),
     ("POST",   "/v1/admin/session/invites",                            "vaoxprce"),
     ("GET",    "/v1/admin/tenants",                                    "vaoxprce"),
     ("GET",    "/v1/admin/tenants/{tenantId}",                         "vaorckK"),
+    ("GET",    "/v1/admin/tenants/{tenantId}/overview",                "vaorckK"),
     ("PATCH",  "/v1/admin/tenants/{tenantId}",                         "aocK"),
     ("DELETE", "/v1/admin/tenants/{tenantId}",                         "o"),
     ("GET",    "/v1/admin/tenants/{tenantId}/keys",                    "vaorckK"),
@@ -1507,4 +1508,122 @@ async fn an_owners_removal_racing_another_owners_is_refused() {
         .map(|m| m.account_id)
         .collect();
     assert_eq!(owners, vec![y.account.clone()]);
+}
+
+/// The console's overview: users, and actions tracked in the last 24 hours (from the audit
+/// log), counted for the tenant alone; a viewer may read it, an operator without a grant not.
+#[tokio::test]
+async fn the_overview_counts_the_tenants_users_and_the_last_days_tracks() {
+    let w = world().await;
+    let owner = member(&w, A, Role::Owner).await;
+    let me = Cred::Cookie(owner.cookie.clone());
+    let (s, o) = overview(&w, me.clone(), A).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    assert_eq!(
+        (o["users"].clone(), o["actionsLast24h"].clone()),
+        (json!(0), json!(0))
+    );
+    assert_eq!(o["rpId"], "example.com");
+
+    let (_, key) = call(
+        &w,
+        Method::POST,
+        &format!("/v1/admin/tenants/{A}/keys"),
+        &me,
+        Some(json!({})),
+    )
+    .await;
+    let server = latchkey_tests::client::basic(key["secret"].as_str().unwrap());
+    for (user, action) in [
+        ("alice", "signIn"),
+        ("bob", "signIn"),
+        ("alice", "withdraw"),
+    ] {
+        let (s, t) = w
+            .post(
+                &server,
+                &format!("/v1/users/{user}/actions/{action}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+    }
+    let (_, o) = overview(&w, me.clone(), A).await;
+    assert_eq!(
+        (o["users"].clone(), o["actionsLast24h"].clone()),
+        (json!(2), json!(3)),
+        "{o}"
+    );
+    assert_eq!(
+        (o["usersMore"].clone(), o["actionsMore"].clone()),
+        (json!(false), json!(false))
+    );
+    // Another tenant's figures are its own.
+    let other = member(&w, B, Role::Viewer).await;
+    let (s, ob) = overview(&w, Cred::Cookie(other.cookie.clone()), B).await;
+    assert_eq!(
+        (s, ob["users"].clone(), ob["actionsLast24h"].clone()),
+        (StatusCode::OK, json!(0), json!(0))
+    );
+    // A day later the tracks have left the window; the users remain.
+    w.clock.advance(time::Duration::hours(25));
+    let owner_again = member(&w, A, Role::Viewer).await;
+    let (_, o) = overview(&w, Cred::Cookie(owner_again.cookie.clone()), A).await;
+    assert_eq!(
+        (o["users"].clone(), o["actionsLast24h"].clone()),
+        (json!(2), json!(0)),
+        "{o}"
+    );
+}
+
+/// `/console` and its two files come from the admin function with the console's policy; the
+/// page learns the console tenant from `GET /v1/admin/console` before anyone signs in.
+#[tokio::test]
+async fn the_console_is_served_with_its_policy_and_finds_its_tenant() {
+    let w = world().await;
+    for (uri, kind) in [
+        ("/console", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
+        let r = w
+            .request(Request::builder().uri(uri).body(Body::empty()).unwrap())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        let header = |name: header::HeaderName| {
+            r.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header(header::CONTENT_TYPE).starts_with(kind), "{uri}");
+        assert_eq!(
+            header(header::CONTENT_SECURITY_POLICY),
+            latchkey_admin_api::console::CSP,
+            "{uri}"
+        );
+        assert_eq!(header(header::X_FRAME_OPTIONS), "DENY", "{uri}");
+    }
+    let page = w
+        .request(
+            Request::builder()
+                .uri("/console")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .text();
+    assert!(page.contains(r#"<script src="/console/app.js" defer></script>"#));
+    let (s, info) = call(&w, Method::GET, "/v1/admin/console", &Cred::None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        info,
+        json!({ "consoleTenantId": CONSOLE, "rpId": "example.com", "signInAction": accounts::SIGN_IN })
+    );
+}
+
+async fn overview(w: &World, cred: Cred, tenant: &str) -> (StatusCode, Value) {
+    let uri = format!("/v1/admin/tenants/{tenant}/overview");
+    call(w, Method::GET, &uri, &cred, None).await
 }
