@@ -24,6 +24,7 @@ import { join } from 'node:path';
 const BASE = (process.env.BASE || 'http://localhost:8795').replace(/\/+$/, '');
 const INVITE_URL = process.env.INVITE_URL || '';
 const OPERATOR_INVITE = process.env.OPERATOR_INVITE || '';
+const SPARE_INVITE = process.env.SPARE_INVITE || '';
 const PYTHON = process.env.PYTHON || 'python3';
 const ARTIFACTS = process.env.ARTIFACTS || 'target/e2e/console';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -371,6 +372,27 @@ try {
     await page.waitForSelector('#audit-results tbody');
     const text = await page.textContent('#audit-results');
     for (const a of ['support.grant', 'support.access', 'support.revoke']) expect(text.includes(a), `no ${a} event`);
+  });
+
+  await step('join a second tenant signed in, and delete it after a fresh passkey check', async () => {
+    await page.goto(`${BASE}/console#/accept/${SPARE_INVITE}`);
+    await page.waitForSelector('#accept:has-text("Join")');
+    await page.click('#accept');
+    await page.waitForSelector('#tenant-select');
+    await page.selectOption('#tenant-select', 'spare-tenant');
+    await waitHash(page, /^#\/t\/spare-tenant\/overview$/);
+    await page.fill('#confirm-delete', 'not-the-id');
+    await page.click('button:has-text("Delete this tenant")');
+    expect((await page.textContent('#confirm-delete-error')).includes('not the tenant id'), 'no error next to a wrong confirmation');
+    await page.fill('#confirm-delete', 'spare-tenant');
+    await page.click('button:has-text("Delete this tenant")');
+    await page.waitForSelector('.success:has-text("Deleted at")');
+    const text = (await page.textContent('.success')).trim();
+    expect(text.includes('key was destroyed'), text);
+    await capture(page, '16-tenant-deleted');
+    const r = await page.request.get(`${BASE}/v1/admin/tenants/spare-tenant/overview`);
+    expect(r.status() === 403 || r.status() === 404, `the deleted tenant still answers ${r.status()}`);
+    return text;
   });
 
   await step('no Content-Security-Policy violation or script error on any page', async () => {

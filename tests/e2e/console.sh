@@ -42,13 +42,19 @@ if [[ -z "$operator_invite" ]]; then
     exit 1
 fi
 
+# A second tenant for the same owner, to delete from the console at the end.
+LATCHKEY_DATA_DIR="$work/data" cargo run -q -p latchkey-admin --locked -- tenant create \
+    --id spare-tenant --name Spare --rp-id localhost --origin "http://localhost:$port" >/dev/null
+spare_invite=$(LATCHKEY_DATA_DIR="$work/data" cargo run -q -p latchkey-admin --locked -- \
+    invite create --tenant spare-tenant --role owner | sed -n 's/^invite: *\(lki_[^ ]*\).*/\1/p')
+
 artifacts=${E2E_ARTIFACTS:-$repo/target/e2e/console}
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 echo "console.sh: screenshots in $artifacts"
 
 status=0
-BASE="http://localhost:$port" INVITE_URL="$invite_url" OPERATOR_INVITE="$operator_invite" \
+BASE="http://localhost:$port" INVITE_URL="$invite_url" OPERATOR_INVITE="$operator_invite" SPARE_INVITE="$spare_invite" \
 PYTHON="$venv/bin/python" ARTIFACTS="$artifacts" PYTHONDONTWRITEBYTECODE=1 \
     node tests/e2e/console.mjs || status=$?
 

@@ -229,7 +229,11 @@
       const detail = data && (data.errorDescription || data.message);
       // A lost session on the management API reads the same whatever the cause; elsewhere (a
       // passkey the Client API refused) the server's own words say what went wrong.
-      const message = response.status === 401 && path.startsWith("/v1/admin") ? WORDS[401] : detail ? (response.status === 403 ? `${base} ${detail}` : detail) : base;
+      let message = response.status === 401 && path.startsWith("/v1/admin") ? WORDS[401] : detail ? (response.status === 403 ? `${base} ${detail}` : detail) : base;
+      const tenant = /^\/v1\/admin\/tenants\/([^/?]+)/.exec(path);
+      if (response.status === 403 && tenant && state.me && state.me.account.operator && !(state.me.account.memberships || {})[decodeURIComponent(tenant[1])]) {
+        message += " An operator sees a tenant only while it grants support access, within the grant's scope.";
+      }
       throw new ApiError(message, response.status, data && data.errorCode);
     }
     if (data === null) throw new ApiError(`The server's answer to ${method} ${path} was not JSON.`, response.status);
@@ -391,9 +395,9 @@
     side.replaceChildren();
     if (!me) return;
     const memberships = me.account.memberships || {};
-    const role = tenantId ? memberships[tenantId] || (me.account.operator ? "operator (support access)" : "") : "";
+    const role = tenantId && memberships[tenantId] ? memberships[tenantId] : me.account.operator ? (tenantId ? "operator, under support access" : "operator") : "";
     who.append(
-      h("span", {}, `Signed in: `, h("span", { class: "mono" }, me.account.id), role ? ` — ${role}` : "", me.account.operator ? " (operator)" : ""),
+      h("span", {}, `Signed in: `, h("span", { class: "mono" }, me.account.id), role ? ` — ${role}` : ""),
       h("button", { type: "button", class: "secondary", id: "sign-out", onclick: signOut }, "Sign out"),
     );
     const ids = Object.keys(memberships);
@@ -660,8 +664,10 @@
           const token = await reauthenticate();
           progress.step("Step 2 of 2: destroying the tenant's key and marking it deleted…");
           const receipt = await api("DELETE", T(tid), { token });
-          progress.done(`Deleted. The tenant's key was ${receipt.keyDestroyed === false ? "not destroyed (this tenant had none of its own)" : "destroyed"}; its items are purged within the hour. Receipt: event ${receipt.eventId || receipt.id || "recorded"}.`);
+          progress.done(`Deleted at ${when(receipt.deletedAt)}. The tenant's key was ${receipt.keyDestroyed ? "destroyed" : "not destroyed (this tenant had none of its own)"}; its items are purged within the hour. Receipt: event ${receipt.receiptEvent} in the platform's journal.`);
           await loadMe();
+          chrome(null, null);
+          form.append(h("p", {}, h("a", { href: home(), id: "after-delete" }, "Continue")));
         } catch (e) {
           progress.fail(e);
         }
