@@ -45,7 +45,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?.port()
     );
     let port = listener.local_addr()?.port();
-    println!("  console:    http://localhost:{port}/console");
     if let Some(invite) = &invite {
         // The invite rides in the fragment, which the browser never sends to a server (no
         // access log, no Referer holds it).
@@ -53,6 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "  console owner invite (one-time, 72 h; open it to register your passkey):\n    http://localhost:{port}/console#/accept/{invite}"
         );
     }
+    // Last line of the banner (the run test reads up to it).
+    println!("  console:    http://localhost:{port}/console");
     let mut settings = wiring::http_settings(&config);
     settings.request_timeout = Some(config.local.request_timeout);
     if config.public_url.is_none() {

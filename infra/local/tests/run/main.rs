@@ -17,6 +17,10 @@ struct Running {
     base: String,
     tenant_id: String,
     secret_line: String,
+    /// The console's address.
+    console: String,
+    /// The one-time invite link for the development tenant's first owner, when printed.
+    invite_link: Option<String>,
 }
 
 impl Drop for Running {
@@ -43,14 +47,19 @@ fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Drains the output for as long as the server runs, after the test stops listening
+        // too: a closed pipe would make the server's next line fail to print.
         for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
         }
     });
-    let mut lines = Vec::new();
-    while lines.len() < 4 {
+    // The banner ends with the console's address.
+    let mut lines: Vec<String> = Vec::new();
+    while !lines
+        .last()
+        .is_some_and(|l| l.trim().starts_with("console:"))
+    {
         lines.push(
             rx.recv_timeout(Duration::from_secs(60))
                 .expect("the banner within 60 s"),
@@ -68,6 +77,12 @@ fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
         base: field("Latchkey is listening on"),
         tenant_id: field("tenant id:"),
         secret_line: field("secret key:"),
+        console: field("console:"),
+        invite_link: lines
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| l.contains("/console#/accept/"))
+            .map(str::to_owned),
         child,
     }
 }
@@ -105,6 +120,24 @@ fn run_command_serves_health_and_creates_the_dev_tenant_once() {
         first.secret_line
     );
     assert!(first.secret_line.ends_with("(shown once)"));
+    // The console, and its first owner's one-time invite link (a fragment: never sent to a
+    // server, so never in an access log).
+    let port = first.base.rsplit(':').next().unwrap().to_owned();
+    assert_eq!(first.console, format!("http://localhost:{port}/console"));
+    let link = first
+        .invite_link
+        .clone()
+        .expect("an invite link on first start");
+    assert!(
+        link.starts_with(&format!("http://localhost:{port}/console#/accept/lki_")),
+        "{link}"
+    );
+    let page = http_get(&first.base, "/console");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("content-security-policy: default-src 'none'")
+    );
     drop(first);
 
     #[cfg(unix)]
@@ -126,6 +159,7 @@ fn run_command_serves_health_and_creates_the_dev_tenant_once() {
         !second.secret_line.starts_with("lk_"),
         "the secret is shown once only"
     );
+    assert_eq!(second.invite_link, None, "the invite is made once only");
     assert!(http_get(&second.base, "/health").starts_with("HTTP/1.1 200"));
 }
 
