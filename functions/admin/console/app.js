@@ -1129,10 +1129,10 @@
       facts(Object.entries(u).map(([k, v]) => [k, shown(v)])),
       h("h2", {}, "Authenticators"),
       table(["Method", "Name", "Added", "Last used"], (d.authenticators || []).map((a) => [
-        a.verificationMethod || a.type || "—",
-        a.displayName || a.name || a.userAuthenticatorId || "—",
+        a.verificationMethod || "—",
+        (a.webauthnCredential && a.webauthnCredential.name) || a.email || a.phoneNumber || a.userAuthenticatorId || "—",
         when(a.createdAt),
-        when(a.lastVerifiedAt || a.lastUsedAt),
+        when(a.lastVerifiedAt),
       ])),
       h("h2", {}, "Recent actions"),
       table(["Action", "State", "When", "Rules matched"], (d.recentActions || []).map((a) => [
