@@ -172,6 +172,12 @@
     return h("div", { class: "panel", role: "region", "aria-label": title }, h("h2", {}, title), h("p", {}, note), h("div", { class: "secret" }, out, btn));
   }
 
+  /** Shows a secret in the current page's `areaId` (after any re-render) and focuses it. */
+  function revealOnce(areaId, title, secret, note) {
+    $(`#${areaId}`).replaceChildren(secretPanel(title, secret, note));
+    $("#new-secret").focus();
+  }
+
   // ---------------------------------------------------------------------------------------
   // HTTP in the wire format
   // ---------------------------------------------------------------------------------------
@@ -247,56 +253,7 @@
   // ---------------------------------------------------------------------------------------
   // WebAuthn JSON <-> browser objects
   // ---------------------------------------------------------------------------------------
-  function toB64url(buffer) {
-    const bytes = new Uint8Array(buffer);
-    let s = "";
-    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
-    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-  function fromB64url(text) {
-    const b64 = String(text).replace(/-/g, "+").replace(/_/g, "/");
-    const bin = atob(b64 + "===".slice((b64.length + 3) % 4));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out.buffer;
-  }
-  function dropNulls(value) {
-    if (Array.isArray(value)) return value.map(dropNulls);
-    if (value && typeof value === "object") {
-      const out = {};
-      for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = dropNulls(v);
-      return out;
-    }
-    return value;
-  }
-  function creationOptions(options) {
-    const o = dropNulls((options && options.publicKey) || options);
-    o.challenge = fromB64url(o.challenge);
-    o.user = { ...o.user, id: fromB64url(o.user.id) };
-    if (o.excludeCredentials) o.excludeCredentials = o.excludeCredentials.map((c) => ({ ...c, id: fromB64url(c.id) }));
-    return o;
-  }
-  function requestOptions(options) {
-    const o = dropNulls((options && options.publicKey) || options);
-    o.challenge = fromB64url(o.challenge);
-    if (o.allowCredentials) o.allowCredentials = o.allowCredentials.map((c) => ({ ...c, id: fromB64url(c.id) }));
-    return o;
-  }
-  function credentialJSON(cred) {
-    const r = cred.response;
-    const response = { clientDataJSON: toB64url(r.clientDataJSON) };
-    if (r.attestationObject) {
-      response.attestationObject = toB64url(r.attestationObject);
-      if (typeof r.getTransports === "function") response.transports = r.getTransports();
-    } else {
-      response.authenticatorData = toB64url(r.authenticatorData);
-      response.signature = toB64url(r.signature);
-      if (r.userHandle) response.userHandle = toB64url(r.userHandle);
-    }
-    const json = { id: cred.id, rawId: toB64url(cred.rawId), type: cred.type, response, clientExtensionResults: {} };
-    if (cred.authenticatorAttachment) json.authenticatorAttachment = cred.authenticatorAttachment;
-    return json;
-  }
+  const { creationOptions, requestOptions, credentialJSON } = window.LatchkeyWebAuthn;
   function requireWebAuthn() {
     if (!window.PublicKeyCredential || !navigator.credentials) {
       throw new Error("This browser, or this address, offers no passkeys: open the console on https, or on http://localhost.");
@@ -683,10 +640,7 @@
     const reload = () => keysPage(tid);
     const created = async (r, what) => {
       await keysPage(tid);
-      $("#secret-area").replaceChildren(
-        secretPanel(what, r.secret, "Shown once: copy it now into your backend's secret store. Latchkey keeps only a keyed hash of it."),
-      );
-      $("#new-secret").focus();
+      revealOnce("secret-area", what, r.secret, "Shown once: copy it now into your backend's secret store. Latchkey keeps only a keyed hash of it.");
     };
     const create = h("button", { type: "button", id: "create-key" }, "Create a secret key");
     create.addEventListener("click", () =>
@@ -1319,10 +1273,8 @@
     const [{ members }, { invites }] = await Promise.all([api("GET", `${T(tid)}/members`), api("GET", `${T(tid)}/invites`)]);
     const err = alertBox();
     const shown = h("div", { id: "invite-area" });
-    const showInvite = (r, title) => {
-      shown.replaceChildren(secretPanel(title, inviteLink(r.invite), `One-time link, good until ${when(r.expiresAt)}. Send it to the person over a channel you trust.`));
-      $("#new-secret").focus();
-    };
+    const showInvite = (r, title) =>
+      revealOnce("invite-area", title, inviteLink(r.invite), `One-time link, good until ${when(r.expiresAt)}. Send it to the person over a channel you trust.`);
     const memberRows = members.map((m) => {
       const buttons = h("div", { class: "actions" });
       if (m.accountId !== state.me.account.id) {
@@ -1367,13 +1319,9 @@
       busy(create, err, async () => {
         const r = await api("POST", `${T(tid)}/invites`, { role: role.value, hours: n });
         await membersPage(tid);
-        showInviteAfter(r);
+        showInvite(r, `Invite link for a new ${r.role}`);
       });
     });
-    const showInviteAfter = (r) => {
-      $("#invite-area").replaceChildren(secretPanel("Invite link", inviteLink(r.invite), `One-time link for a new ${r.role}, good until ${when(r.expiresAt)}. Send it over a channel you trust.`));
-      $("#new-secret").focus();
-    };
     view(
       "Admins and invites",
       err,

@@ -1,4 +1,4 @@
-//! The console at `/console`: one HTML page, one script and one stylesheet, compiled into this
+//! The console at `/console`: one HTML page, two scripts and one stylesheet, compiled into this
 //! function, that run in the browser on the management API (`/v1/admin`) and the Client API's
 //! passkey ceremonies on the console tenant (`/v1/client`), on the same origin.
 //!
@@ -9,13 +9,16 @@
 //! need a script in any case. The script is plain JavaScript with no framework, no build step
 //! and nothing from a CDN (`functions/admin/console/`), so what runs is what is reviewed.
 //!
-//! The Content-Security-Policy admits only these three files and same-origin fetches: no
+//! The Content-Security-Policy admits only these files and same-origin fetches: no
 //! inline script or style, no framing, no form posts elsewhere, no plugins.
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 pub const PAGE: &str = include_str!("../console/index.html");
 pub const SCRIPT: &str = include_str!("../console/app.js");
+/// WebAuthn's JSON objects to the browser's and back: one copy, for the console and the demo
+/// page that latchkey-local serves.
+pub const WEBAUTHN: &str = include_str!("../console/webauthn.js");
 pub const STYLE: &str = include_str!("../console/app.css");
 
 /// The console's policy: its own files, its own origin's API, nothing else.
@@ -50,6 +53,11 @@ pub async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
 }
 
+/// `GET /console/webauthn.js`.
+pub async fn webauthn() -> Response {
+    asset(WEBAUTHN, "text/javascript; charset=utf-8")
+}
+
 /// `GET /console/app.css`.
 pub async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
@@ -74,14 +82,14 @@ mod tests {
             "<style",
             " onclick=",
             " onload=",
-            "http://",
-            "https://",
+            // Any address at all: the page names only its own files, by path.
+            "://",
         ] {
             assert!(!page.contains(needle), "the page contains {needle}");
         }
         // The script names other addresses only as examples in its messages; it never
         // builds markup from strings or evaluates text.
-        let mut script = SCRIPT.to_ascii_lowercase();
+        let mut script = format!("{SCRIPT}{WEBAUTHN}").to_ascii_lowercase();
         for example in [
             "https://example.com",
             "https://app.example.com",

@@ -45,6 +45,7 @@ pub enum RouteId {
     OpenApi,
     ConsolePage,
     ConsoleScript,
+    ConsoleWebAuthn,
     ConsoleStyle,
     ConsoleInfo,
     AcceptInvite,
@@ -86,13 +87,14 @@ pub enum RouteId {
 /// Every route this function serves, with what it needs: the one table the router is built
 /// from, that the authorization extractor reads, and that the tests walk cell by cell.
 #[rustfmt::skip]
-pub const TABLE: [(RouteId, &str, &str, Need); 39] = {
+pub const TABLE: [(RouteId, &str, &str, Need); 40] = {
     use Need::*;
     use RouteId::*;
     [
         (OpenApi,             "GET",    "/v1/admin/openapi.json",                                Public),
         (ConsolePage,         "GET",    "/console",                                              Public),
         (ConsoleScript,       "GET",    "/console/app.js",                                       Public),
+        (ConsoleWebAuthn,     "GET",    "/console/webauthn.js",                                  Public),
         (ConsoleStyle,        "GET",    "/console/app.css",                                      Public),
         (ConsoleInfo,         "GET",    "/v1/admin/console",                                     Public),
         (AcceptInvite,        "POST",   "/v1/admin/invites/accept",                              Public),
@@ -194,6 +196,7 @@ fn handler(id: RouteId) -> MethodRouter<AdminState> {
         OpenApi => get(openapi),
         ConsolePage => get(crate::console::page),
         ConsoleScript => get(crate::console::script),
+        ConsoleWebAuthn => get(crate::console::webauthn),
         ConsoleStyle => get(crate::console::style),
         ConsoleInfo => get(console_info),
         AcceptInvite => post(accept_invite),

@@ -534,17 +534,8 @@ async fn invite_sign_in_configure_audit_and_support_access_end_to_end() {
     );
 
     // A secret key, shown once, works with the Server API.
-    let (s, key) = call(
-        &w,
-        Method::POST,
-        &format!("/v1/admin/tenants/{A}/keys"),
-        &me,
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{key}");
-    let secret = key["secret"].as_str().unwrap();
-    let server = latchkey_tests::client::basic(secret);
+    let secret = new_secret_key(&w, &me, A).await;
+    let server = latchkey_tests::client::basic(&secret);
 
     // A rule: withdrawals are blocked. The next track says so.
     let (s, updated) = call(
@@ -1525,15 +1516,7 @@ async fn the_overview_counts_the_tenants_users_and_the_last_days_tracks() {
     );
     assert_eq!(o["rpId"], "example.com");
 
-    let (_, key) = call(
-        &w,
-        Method::POST,
-        &format!("/v1/admin/tenants/{A}/keys"),
-        &me,
-        Some(json!({})),
-    )
-    .await;
-    let server = latchkey_tests::client::basic(key["secret"].as_str().unwrap());
+    let server = latchkey_tests::client::basic(&new_secret_key(&w, &me, A).await);
     for (user, action) in [
         ("alice", "signIn"),
         ("bob", "signIn"),
@@ -1584,6 +1567,7 @@ async fn the_console_is_served_with_its_policy_and_finds_its_tenant() {
     for (uri, kind) in [
         ("/console", "text/html"),
         ("/console/app.js", "text/javascript"),
+        ("/console/webauthn.js", "text/javascript"),
         ("/console/app.css", "text/css"),
     ] {
         let r = w
@@ -1626,4 +1610,18 @@ async fn the_console_is_served_with_its_policy_and_finds_its_tenant() {
 async fn overview(w: &World, cred: Cred, tenant: &str) -> (StatusCode, Value) {
     let uri = format!("/v1/admin/tenants/{tenant}/overview");
     call(w, Method::GET, &uri, &cred, None).await
+}
+
+/// A new secret key of `tenant`, made through the management API by `cred`: its secret.
+async fn new_secret_key(w: &World, cred: &Cred, tenant: &str) -> String {
+    let (s, key) = call(
+        w,
+        Method::POST,
+        &format!("/v1/admin/tenants/{tenant}/keys"),
+        cred,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{key}");
+    key["secret"].as_str().unwrap().to_owned()
 }
